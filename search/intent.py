@@ -1,0 +1,91 @@
+"""Intent classifier: how likely is a query a *name* (precise) rather than a *need* (fuzzy)?
+
+Model: scikit-learn ``LogisticRegression`` over
+- text features: TF-IDF of character 1–3-grams and jieba words (``textvec``), and
+- catalog-aware features: the name-match signals of ``matching`` (exact / homophone / contained /
+  prefix matches on names, aliases and pinyin keys), the BM25 top score and top-1/top-2 margin, and the
+  query's shape (length, ASCII-only).
+It is trained by the index build on ``index_data/intent_train.jsonl`` and exported to arrays, so scoring a
+query is a sparse dot product plus a logistic: p = 1 / (1 + exp(-(w·x + b))).
+
+The output is ``p_precise``; turning it into a route is ``routing``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .matching import NAME_FEATURES, NameMatch
+from .textvec import TextVectorizer
+
+DENSE_FEATURES: tuple[str, ...] = (*NAME_FEATURES, "bm25_top_log", "bm25_margin", "length", "ascii_only")
+
+
+def dense_features(match: NameMatch, bm25_top2: Sequence[float], q: str) -> np.ndarray:
+    """The catalog-aware feature vector (aligned with ``DENSE_FEATURES``) of compact query ``q``."""
+    top1 = bm25_top2[0] if len(bm25_top2) > 0 else 0.0
+    top2 = bm25_top2[1] if len(bm25_top2) > 1 else 0.0
+    margin = (top1 - top2) / top1 if top1 > 0 else 0.0
+    return np.array(
+        [*match.features, math.log1p(max(top1, 0.0)), margin, min(len(q), 64) / 10.0, float(q.isascii())],
+        dtype=np.float64,
+    )
+
+
+@dataclass(frozen=True)
+class IntentModel:
+    vectorizer: TextVectorizer
+    text_coef: np.ndarray  # float64, one per vocabulary entry
+    dense_coef: np.ndarray  # float64, one per DENSE_FEATURES entry (already divided by the scaler)
+    intercept: float
+
+    def logit(self, text_features: Sequence[str], dense: np.ndarray) -> float:
+        cols, vals = self.vectorizer.transform_one(text_features)
+        return float(vals @ self.text_coef[cols]) + float(dense @ self.dense_coef) + self.intercept
+
+    def p_precise(self, text_features: Sequence[str], dense: np.ndarray) -> float:
+        z = self.logit(text_features, dense)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def contributions(self, text_features: Sequence[str], dense: np.ndarray) -> list[tuple[str, float]]:
+        """Each feature's additive share of the logit, largest magnitude first (for ``/explain``)."""
+        cols, vals = self.vectorizer.transform_one(text_features)
+        terms = self.vectorizer.terms
+        out = [(terms[c], float(v * self.text_coef[c])) for c, v in zip(cols.tolist(), vals, strict=True)]
+        out += [(n, float(x * w)) for n, x, w in zip(DENSE_FEATURES, dense, self.dense_coef, strict=True) if x]
+        out.append(("(intercept)", self.intercept))
+        return sorted(out, key=lambda t: -abs(t[1]))
+
+    @classmethod
+    def train(
+        cls,
+        texts: Sequence[str],
+        dense: np.ndarray,
+        labels: Sequence[int],
+        analyzer: Callable[[str], list[str]],
+        c: float = 4.0,
+        seed: int = 0,
+    ) -> IntentModel:
+        """Fit on normalised ``texts``, their ``dense`` feature rows, and labels (1 = precise)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        y = np.asarray(labels, dtype=np.int64)
+        if len(set(y.tolist())) != 2:
+            raise ValueError("intent training data needs both precise and fuzzy examples")
+        vec, x_text = TextVectorizer.fit(texts, analyzer, min_df=1)
+        scaler = StandardScaler().fit(dense)
+        scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        x = sp.hstack([x_text, sp.csr_matrix((dense - scaler.mean_) / scale)]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
+        clf.fit(x, y)
+        w = clf.coef_[0]
+        n_text = x_text.shape[1]
+        dense_w = w[n_text:] / scale
+        intercept = float(clf.intercept_[0] - (dense_w * scaler.mean_).sum())
+        return cls(vec, np.ascontiguousarray(w[:n_text], dtype=np.float64), dense_w.astype(np.float64), intercept)

@@ -1,0 +1,120 @@
+"""Name lexicon: exact, prefix and contained-name lookups over names, aliases and their pinyin keys.
+
+Every catalog item contributes keys (all in ``compact`` form: normalised, no spaces or punctuation):
+its name, its aliases, the full toneless pinyin and the initials of each (肯德基 → kendeji, kdj). Keys are
+kept in one sorted array, so an exact lookup and a prefix range are two binary searches
+(``bisect``), and the same structure serves suggest-as-you-type.
+
+Key kinds are ranked by a documented prior: name > alias > name pinyin > alias pinyin > initials.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .normalize import compact
+from .tokenize import has_cjk, pinyin_keys
+
+# kind code → (label, weight). The weight scales boosts; the order is the suggest prior.
+KINDS: tuple[tuple[str, float], ...] = (
+    ("name", 1.0),
+    ("alias", 0.95),
+    ("pinyin", 0.9),
+    ("alias_pinyin", 0.85),
+    ("initials", 0.6),
+    ("alias_initials", 0.55),
+)
+KIND_NAME = {i: k for i, (k, _) in enumerate(KINDS)}
+KIND_WEIGHT = np.array([w for _, w in KINDS], dtype=np.float64)
+
+
+def item_keys(name: str, aliases: Iterable[str]) -> list[tuple[str, int]]:
+    """(key, kind code) pairs for one item, deduplicated, best kind kept per key."""
+    best: dict[str, int] = {}
+
+    def put(key: str, kind: int) -> None:
+        if key and (key not in best or kind < best[key]):
+            best[key] = kind
+
+    n = compact(name)
+    put(n, 0)
+    if has_cjk(n):
+        full, ini = pinyin_keys(n)
+        put(full, 2)
+        if len(ini) >= 2:
+            put(ini, 4)
+    for a in aliases:
+        ca = compact(a)
+        put(ca, 1)
+        if has_cjk(ca):
+            full, ini = pinyin_keys(ca)
+            put(full, 3)
+            if len(ini) >= 2:
+                put(ini, 5)
+    return sorted(best.items())
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    keys: list[str]  # sorted
+    items: np.ndarray  # int32 item number per key
+    kinds: np.ndarray  # int8 kind code per key
+
+    @classmethod
+    def build(cls, names: Sequence[str], aliases: Sequence[Sequence[str]]) -> Lexicon:
+        rows: list[tuple[str, int, int]] = []
+        for i, (n, al) in enumerate(zip(names, aliases, strict=True)):
+            rows.extend((k, i, kind) for k, kind in item_keys(n, al))
+        rows.sort(key=lambda r: (r[0], r[2], r[1]))
+        return cls(
+            [r[0] for r in rows],
+            np.array([r[1] for r in rows], dtype=np.int32),
+            np.array([r[2] for r in rows], dtype=np.int8),
+        )
+
+    def __post_init__(self) -> None:
+        exact: dict[str, list[tuple[int, int]]] = {}
+        for key, item, kind in zip(self.keys, self.items.tolist(), self.kinds.tolist(), strict=True):
+            exact.setdefault(key, []).append((item, kind))
+        object.__setattr__(self, "_exact", exact)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _range(self, prefix: str) -> tuple[int, int]:
+        lo = bisect.bisect_left(self.keys, prefix)
+        hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
+        return lo, hi
+
+    def exact(self, key: str) -> list[tuple[int, int]]:
+        """(item, kind) for every entry whose key equals ``key``."""
+        return self._exact.get(key, [])  # type: ignore[attr-defined]
+
+    def prefix(self, prefix: str, limit: int = 200) -> list[tuple[int, int, str]]:
+        """(item, kind, key) for keys starting with ``prefix``, in key order, at most ``limit``."""
+        lo, hi = self._range(prefix)
+        hi = min(hi, lo + limit)
+        return [(int(self.items[i]), int(self.kinds[i]), self.keys[i]) for i in range(lo, hi)]
+
+    def count_prefix(self, prefix: str) -> int:
+        lo, hi = self._range(prefix)
+        return hi - lo
+
+    def contained(self, text: str, min_len: int = 2, max_len: int = 16) -> list[tuple[int, int, int, int]]:
+        """Names/aliases (not pinyin keys) occurring inside ``text`` (already compact).
+
+        Returns (item, kind, start, length). A dict lookup per substring: at most 64 × 15 lookups.
+        """
+        exact = self._exact  # type: ignore[attr-defined]
+        out = []
+        n = len(text)
+        for start in range(n):
+            for ln in range(min_len, min(max_len, n - start) + 1):
+                hits = exact.get(text[start : start + ln])
+                if hits:
+                    out.extend((item, kind, start, ln) for item, kind in hits if kind <= 1)
+        return out

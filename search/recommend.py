@@ -1,0 +1,66 @@
+"""Fuzzy-route re-ranking and diversification.
+
+Candidates come from the FAISS index (cosine similarity of query and item embeddings). Each gets
+relevance = cosine + ``tag_weight`` × (number of the item's need/scene tags or category found in the
+query), then Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) picks results one at a time:
+
+    next = argmax_i  λ · rel(i) − (1 − λ) · max_{j ∈ picked} cos(v_i, v_j)
+
+under a hard cap of ``per_category_cap`` results per category, so a need gets a short, varied set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item: int
+    relevance: float
+    reason: str
+
+
+def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
+    """Tags of an item that the (normalised) query mentions, or that contain a query word (≥ 2 chars)."""
+    out = []
+    long_words = [w for w in words if len(w) >= 2]
+    for t in tags:
+        if len(t) >= 2 and (t in query or any(w in t for w in long_words)):
+            out.append(t)
+    return out
+
+
+def mmr(
+    cands: Sequence[Candidate],
+    vectors: np.ndarray,
+    categories: Sequence[str],
+    k: int,
+    lam: float = 0.75,
+    per_category_cap: int = 3,
+) -> list[Candidate]:
+    """MMR selection with a per-category cap; ``vectors`` rows align with ``cands``."""
+    if not cands:
+        return []
+    rel = np.array([c.relevance for c in cands], dtype=np.float64)
+    sim = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+    picked: list[int] = []
+    per_cat: dict[str, int] = {}
+    max_sim = np.full(len(cands), -np.inf)
+    available = np.ones(len(cands), dtype=bool)
+    while len(picked) < k and available.any():
+        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+        score = lam * rel - (1 - lam) * penalty
+        score[~available] = -np.inf
+        i = int(np.argmax(score))
+        available[i] = False
+        cat = categories[i]
+        if per_cat.get(cat, 0) >= per_category_cap:
+            continue
+        per_cat[cat] = per_cat.get(cat, 0) + 1
+        picked.append(i)
+        max_sim = np.maximum(max_sim, sim[i])
+    return [cands[i] for i in picked]

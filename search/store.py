@@ -1,0 +1,219 @@
+"""On-disk index folders: the only module that reads or writes index files.
+
+Layout (pyterrier-style: every artifact says what it is): one folder holding ``manifest.json`` and the
+arrays. The manifest records the format name and version, creation time, package and dependency versions,
+the catalog's sha256, the settings the index was built with, and for every file its sha256, size, kind,
+dtype and shape.
+
+Writing is atomic: files go to a temporary sibling folder, are fsync'ed, the manifest is written last,
+the folder is renamed into ``<parent>/.<name>-versions/<version>``, and ``<name>`` is a symlink switched
+with ``os.replace`` — a reader sees the old index or the new one, never a mix, and a build killed at any
+point leaves the previous index as it was. Arrays are ``.npy`` files read with ``allow_pickle=False``
+(optionally memory-mapped); structured data is JSON. Loading refuses anything it cannot trust, naming the
+file: a missing file, a size or checksum mismatch, another format or format version, a bad dtype/shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexIntegrityError
+
+FORMAT = "zhida-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KEEP_VERSIONS = 2
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexWriter:
+    """Collects the files of one index in a temporary folder; ``commit`` publishes them atomically."""
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:12]}"
+        self.tmp.mkdir()
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def _record(self, name: str, kind: str, describes: str, **extra: Any) -> None:
+        path = self.tmp / name
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        self.files[name] = {"kind": kind, "describes": describes, "bytes": path.stat().st_size,
+                            "sha256": sha256_file(path), **extra}
+
+    def array(self, name: str, arr: np.ndarray, describes: str) -> None:
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype == object:
+            raise TypeError(f"{name}: object arrays cannot be stored without pickle")
+        with open(self.tmp / name, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+        self._record(name, "npy", describes, dtype=str(arr.dtype), shape=list(arr.shape))
+
+    def json(self, name: str, obj: Any, describes: str) -> None:
+        with open(self.tmp / name, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, separators=(",", ":"))
+        self._record(name, "json", describes)
+
+    def jsonl(self, name: str, rows: list[dict[str, Any]], describes: str) -> None:
+        with open(self.tmp / name, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        self._record(name, "jsonl", describes, rows=len(rows))
+
+    def blob(self, name: str, write: Any, kind: str, describes: str) -> None:
+        """A file written by a library (``write(path)``), e.g. a FAISS index."""
+        write(str(self.tmp / name))
+        self._record(name, kind, describes)
+
+    def commit(self, meta: dict[str, Any]) -> Path:
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            **meta,
+            "files": self.files,
+        }
+        with open(self.tmp / MANIFEST, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, ensure_ascii=False, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync(self.tmp)
+        versions = self.target.parent / f".{self.target.name}-versions"
+        versions.mkdir(exist_ok=True)
+        vid = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        final = versions / vid
+        os.rename(self.tmp, final)
+        if self.target.exists() and not self.target.is_symlink():
+            # An index written by other means (a plain folder): keep it as a version, then switch.
+            os.rename(self.target, versions / f"{vid}-previous")
+        link = self.target.parent / f".{self.target.name}.link-{uuid.uuid4().hex[:8]}"
+        os.symlink(os.path.join(versions.name, vid), link)
+        os.replace(link, self.target)
+        _fsync(self.target.parent)
+        _prune(versions, keep={vid})
+        return self.target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _prune(versions: Path, keep: set[str]) -> None:
+    """Remove old versions, keeping the newest ``KEEP_VERSIONS`` (a reader may still use the previous)."""
+    entries = sorted((p for p in versions.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for p in entries[KEEP_VERSIONS:]:
+        if p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+class IndexReader:
+    """Opens an index folder after checking the manifest and every file it lists."""
+
+    def __init__(self, path: str | os.PathLike[str], verify: str = "full", mmap: bool = True) -> None:
+        self.path = Path(path)
+        self.mmap = mmap
+        mpath = self.path / MANIFEST
+        if not self.path.exists():
+            raise IndexIntegrityError("index folder does not exist (build it with `python -m search build`)", str(self.path))
+        if not mpath.exists():
+            raise IndexIntegrityError("manifest is missing: not an index folder, or a build was interrupted", str(mpath))
+        try:
+            self.manifest: dict[str, Any] = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexIntegrityError(f"manifest is not valid JSON ({exc})", str(mpath)) from exc
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            raise IndexIntegrityError(f"not a {FORMAT} manifest (format={self.manifest.get('format') if isinstance(self.manifest, dict) else None!r})", str(mpath))
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexIntegrityError(
+                f"format version {self.manifest.get('format_version')!r} is not supported (this Zhida reads "
+                f"{FORMAT_VERSION}); rebuild the index", str(mpath))
+        files = self.manifest.get("files")
+        if not isinstance(files, dict) or not files:
+            raise IndexIntegrityError("manifest lists no files", str(mpath))
+        self.files: dict[str, dict[str, Any]] = files
+        for name, info in files.items():
+            self._verify(name, info, verify)
+
+    def _verify(self, name: str, info: dict[str, Any], verify: str) -> None:
+        p = self.path / name
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise IndexIntegrityError("manifest names a file outside the index folder", str(p))
+        if not p.is_file():
+            raise IndexIntegrityError("file listed in the manifest is missing", str(p))
+        size = p.stat().st_size
+        if size != info.get("bytes"):
+            raise IndexIntegrityError(f"size {size} differs from the manifest's {info.get('bytes')} (truncated or replaced)", str(p))
+        if verify == "full" and sha256_file(p) != info.get("sha256"):
+            raise IndexIntegrityError("sha256 checksum does not match the manifest (file is damaged)", str(p))
+
+    def _info(self, name: str) -> dict[str, Any]:
+        if name not in self.files:
+            raise IndexIntegrityError("required file is not listed in the manifest", str(self.path / name))
+        return self.files[name]
+
+    def array(self, name: str) -> np.ndarray:
+        info = self._info(name)
+        p = self.path / name
+        try:
+            arr = np.load(p, mmap_mode="r" if self.mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise IndexIntegrityError(f"cannot read array ({exc})", str(p)) from exc
+        if str(arr.dtype) != info.get("dtype") or list(arr.shape) != info.get("shape"):
+            raise IndexIntegrityError(
+                f"array is {arr.dtype}{list(arr.shape)}, manifest says {info.get('dtype')}{info.get('shape')}", str(p))
+        return arr
+
+    def json(self, name: str) -> Any:
+        self._info(name)
+        p = self.path / name
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexIntegrityError(f"cannot read JSON ({exc})", str(p)) from exc
+
+    def jsonl(self, name: str) -> list[Any]:
+        self._info(name)
+        p = self.path / name
+        try:
+            with open(p, encoding="utf-8") as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError) as exc:
+            raise IndexIntegrityError(f"cannot read JSON lines ({exc})", str(p)) from exc
+
+    def file_path(self, name: str) -> str:
+        self._info(name)
+        return str(self.path / name)
+
+
+def manifest_checksum(path: str | os.PathLike[str]) -> str:
+    """sha256 of an index's manifest: identifies exactly which index a report was made on."""
+    p = Path(path) / MANIFEST
+    with contextlib.suppress(OSError):
+        return sha256_file(p)
+    return "unknown"

@@ -1,0 +1,104 @@
+"""Tokenisation (jieba) and pinyin keys (pypinyin).
+
+A ``Tokenizer`` owns its own ``jieba.Tokenizer`` instance, initialised once when the index is built or
+loaded, with a user dictionary generated from catalog names and aliases so that 网易云音乐 or 12306 stay
+one token. It is never re-initialised per query.
+
+Two token streams are produced:
+- ``words(text)``: jieba's accurate mode, for display and for the intent classifier;
+- ``terms(text)``: the BM25 index terms: jieba's search mode (words and their in-dictionary sub-words)
+  plus Chinese character bigrams, so partial names (德基) and one-character typos (肯得基) still share
+  terms with the name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+import jieba
+from pypinyin import Style, lazy_pinyin
+
+from .normalize import normalize
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORDCHAR = re.compile(r"\w", re.UNICODE)
+
+jieba.setLogLevel(logging.WARNING)
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
+@lru_cache(maxsize=200_000)
+def pinyin_keys(text: str) -> tuple[str, str]:
+    """Full toneless pinyin and initials of ``text`` (already normalised), ASCII runs kept whole.
+
+    肯德基 → ("kendeji", "kdj"); qq音乐 → ("qqyinyue", "qqyy"); 12306 → ("12306", "12306").
+    Punctuation and spaces are dropped.
+    """
+    full: list[str] = []
+    initials: list[str] = []
+    for syl in lazy_pinyin(text, style=Style.NORMAL, errors="default", strict=False):
+        syl = "".join(ch for ch in syl.lower() if ch.isalnum())
+        if not syl:
+            continue
+        full.append(syl)
+        # A CJK character yields one syllable → its first letter; an ASCII/digit run stays whole.
+        initials.append(syl[0] if _is_syllable_from_cjk(syl, text) else syl)
+    return "".join(full), "".join(initials)
+
+
+def _is_syllable_from_cjk(syl: str, text: str) -> bool:
+    return syl not in text  # an ASCII run appears verbatim in the source text; a syllable does not
+
+
+class Tokenizer:
+    """jieba with a catalog user dictionary; thread-safe for reads after construction."""
+
+    def __init__(self, user_words: Iterable[str] = ()) -> None:
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        self.user_words: tuple[str, ...] = tuple(sorted({w for w in user_words if w and len(w) <= 40}))
+        for w in self.user_words:
+            # A high frequency keeps the whole name one token even where the general dictionary
+            # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
+            self._jieba.add_word(w, freq=max(1000, 200 * len(w)))
+        self._words_cache = lru_cache(maxsize=50_000)(self._words)
+        self._terms_cache = lru_cache(maxsize=50_000)(self._terms)
+
+    @staticmethod
+    def user_words_from(names: Iterable[str]) -> list[str]:
+        """Normalised catalog names and aliases that jieba should keep whole (spaces are split anyway)."""
+        out = []
+        for n in names:
+            for part in normalize(n).split(" "):
+                if len(part) >= 2:
+                    out.append(part)
+        return out
+
+    def _words(self, text: str) -> tuple[str, ...]:
+        return tuple(
+            t for t in (w.strip() for w in self._jieba.cut(text, HMM=False)) if t and _WORDCHAR.search(t)
+        )
+
+    def _terms(self, text: str) -> tuple[str, ...]:
+        terms = [
+            t for t in (w.strip() for w in self._jieba.cut_for_search(text, HMM=False))
+            if t and _WORDCHAR.search(t)
+        ]
+        for run in _CJK.findall(text):
+            if len(run) >= 3:  # a 2-character run is already a bigram word or two characters
+                terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+        return tuple(terms)
+
+    def words(self, normalized: str) -> tuple[str, ...]:
+        """jieba accurate-mode tokens of already normalised text."""
+        return self._words_cache(normalized)
+
+    def terms(self, normalized: str) -> tuple[str, ...]:
+        """BM25 terms of already normalised text: search-mode words plus CJK bigrams."""
+        return self._terms_cache(normalized)

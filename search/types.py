@@ -1,0 +1,118 @@
+"""Frozen value types shared by the pipeline. Pydantic lives only at the HTTP boundary (``search.api``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ItemType = Literal["brand", "mini_program", "service", "content"]
+Route = Literal["precise", "fuzzy", "mixed"]
+
+ITEM_TYPES: tuple[str, ...] = ("brand", "mini_program", "service", "content")
+ACTION_KINDS: tuple[str, ...] = (
+    "open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A core entry shown on a direct hit (点餐, 查订单 …); ``kind`` is one of ``ACTION_KINDS``."""
+
+    name: str
+    kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalog entry."""
+
+    id: str
+    name: str
+    type: str
+    category: str
+    description: str
+    aliases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    popularity: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "type": self.type,
+            "category": self.category,
+            "description": self.description,
+            "tags": list(self.tags),
+            "actions": [a.to_dict() for a in self.actions],
+            "popularity": self.popularity,
+        }
+
+
+@dataclass(frozen=True)
+class IntentDecision:
+    label: Route
+    p_precise: float
+    t_precise: float
+    t_fuzzy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "p_precise": round(self.p_precise, 6),
+            "thresholds": {"t_precise": self.t_precise, "t_fuzzy": self.t_fuzzy},
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result row; ``reason`` says in a few words why it is here."""
+
+    id: str
+    name: str
+    type: str
+    category: str
+    score: float
+    actions: tuple[Action, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "category": self.category,
+            "score": round(float(self.score), 6),
+            "actions": [a.to_dict() for a in self.actions],
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    """What ``Searcher.search`` returns; ``to_dict()`` is exactly the HTTP response body."""
+
+    query: str
+    normalized: str
+    tokens: tuple[str, ...]
+    intent: IntentDecision
+    direct_hit: Hit | None
+    results: tuple[Hit, ...]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    took_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "normalized": self.normalized,
+            "tokens": list(self.tokens),
+            "intent": self.intent.to_dict(),
+            "direct_hit": None if self.direct_hit is None else self.direct_hit.to_dict(),
+            "results": [h.to_dict() for h in self.results],
+            "groups": {k: list(v) for k, v in self.groups.items()},
+            "took_ms": round(self.took_ms, 3),
+        }
