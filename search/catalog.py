@@ -40,7 +40,7 @@ def load_taxonomy(path: str | Path) -> list[str]:
 def _read_jsonl(path: str | Path) -> Iterable[tuple[int, Any, str | None]]:
     """(line number, parsed object or None, error) for each non-blank line."""
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 — closed by the with-block below
     except OSError as exc:
         raise CatalogError(f"cannot read {path}: {exc}") from exc
     with fh:

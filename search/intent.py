@@ -68,7 +68,7 @@ class IntentModel:
         dense: np.ndarray,
         labels: Sequence[int],
         analyzer: Callable[[str], list[str]],
-        c: float = 4.0,
+        c: float = 1.0,
         seed: int = 0,
     ) -> IntentModel:
         """Fit on normalised ``texts``, their ``dense`` feature rows, and labels (1 = precise)."""

@@ -73,7 +73,7 @@ def match_names(
         key = ("exact_name", "exact_alias", "exact_pinyin", "exact_pinyin", "exact_initials", "exact_initials")[kind]
         f[key] = 1.0
 
-    if has_cjk(q):
+    if has_cjk(q) and not boosts:  # a homophone only matters when the characters themselves did not match
         full, _ = pinyin_keys(q)
         if full != q:
             for item, kind in lexicon.exact(full):

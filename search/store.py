@@ -107,7 +107,7 @@ class IndexWriter:
         _fsync(self.tmp)
         versions = self.target.parent / f".{self.target.name}-versions"
         versions.mkdir(exist_ok=True)
-        vid = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        vid = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
         final = versions / vid
         os.rename(self.tmp, final)
         if self.target.exists() and not self.target.is_symlink():

@@ -25,6 +25,9 @@ from .normalize import normalize
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORDCHAR = re.compile(r"\w", re.UNICODE)
+# ASCII letter/digit runs (kfc, 12306, iphone15) are one token each: jieba's dictionary would cut them
+# into syllable-like pieces (kendeji → kende / ji) that match unrelated names.
+_ASCII_RUN = re.compile(r"([a-z0-9][a-z0-9'._+-]*[a-z0-9]|[a-z0-9])")
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -63,6 +66,7 @@ class Tokenizer:
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()
         self.user_words: tuple[str, ...] = tuple(sorted({w for w in user_words if w and len(w) <= 40}))
+        self._user_set = frozenset(self.user_words)
         for w in self.user_words:
             # A high frequency keeps the whole name one token even where the general dictionary
             # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
@@ -80,16 +84,27 @@ class Tokenizer:
                     out.append(part)
         return out
 
+    def _cut(self, text: str, search: bool) -> list[str]:
+        if text in self._user_set:  # a whole catalog name stays whole, whatever its script
+            pieces = [text]
+            if search:
+                pieces += [w for w in self._jieba.cut_for_search(text, HMM=False) if w != text]
+            return pieces
+        out: list[str] = []
+        for i, part in enumerate(_ASCII_RUN.split(text)):
+            if not part:
+                continue
+            if i % 2 == 1:  # an ASCII run
+                out.append(part)
+            else:
+                out.extend(self._jieba.cut_for_search(part, HMM=False) if search else self._jieba.cut(part, HMM=False))
+        return [t for t in (w.strip() for w in out) if t and _WORDCHAR.search(t)]
+
     def _words(self, text: str) -> tuple[str, ...]:
-        return tuple(
-            t for t in (w.strip() for w in self._jieba.cut(text, HMM=False)) if t and _WORDCHAR.search(t)
-        )
+        return tuple(self._cut(text, search=False))
 
     def _terms(self, text: str) -> tuple[str, ...]:
-        terms = [
-            t for t in (w.strip() for w in self._jieba.cut_for_search(text, HMM=False))
-            if t and _WORDCHAR.search(t)
-        ]
+        terms = self._cut(text, search=True)
         for run in _CJK.findall(text):
             if len(run) >= 3:  # a 2-character run is already a bigram word or two characters
                 terms.extend(run[i : i + 2] for i in range(len(run) - 1))

@@ -1,0 +1,61 @@
+# Zhida — `make help` lists the targets. Two commands do all set-up on a fresh machine:
+#   make run    build the default index (if missing) and serve it on 127.0.0.1:8000
+#   make test   install everything and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+INDEX := index_data/index
+SHARED ?= ../shared/data
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with pinned dependencies (and dev tools)
+
+$(INDEX)/manifest.json: | $(STAMP)
+	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
+
+index: $(INDEX)/manifest.json ## build the default index from index_data/ if it is missing
+
+rebuild: $(STAMP) ## rebuild the default index (atomic: the old one serves until the new one is in place)
+	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
+
+run: index ## build the default index if missing, then serve it on 127.0.0.1:8000
+	@echo "example: curl -s 'http://127.0.0.1:8000/search?q=%E8%82%AF%E5%BE%B7%E5%9F%BA&k=5'   (q=肯德基)"
+	$(PY) -m search serve --index $(INDEX)
+
+query: index ## answer one query from the default index: make query Q=睡不着
+	$(PY) -m search query "$(Q)" --index $(INDEX)
+
+validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
+	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED)
+
+test: $(STAMP) ## run the test suite (fast; slow benchmark-style tests excluded)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) ## run every test, the slow ones included
+	$(PY) -m pytest -q -m ''
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check search eval tests
+
+eval: index ## offline relevance evaluation on the dev queries (report in eval/out/)
+	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl
+
+eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
+	$(PY) -m eval external --index $(INDEX) --shared $(SHARED)
+
+clean: ## remove the virtual environment, built indexes and caches
+	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
+
+.PHONY: help install index rebuild run query validate test test-all lint eval eval-external clean

@@ -1,0 +1,1 @@
+"""Offline relevance evaluation for Zhida: data, runs, metrics, tuning, reports."""

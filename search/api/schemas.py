@@ -1,0 +1,69 @@
+"""Pydantic models of the HTTP boundary (request bodies and documented responses)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str = Field(..., description="the query as typed", max_length=1024)
+    k: int = Field(10, description="number of results, 1-50", ge=1, le=50)
+
+
+class ThresholdsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t_precise: float = Field(..., ge=0.0, le=1.0)
+    t_fuzzy: float = Field(..., ge=0.0, le=1.0)
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = Field(None, description="index folder to load; default: the one being served")
+
+
+class ActionOut(BaseModel):
+    name: str
+    kind: str
+
+
+class HitOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    category: str
+    score: float
+    actions: list[ActionOut]
+    reason: str
+
+
+class ThresholdsOut(BaseModel):
+    t_precise: float
+    t_fuzzy: float
+
+
+class IntentOut(BaseModel):
+    label: str
+    p_precise: float
+    thresholds: ThresholdsOut
+
+
+class SearchResponseOut(BaseModel):
+    query: str
+    normalized: str
+    tokens: list[str]
+    intent: IntentOut
+    direct_hit: HitOut | None
+    results: list[HitOut]
+    groups: dict[str, list[str]]
+    took_ms: float
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

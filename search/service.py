@@ -1,0 +1,77 @@
+"""The application object behind the HTTP API, usable without HTTP (txtai-style).
+
+It holds the current ``Searcher`` and swaps it atomically on reload; routes are two-line hand-offs to
+its methods. Admin operations (thresholds, reload) live here too, so they can be tested and scripted
+without a server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, Thresholds
+from .errors import ZhidaError
+from .searcher import Searcher
+
+
+class AdminDisabledError(ZhidaError):
+    code = "admin_disabled"
+
+
+class UnauthorizedError(ZhidaError):
+    code = "unauthorized"
+
+
+class Service:
+    def __init__(self, settings: Settings, searcher: Searcher) -> None:
+        self.settings = settings
+        self._searcher = searcher
+        self._reload_lock = threading.Lock()
+        self.reloads = 0
+
+    @property
+    def searcher(self) -> Searcher:
+        return self._searcher
+
+    # -- queries ------------------------------------------------------------------------------
+    def search(self, q: Any, k: Any = None) -> dict[str, Any]:
+        return self._searcher.search(q, k).to_dict()
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    def ready(self) -> dict[str, Any]:
+        s = self._searcher
+        return {"status": "ready", "items": len(s.items), "index": s.path, "created": s.manifest.get("created"),
+                "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads}
+
+    # -- admin ---------------------------------------------------------------------------------
+    def check_admin(self, token: str | None) -> None:
+        """Constant-time token check; no configured token → admin disabled."""
+        if not self.settings.admin_token:
+            raise AdminDisabledError("admin endpoints are disabled: no admin token is configured")
+        if token is None or not hmac.compare_digest(token.encode("utf-8", "surrogatepass"),
+                                                    self.settings.admin_token.encode("utf-8")):
+            raise UnauthorizedError("missing or wrong admin token")
+
+    def get_thresholds(self) -> dict[str, Any]:
+        t = self._searcher.thresholds
+        return {**t.to_dict(), "source": t.source}
+
+    def set_thresholds(self, t_precise: float, t_fuzzy: float, source: str = "admin api") -> dict[str, Any]:
+        t = Thresholds(t_precise, t_fuzzy, source=source)  # raises ConfigError when invalid; old values stay
+        self._searcher.set_thresholds(t)
+        return self.get_thresholds()
+
+    def reload(self, path: str | None = None) -> dict[str, Any]:
+        """Load and verify an index folder, then swap it in; on any failure the old index keeps serving."""
+        target = path or self._searcher.path or self.settings.index_path
+        with self._reload_lock:
+            new = Searcher.load(Path(target), self.settings)
+            new.set_thresholds(self._searcher.thresholds)  # live thresholds survive a reload
+            self._searcher = new
+            self.reloads += 1
+        return self.ready()

@@ -1,0 +1,54 @@
+"""Shared fixtures: a 50-item catalog and an index built from it once per session (SVD encoder, fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from search.catalog import load_catalog, load_train
+from search.config import Settings
+from search.searcher import Searcher
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+TAXONOMY = ROOT / "index_data" / "taxonomy.txt"
+CATALOG50 = DATA / "catalog50.jsonl"
+TRAIN50 = DATA / "train50.jsonl"
+
+
+def settings_for(tmp: Path | None = None, **kw) -> Settings:
+    base = dict(encoder="svd", svd_dim=48, thresholds_path=str((tmp or Path("/nonexistent")) / "thresholds.json"))
+    base.update(kw)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def items50():
+    return load_catalog(CATALOG50, TAXONOMY)
+
+
+@pytest.fixture(scope="session")
+def train50():
+    rows, problems = load_train(TRAIN50)
+    assert not problems
+    return [(t.query, t.intent) for t in rows]
+
+
+@pytest.fixture(scope="session")
+def searcher50(items50, train50):
+    return Searcher.build(items50, train50, settings_for())
+
+
+@pytest.fixture(scope="session")
+def index50(tmp_path_factory, searcher50):
+    """The 50-item index saved once; tests that damage an index copy it first."""
+    path = tmp_path_factory.mktemp("idx") / "index"
+    searcher50.save(path)
+    return path
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -1,0 +1,75 @@
+"""BM25: hand-computed case, and parity with rank_bm25.BM25Okapi on a 600-document corpus."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from search.bm25 import BM25Index, top_k
+
+
+def test_hand_computed_two_docs():
+    corpus = [["a", "b"], ["b", "c", "c"]]
+    idx = BM25Index.build(corpus, k1=1.5, b=0.75, epsilon=0.25)
+    # N=2, avgdl=2.5. idf(a)=idf(c)=ln(1.5)-ln(1.5)=0; idf(b)=ln(0.5)-ln(2.5) < 0 → floored to
+    # eps = 0.25 * mean(idf) = 0.25 * (ln(0.5) - ln(2.5)) / 3.
+    eps = 0.25 * (math.log(0.5) - math.log(2.5)) / 3
+    # b in doc 0: tf=1, |d|=2 → eps * 1 * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 2 / 2.5))
+    expect0 = eps * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 0.8))
+    expect1 = eps * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 1.2))
+    s = idx.get_scores(["b"])
+    assert s[0] == pytest.approx(expect0, abs=1e-12)
+    assert s[1] == pytest.approx(expect1, abs=1e-12)
+    assert idx.get_scores(["zzz"]).tolist() == [0.0, 0.0]
+
+
+def _corpus(n_docs=600, seed=1):
+    rng = random.Random(seed)
+    vocab = [f"t{i}" for i in range(400)]
+    return [[rng.choice(vocab[: rng.randint(3, 400)]) for _ in range(rng.randint(1, 40))] for _ in range(n_docs)], vocab
+
+
+def test_parity_with_rank_bm25_on_600_docs():
+    corpus, vocab = _corpus()
+    ref = BM25Okapi(corpus)
+    ours = BM25Index.build(corpus)
+    rng = random.Random(2)
+    for _ in range(200):
+        q = [rng.choice(vocab) for _ in range(rng.randint(1, 8))] + (["unknown"] if rng.random() < 0.3 else [])
+        expected = ref.get_scores(q)
+        got = ours.get_scores(q)
+        assert np.max(np.abs(expected - got)) < 1e-6
+        docs, scores = ours.candidates(q)
+        np.testing.assert_array_equal(got[docs], scores)
+        # top 10 identical to rank-bm25 + full stable sort (ties by document number)
+        ref_top = [int(i) for i in np.argsort(-expected, kind="stable")[:10] if expected[i] > 0]
+        top_docs, _ = ours.top_k(q, 10)
+        assert top_docs.tolist() == ref_top[: len(top_docs)]
+
+
+def test_parity_on_real_tokens(items50):
+    from search.normalize import normalize
+    from search.searcher import item_terms_text
+    from search.tokenize import Tokenizer
+
+    tk = Tokenizer([])
+    corpus = [[t for f in item_terms_text(it) for t in tk.terms(normalize(f))] for it in items50]
+    ref, ours = BM25Okapi(corpus), BM25Index.build(corpus)
+    for q in ["肯德基", "星巴克会员", "交电费", "睡不着", "火车票退票"]:
+        terms = tk.terms(normalize(q))
+        assert np.max(np.abs(ref.get_scores(list(terms)) - ours.get_scores(terms))) < 1e-6
+
+
+def test_top_k_orders_ties_by_document():
+    docs = np.array([5, 3, 9, 1])
+    scores = np.array([1.0, 2.0, 2.0, 0.5])
+    d, s = top_k(docs, scores, 3)
+    assert d.tolist() == [3, 9, 5]
+    assert s.tolist() == [2.0, 2.0, 1.0]
+
+
+def test_empty_corpus_rejected():
+    with pytest.raises(ValueError):
+        BM25Index.build([])

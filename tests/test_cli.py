@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+
+from conftest import CATALOG50, TAXONOMY, TRAIN50, write_jsonl
+
+from search.cli import main
+
+
+def test_build_then_query_json_and_batch(tmp_path, capsys):
+    out = tmp_path / "index"
+    rc = main(["build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50),
+               "--out", str(out), "--encoder", "svd", "--quiet"])
+    assert rc == 0 and (out / "manifest.json").exists()
+    capsys.readouterr()
+    assert main(["query", "肯德基", "--index", str(out), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["results"][0]["name"] == "肯德基"
+    assert main(["query", "睡不着", "--index", str(out)]) == 0
+    assert "fuzzy" in capsys.readouterr().out
+    batch = tmp_path / "q.txt"
+    batch.write_text("肯德基\n\n睡不着\n" + json.dumps({"query": "kfc"}) + "\n", encoding="utf-8")
+    assert main(["query", "--batch", str(batch), "--index", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["query"] == "kfc"
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x"}])
+    cmds = [
+        ["query", "kfc", "--index", str(tmp_path / "missing")],
+        ["build", "--catalog", str(bad), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50), "--out", str(tmp_path / "i")],
+        ["build", "--catalog", str(tmp_path / "nope.jsonl"), "--taxonomy", str(TAXONOMY), "--out", str(tmp_path / "i")],
+    ]
+    for cmd in cmds:
+        p = subprocess.run([sys.executable, "-m", "search", *cmd], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, (cmd, p.stderr)
+        assert p.stderr.startswith("error:") and "Traceback" not in p.stderr
+    assert not (tmp_path / "i").exists()

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
+from search.recommend import Candidate, matched_tags, mmr
+from search.textvec import char_ngrams
+
+
+def test_index_type_rule():
+    assert choose_index_type(1_000) == "flat"
+    assert choose_index_type(100_000) == "hnsw"
+    assert choose_index_type(1_000_000) == "ivfsq8"
+    assert choose_index_type(1_000_000, "flat") == "flat"
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfsq8"])
+def test_faiss_kinds_find_the_query_vector(kind):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = build_faiss(x, kind)
+    configure_search(index, 64, 32)
+    _, ids = index.search(x[:20], 1)
+    assert (ids[:, 0] == np.arange(20)).mean() >= 0.9
+
+
+def test_svd_encoder_unit_vectors_and_similarity():
+    texts = ["助眠 白噪音 睡觉", "失眠 睡眠 冥想", "炸鸡 汉堡 快餐", "火车票 高铁 出行"]
+    enc = SVDEncoder.fit(texts, char_ngrams, dim=3)
+    v = enc.encode(texts + ["睡眠"])
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v[4] @ v[:4].T
+    assert int(np.argmax(sims)) in (0, 1)
+
+
+def test_mmr_respects_category_cap_and_diversity():
+    cands = [Candidate(i, 1.0 - i * 0.01, "") for i in range(6)]
+    vecs = np.eye(6, dtype=np.float32)
+    cats = ["a", "a", "a", "a", "b", "c"]
+    picked = mmr(cands, vecs, cats, 5, lam=0.9, per_category_cap=2)
+    assert [c.item for c in picked] == [0, 1, 4, 5]
+    # identical vectors are penalised: the near-duplicate drops below a distinct item
+    vecs2 = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    picked2 = mmr([Candidate(0, 1.0, ""), Candidate(1, 0.99, ""), Candidate(2, 0.9, "")], vecs2, ["a", "b", "c"], 2, lam=0.5)
+    assert [c.item for c in picked2] == [0, 2]
+
+
+def test_matched_tags():
+    assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
+    assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from search.intent import DENSE_FEATURES
+from search.textvec import TextVectorizer, char_ngrams
+
+
+def test_textvec_matches_sklearn_transform():
+    texts = ["肯德基", "kfc优惠券", "周末带娃去哪", "睡不着怎么办", "肯德基宅急送"]
+    vec, x = TextVectorizer.fit(texts, char_ngrams)
+    ref = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True).fit(texts)
+    for t in ["肯德基会员", "带娃", "zzz", "睡不着睡不着"]:
+        cols, vals = vec.transform_one(char_ngrams(t))
+        dense = np.zeros(len(vec.vocab))
+        dense[cols] = vals
+        expected = ref.transform([t]).toarray()[0]
+        # same vocabulary (column order may differ): compare term by term
+        for term, j in ref.vocabulary_.items():
+            assert dense[vec.vocab[term]] == pytest.approx(expected[j], abs=1e-12)
+
+
+def test_classifier_separates_names_from_needs(searcher50):
+    s = searcher50
+    for q in ["肯德基", "kfc", "星巴克", "12306"]:
+        assert s.analyze(q).p_precise > 0.5, q
+    for q in ["睡不着", "头疼怎么办", "周末带娃去哪"]:
+        assert s.analyze(q).p_precise < 0.5, q
+
+
+def test_compiled_model_equals_logit_of_contributions(searcher50):
+    a = searcher50.analyze("星巴克会员")
+    contrib = searcher50.intent.contributions(a.text_features, a.dense)
+    z = sum(v for _, v in contrib)
+    assert 1 / (1 + np.exp(-z)) == pytest.approx(a.p_precise, abs=1e-9)
+    assert len(a.dense) == len(DENSE_FEATURES)

@@ -1,0 +1,74 @@
+"""Integration on the 50-item index: precise direct hits, fuzzy recommendations, mixed, limits."""
+
+import pytest
+
+from search.config import Thresholds
+from search.errors import InvalidQueryError
+
+
+@pytest.mark.parametrize(
+    ("q", "name"),
+    [("肯德基", "肯德基"), ("kfc", "肯德基"), ("KFC", "肯德基"), ("kdj", "肯德基"), ("kendeji", "肯德基"),
+     ("肯得基", "肯德基"), ("麥當勞", "麦当劳"), ("星巴克会员", "星巴克"), ("12306", "12306"), ("交电费", "交电费")],
+)
+def test_precise_direct_hit(searcher50, q, name):
+    r = searcher50.search(q, 5)
+    assert r.intent.label == "precise", (q, r.intent)
+    assert r.results[0].name == name
+    assert r.direct_hit is not None and r.direct_hit.name == name
+    assert r.direct_hit.actions, "a direct hit carries the item's actions"
+
+
+@pytest.mark.parametrize("q", ["睡不着", "周末带娃去哪", "头疼怎么办"])
+def test_fuzzy_recommendations_are_varied_and_grouped(searcher50, q):
+    r = searcher50.search(q, 10)
+    assert r.intent.label == "fuzzy"
+    assert r.direct_hit is None
+    assert len(r.results) >= 6
+    cats = [h.category for h in r.results]
+    assert len(set(cats)) >= 3
+    assert max(cats.count(c) for c in set(cats)) <= searcher50.settings.per_category_cap
+    assert sorted(i for ids in r.groups.values() for i in ids) == sorted(h.id for h in r.results)
+    assert all(h.reason for h in r.results)
+
+
+def test_mixed_route_puts_direct_card_first(searcher50):
+    t = Thresholds(1.0, 0.0)  # everything routes mixed
+    r = searcher50.search("星巴克", 6, thresholds=t)
+    assert r.intent.label == "mixed"
+    assert r.direct_hit is not None and r.results[0].id == r.direct_hit.id
+    assert len(r.results) <= 6
+    assert len({h.id for h in r.results}) == len(r.results)
+
+
+def test_route_follows_thresholds(searcher50):
+    p = searcher50.analyze("肯德基").p_precise
+    assert searcher50.search("肯德基", thresholds=Thresholds(min(1.0, p + 1e-9), 0.0)).intent.label in ("mixed", "precise")
+    assert searcher50.search("肯德基", thresholds=Thresholds(1.0, 1.0)).intent.label == "fuzzy"
+
+
+@pytest.mark.parametrize("q", ["", "   ", "\u200b\u200b", "👍👍", "x" * 65, "y" * 5000])
+def test_bad_queries_rejected(searcher50, q):
+    with pytest.raises(InvalidQueryError):
+        searcher50.search(q)
+
+
+@pytest.mark.parametrize("k", [0, -1, 51, 10**9, "3", 2.5, True])
+def test_bad_k_rejected(searcher50, k):
+    with pytest.raises(InvalidQueryError) as e:
+        searcher50.search("肯德基", k)
+    assert e.value.field == "k"
+
+
+def test_non_string_query_rejected(searcher50):
+    with pytest.raises(InvalidQueryError):
+        searcher50.search(123)
+    with pytest.raises(InvalidQueryError):
+        searcher50.search(b"kfc")
+
+
+def test_to_dict_shape(searcher50):
+    d = searcher50.search("肯德基", 3).to_dict()
+    assert set(d) == {"query", "normalized", "tokens", "intent", "direct_hit", "results", "groups", "took_ms"}
+    assert set(d["intent"]) == {"label", "p_precise", "thresholds"}
+    assert set(d["results"][0]) == {"id", "name", "type", "category", "score", "actions", "reason"}
