@@ -1,0 +1,47 @@
+"""Issue 3's acceptance queries on the default catalog, built here with the default encoder (USE v3)."""
+
+import pytest
+
+from conftest import ROOT
+from search.catalog import load_catalog, load_train
+from search.config import Settings
+from search.searcher import Searcher
+
+
+@pytest.fixture(scope="module")
+def default_searcher(tmp_path_factory):
+    items = load_catalog(ROOT / "index_data/catalog.jsonl", ROOT / "index_data/taxonomy.txt")
+    train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
+    s = Searcher.build(items, [(t.query, t.intent) for t in train],
+                       Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json")))
+    path = tmp_path_factory.mktemp("default") / "index"
+    s.save(path)
+    return Searcher.load(path, s.settings)
+
+
+@pytest.mark.parametrize(
+    ("q", "name"),
+    [("肯德基", "肯德基"), ("kfc", "肯德基"), ("kdj", "肯德基"), ("kendeji", "肯德基"), ("肯得基", "肯德基"),
+     ("麥當勞", "麦当劳"), ("12306", "12306"), ("交电费", "交电费"), ("星巴克会员", "星巴克")],
+)
+def test_precise_queries(default_searcher, q, name):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "precise", (q, r.intent)
+    assert r.results[0].name == name
+    assert r.direct_hit is not None and r.direct_hit.name == name and len(r.direct_hit.actions) >= 2
+
+
+@pytest.mark.parametrize(
+    ("q", "helpful"),
+    [("睡不着", {"助眠白噪音", "10分钟冥想", "小睡眠", "助眠音乐", "睡前故事"}),
+     ("周末带娃去哪", {"遛娃好去处", "周边游", "亲子游", "动物园", "景点门票"}),
+     ("头疼怎么办", {"在线问诊", "预约挂号", "症状自查", "送药上门"}),
+     ("饿了", {"饿了么", "夜宵外卖", "附近美食", "外卖红包", "美团外卖"}),
+     ("想学日语", {"学日语", "多邻国"})],
+)
+def test_fuzzy_queries(default_searcher, q, helpful):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "fuzzy", (q, r.intent)
+    names = [h.name for h in r.results]
+    assert len(names) >= 6 and len({h.category for h in r.results}) >= 3
+    assert helpful & set(names[:5]), (q, names)
