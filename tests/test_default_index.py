@@ -1,8 +1,8 @@
 """Issue 3's acceptance queries on the default catalog, built here with the default encoder (USE v3)."""
 
 import pytest
-
 from conftest import ROOT
+
 from search.catalog import load_catalog, load_train
 from search.config import Settings
 from search.searcher import Searcher

@@ -1,0 +1,131 @@
+"""``python -m eval {run,external,compare,tune}`` — see eval/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from search.config import Settings
+from search.errors import ZhidaError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from search.searcher import Searcher
+
+    from .data import load_queries
+    from .reports import evaluate, markdown
+
+    settings = Settings.load(args.config)
+    s = Searcher.load(args.index, settings)
+    queries = load_queries(args.queries, {it.id for it in s.items} if args.relevance == "items" else None)
+    report = evaluate(s, queries, args.relevance, args.out)
+    print(markdown(report))
+    print(f"\nreport: {Path(args.out) / 'report.json'} · TREC run and qrels files in {args.out}/")
+    return 0
+
+
+def cmd_external(args: argparse.Namespace) -> int:
+    from search.catalog import load_taxonomy, load_train
+    from search.searcher import Searcher
+
+    from . import external as X
+    from .data import load_queries
+    from .reports import markdown
+
+    shared = Path(args.shared)
+    if not shared.exists():
+        print(f"external benchmarks skipped: {shared} not found (pass --shared PATH)")
+        return 0
+    settings = Settings.load(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = Searcher.load(args.index, settings)
+    results: dict = {}
+    if (shared / "iflytek").exists():
+        train, _ = load_train(settings.intent_train_path)
+        queries = load_queries(args.queries)
+        rep = X.iflytek_eval(shared, queries, settings, set(load_taxonomy(settings.taxonomy_path)),
+                             [(t.query, t.intent) for t in train], out / "iflytek")
+        results["iflytek"] = rep
+        print(f"# 1. iFlytek catalog ({rep['catalog']['items']} real apps, {rep['catalog']['categories']} categories; "
+              f"built in {rep['catalog']['build_seconds']}s), fuzzy dev queries, category-level relevance\n")
+        print(markdown(rep))
+    else:
+        print("# 1. iFlytek: skipped (iflytek/ not found)")
+    smp = shared / "external" / "smp2019_train.json"
+    if smp.exists():
+        r = X.smp_intent(s, X.smp_examples(smp))
+        results["smp2019"] = r
+        print(f"\n# 2. SMP2019 intent (n={r['n']}; precise = app, website; fuzzy = cookbook, health, poetry, riddle)\n")
+        print("| balanced accuracy | recall precise | recall fuzzy |\n|---|---|---|")
+        print(f"| {r['balanced_accuracy']:.3f} | {r['recall_precise']:.3f} | {r['recall_fuzzy']:.3f} |")
+        print(f"\nroutes at the current thresholds: {r['routes']}\nanchor: {r['anchor']}")
+    else:
+        print("\n# 2. SMP2019: skipped (external/smp2019_train.json not found)")
+    qdir = shared / "queries"
+    if qdir.exists():
+        qs = list(X.multicpr_queries(qdir))
+        r = X.traffic(s, qs)
+        results["multicpr"] = r
+        print(f"\n# 3. Real traffic: {r['n']} Multi-CPR queries routed ({r['rejected']} rejected as invalid) in {r['seconds']}s\n")
+        print("route shares: " + ", ".join(f"{k} {v:.1%}" for k, v in r["share"].items()))
+        print("most frequent direct hits: " + ", ".join(f"{n} ({c})" for n, c in r["top_direct_hits"]))
+    else:
+        print("\n# 3. Multi-CPR traffic: skipped (queries/ not found)")
+    (out / "external.json").write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    print(f"\nreport: {out / 'external.json'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .reports import compare_reports
+
+    try:
+        a = json.loads(Path(args.a).read_text(encoding="utf-8"))
+        b = json.loads(Path(args.b).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ZhidaError(f"cannot read report: {exc}") from exc
+    print(compare_reports(a, b))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval", description="Zhida offline evaluation.")
+    ap.add_argument("--config", help="TOML settings file")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="evaluate the router and baselines on a labelled query set")
+    r.add_argument("--index", default="index_data/index")
+    r.add_argument("--queries", default="eval/queries/dev.jsonl")
+    r.add_argument("--relevance", choices=["items", "categories"], default="items")
+    r.add_argument("--out", default="eval/out/dev")
+    r.set_defaults(func=cmd_run)
+    x = sub.add_parser("external", help="external benchmarks from ../shared/data")
+    x.add_argument("--index", default="index_data/index")
+    x.add_argument("--queries", default="eval/queries/dev.jsonl")
+    x.add_argument("--shared", default="../shared/data")
+    x.add_argument("--out", default="eval/out/external")
+    x.set_defaults(func=cmd_external)
+    c = sub.add_parser("compare", help="print the deltas between two report.json files")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.set_defaults(func=cmd_compare)
+    t = sub.add_parser("tune", help="sweep the routing thresholds and recommend a pair")
+    from .tuning import add_arguments
+
+    add_arguments(t)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ZhidaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

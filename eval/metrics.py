@@ -1,0 +1,118 @@
+"""Metrics, named by strings (ranx-style), computed by maintained libraries.
+
+IR metrics come from ``ranx`` (Bassani, ECIR 2022): ``hit_rate@1`` is Success@1 (a relevant item at rank
+1), ``mrr@10``, ``ndcg@10`` (graded gains, Järvelin & Kekäläinen 2002), ``recall@50``. Routing metrics
+come from ``sklearn.metrics``. The one metric without a library is category diversity of the top 10: the
+number of distinct categories among the first ten results divided by ten.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+PRECISE_METRICS = ("hit_rate@1", "mrr@10")
+FUZZY_METRICS = ("ndcg@10", "recall@50")
+LABELS = {"hit_rate@1": "Success@1", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10", "recall@50": "Recall@50"}
+EMPTY = "__no_result__"
+
+
+def _ranx_run(run: Mapping[str, Sequence[tuple[str, float]]], qids: Sequence[str], name: str) -> Any:
+    from ranx import Run
+
+    # ranx needs every judged query present; a query the system answered with nothing scores 0.
+    d = {q: ({doc: s for doc, s in run.get(q, [])} or {EMPTY: 0.0}) for q in qids}
+    return Run.from_dict(d, name=name)
+
+
+def ir_metrics(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Sequence[tuple[str, float]]],
+               metrics: Sequence[str], qids: Sequence[str] | None = None) -> dict[str, float]:
+    """Mean of each metric over ``qids`` (default: every judged query)."""
+    from ranx import Qrels, evaluate
+
+    qids = [q for q in (qids if qids is not None else list(qrels)) if q in qrels]
+    if not qids:
+        return dict.fromkeys(metrics, float("nan"))
+    q = Qrels.from_dict({k: dict(qrels[k]) for k in qids})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate(q, _ranx_run(run, qids, "run"), list(metrics), make_comparable=True)
+    if isinstance(res, float | np.floating):
+        res = {metrics[0]: res}
+    return {m: float(res[m]) for m in metrics}
+
+
+def per_query(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Sequence[tuple[str, float]]],
+              metric: str, qids: Sequence[str]) -> dict[str, float]:
+    from ranx import Qrels, evaluate
+
+    qids = [q for q in qids if q in qrels]
+    q = Qrels.from_dict({k: dict(qrels[k]) for k in qids})
+    r = _ranx_run(run, qids, "run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluate(q, r, metric, make_comparable=True)
+    return {k: float(v) for k, v in r.scores[metric].items()}
+
+
+def significance(qrels: Mapping[str, Mapping[str, int]], runs: Mapping[str, Mapping[str, Sequence[tuple[str, float]]]],
+                 metric: str, qids: Sequence[str], a: str, b: str) -> dict[str, float]:
+    """Paired two-sided t-test (ranx ``compare``, ``stat_test="student"``) of system ``a`` vs ``b``."""
+    from ranx import Qrels, compare
+
+    qids = [q for q in qids if q in qrels]
+    q = Qrels.from_dict({k: dict(qrels[k]) for k in qids})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = compare(q, [_ranx_run(runs[a], qids, a), _ranx_run(runs[b], qids, b)], metrics=[metric],
+                      stat_test="student", max_p=0.05, make_comparable=True)
+    d = rep.to_dict()
+    p = d[a]["comparisons"][b] if "comparisons" in d[a] else float("nan")
+    p = p[metric] if isinstance(p, dict) else p
+    return {"metric": metric, a: float(d[a]["scores"][metric]), b: float(d[b]["scores"][metric]), "p_value": float(p),
+            "n": len(qids)}
+
+
+def diversity_at_10(run: Mapping[str, Sequence[tuple[str, float]]], category_of: Mapping[str, str],
+                    qids: Sequence[str]) -> float:
+    vals = [len({category_of.get(d) for d, _ in run.get(q, [])[:10]}) / 10 for q in qids]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def routing(gold: Mapping[str, str], predicted: Mapping[str, str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix (gold × {precise, fuzzy, mixed})."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    qids = sorted(gold)
+    y, p = [gold[q] for q in qids], [predicted[q] for q in qids]
+    labels = ["precise", "fuzzy", "mixed"]
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
+    cm = confusion_matrix(y, p, labels=labels)
+    return {
+        "accuracy": float(accuracy_score(y, p)),
+        "per_class": {lab: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(sup[i])}
+                      for i, lab in enumerate(labels[:2])},
+        "mixed_share": float(np.mean([x == "mixed" for x in p])) if p else 0.0,
+        "confusion": {g: {lab: int(cm[i][j]) for j, lab in enumerate(labels)} for i, g in enumerate(labels[:2])},
+    }
+
+
+def balanced_accuracy(gold: Sequence[str], predicted: Sequence[str], positive: str = "precise") -> dict[str, float]:
+    """Mean of per-class recalls (sklearn); anything not ``positive`` predicted counts as the other class."""
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    y = [g == positive for g in gold]
+    p = [x == positive for x in predicted]
+    return {"balanced_accuracy": float(balanced_accuracy_score(y, p)),
+            "recall_precise": float(recall_score(y, p, pos_label=True, zero_division=0)),
+            "recall_fuzzy": float(recall_score(y, p, pos_label=False, zero_division=0))}
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values)
+    return {"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}

@@ -1,0 +1,60 @@
+"""Systems under evaluation, run over the same queries in the same process.
+
+- ``router``  — the product: ``Searcher.search`` (intent classifier + thresholds);
+- ``bm25``    — the direct-hit ranker for every query;
+- ``dense``   — the recommender for every query;
+- ``oracle``  — gold intent routing: direct-hit ranker for gold-precise, recommender for gold-fuzzy.
+
+A run maps qid → ranked [(item_id, score)]. Scores are written as ``depth - rank`` so every tool reads
+the ranking exactly as the system returned it (MMR output is not sorted by its relevance values).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from search.catalog import DevQuery
+from search.searcher import Searcher
+
+SYSTEMS = ("router", "bm25", "dense", "oracle")
+
+
+@dataclass
+class RunResult:
+    runs: dict[str, dict[str, list[tuple[str, float]]]] = field(default_factory=dict)
+    routes: dict[str, str] = field(default_factory=dict)  # qid → router's label
+    p_precise: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, list[float]] = field(default_factory=dict)  # router route → latencies
+
+
+def _ranked(ids: Sequence[str], depth: int) -> list[tuple[str, float]]:
+    return [(i, float(depth - r)) for r, i in enumerate(ids[:depth])]
+
+
+def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50,
+                systems: Sequence[str] = SYSTEMS) -> RunResult:
+    out = RunResult(runs={s: {} for s in systems})
+    depth = min(depth, searcher.settings.max_k)
+    for q in queries:
+        t0 = time.perf_counter()
+        r = searcher.search(q.query, depth)
+        ms = (time.perf_counter() - t0) * 1000
+        out.routes[q.qid] = r.intent.label
+        out.p_precise[q.qid] = r.intent.p_precise
+        out.latency_ms.setdefault(r.intent.label, []).append(ms)
+        if "router" in systems:
+            out.runs["router"][q.qid] = _ranked([h.id for h in r.results], depth)
+        a = searcher.analyze(q.query)
+        need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
+        need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
+        bm = [h.id for h in searcher.precise_hits(a, depth)] if need_bm25 else []
+        dn = [h.id for h in searcher.fuzzy_hits(a, depth)] if need_dense else []
+        if "bm25" in systems:
+            out.runs["bm25"][q.qid] = _ranked(bm, depth)
+        if "dense" in systems:
+            out.runs["dense"][q.qid] = _ranked(dn, depth)
+        if "oracle" in systems:
+            out.runs["oracle"][q.qid] = _ranked(bm if q.intent == "precise" else dn, depth)
+    return out

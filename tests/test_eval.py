@@ -1,0 +1,92 @@
+"""eval/: metric wiring on a hand-computed case, TREC writers, converters, the runner on the 50-item index."""
+
+import json
+
+import pytest
+
+from eval import metrics as M
+from eval.data import category_qrels, read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
+from eval.external import iflytek_items, smp_examples
+from eval.reports import compare_reports, evaluate, markdown
+from search.catalog import DevQuery
+
+
+def test_metric_wiring_hand_computed():
+    qrels = {"q1": {"a": 2, "b": 1}, "q2": {"c": 2}}
+    run = {"q1": [("b", 3.0), ("x", 2.0), ("a", 1.0)], "q2": [("y", 1.0), ("c", 0.5)]}
+    got = M.ir_metrics(qrels, run, ["hit_rate@1", "mrr@10", "ndcg@10", "recall@50"])
+    # Success@1: q1 yes (b relevant), q2 no → 0.5. MRR: (1 + 1/2) / 2 = 0.75.
+    assert got["hit_rate@1"] == pytest.approx(0.5)
+    assert got["mrr@10"] == pytest.approx(0.75)
+    assert got["recall@50"] == pytest.approx(1.0)
+    # nDCG (ranx: gain = grade, discount log2(rank+1)): q1 DCG = 1/1 + 2/log2(4) = 2; IDCG = 2 + 1/log2(3)
+    import math
+
+    q1 = 2 / (2 + 1 / math.log2(3))
+    q2 = (2 / math.log2(3)) / 2
+    assert got["ndcg@10"] == pytest.approx((q1 + q2) / 2)
+
+
+def test_empty_answer_scores_zero():
+    got = M.ir_metrics({"q1": {"a": 2}}, {"q1": []}, ["hit_rate@1"])
+    assert got["hit_rate@1"] == 0.0
+
+
+def test_routing_and_balanced_accuracy():
+    r = M.routing({"1": "precise", "2": "precise", "3": "fuzzy", "4": "fuzzy"},
+                  {"1": "precise", "2": "mixed", "3": "fuzzy", "4": "precise"})
+    assert r["accuracy"] == 0.5 and r["confusion"]["precise"]["mixed"] == 1
+    assert r["per_class"]["precise"]["precision"] == 0.5
+    b = M.balanced_accuracy(["precise"] * 2 + ["fuzzy"] * 8, ["fuzzy"] * 10)
+    assert b["balanced_accuracy"] == 0.5 and b["recall_fuzzy"] == 1.0
+
+
+def test_trec_round_trip(tmp_path):
+    run = {"q2": [("b", 2.0), ("a", 1.0)], "q1": [("c", 5.0)]}
+    qrels = {"q1": {"c": 2, "d": 1}}
+    write_trec_run(tmp_path / "run.txt", run, "sys")
+    write_trec_qrels(tmp_path / "qrels.txt", qrels)
+    assert (tmp_path / "run.txt").read_text().splitlines()[0] == "q1 Q0 c 1 5.000000 sys"
+    assert read_trec_run(tmp_path / "run.txt") == run
+    assert read_trec_qrels(tmp_path / "qrels.txt") == qrels
+
+
+def test_iflytek_converter(tmp_path):
+    (tmp_path / "a.json").write_text(
+        json.dumps({"label": 1, "label_des": "外卖", "sentence": "一款  点外卖的应用，" * 30, "id": 7}, ensure_ascii=False) + "\n"
+        + json.dumps({"label": 2, "label_des": "不存在", "sentence": "x" * 30, "id": 8}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    items = iflytek_items(tmp_path, {"外卖"})
+    assert len(items) == 1
+    it = items[0]
+    assert it.id == "iflytek-7" and it.name == "IFLYTEK-7" and it.category == "外卖"
+    assert len(it.description) == 150 and "  " not in it.description
+
+
+def test_smp_domains(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps([{"text": "打开淘宝", "domain": "app"}, {"text": "红烧肉怎么做", "domain": "cookbook"},
+                             {"text": "今天天气", "domain": "weather"}], ensure_ascii=False), encoding="utf-8")
+    assert smp_examples(p) == [("打开淘宝", "precise"), ("红烧肉怎么做", "fuzzy")]
+
+
+def test_category_qrels(items50):
+    q = DevQuery("f1", "饿了", "fuzzy", {}, {"外卖": 2, "餐饮店": 1})
+    qr = category_qrels([q], items50)["f1"]
+    assert qr and all(g == {"外卖": 2, "餐饮店": 1}[next(i.category for i in items50 if i.id == d)] for d, g in qr.items())
+
+
+def test_evaluate_on_fixture_and_compare(searcher50, tmp_path):
+    ids = {it.name: it.id for it in searcher50.items}
+    queries = [DevQuery("p1", "kfc", "precise", {ids["肯德基"]: 2}, {}, "english"),
+               DevQuery("p2", "麥當勞", "precise", {ids["麦当劳"]: 2}, {}, "traditional"),
+               DevQuery("f1", "失眠了怎么办", "fuzzy", {ids["助眠白噪音"]: 2, ids["10分钟冥想"]: 2, ids["睡前故事"]: 1,
+                                                    ids["简单心理"]: 1, ids["在线问诊"]: 1}, {"音乐": 2})]
+    rep = evaluate(searcher50, queries, "items", tmp_path)
+    assert rep["systems"]["oracle"]["hit_rate@1"] == 1.0
+    assert set(rep["systems"]) == {"router", "bm25", "dense", "oracle"}
+    assert (tmp_path / "run.router.txt").exists() and (tmp_path / "qrels.items.txt").exists()
+    assert "Routing" in markdown(rep)
+    other = json.loads(json.dumps(rep))
+    other["systems"]["router"]["mrr@10"] = 0.0
+    assert "systems.router.mrr@10" in compare_reports(rep, other)
