@@ -55,7 +55,10 @@ eval: index ## offline relevance evaluation on the dev queries (report in eval/o
 eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
 	$(PY) -m eval external --index $(INDEX) --shared $(SHARED)
 
+tune: index ## sweep the routing thresholds; report in eval/out/tune/ (add ARGS="--write" to save the choice)
+	$(PY) -m eval tune --index $(INDEX) --queries eval/queries/dev.jsonl --min-precise-precision 0.98 --max-mixed 0.15 $(ARGS)
+
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate test test-all lint eval eval-external clean
+.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune clean

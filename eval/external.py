@@ -41,7 +41,7 @@ def iflytek_items(folder: Path, taxonomy: set[str] | None = None) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     for path in sorted(folder.glob("*.json")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8").split("\n"):  # not splitlines(): U+2028 occurs in text
             if not line.strip():
                 continue
             rec = json.loads(line)
@@ -89,8 +89,8 @@ def smp_intent(searcher: Searcher, examples: Sequence[tuple[str, str]]) -> dict[
 
 def multicpr_queries(folder: Path) -> Iterator[str]:
     for path in sorted(folder.glob("multicpr_*.tsv")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            parts = line.split("\t", 1)
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            parts = line.rstrip("\r").split("\t", 1)
             if len(parts) == 2 and parts[1].strip():
                 yield parts[1]
 

@@ -357,6 +357,29 @@ class Searcher:
         return SearchResponse(q, a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
                               direct, tuple(results), groups, took)
 
+    def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None, top: int = 10) -> dict[str, Any]:
+        """What an analyst needs to debug one query: score, the features that moved it, and the route at the
+        current thresholds and at the given ones."""
+        a = self.analyze(q)
+        cur = self.thresholds
+        what_if = Thresholds(cur.t_precise if t_precise is None else t_precise,
+                             cur.t_fuzzy if t_fuzzy is None else t_fuzzy, source="explain")
+        contrib = self.intent.contributions(a.text_features, a.dense)
+        best = a.match.best()
+        return {
+            "query": q,
+            "normalized": a.normalized,
+            "tokens": list(a.words),
+            "p_precise": round(a.p_precise, 6),
+            "logit": round(sum(v for _, v in contrib), 6),
+            "top_features": [{"feature": f, "contribution": round(v, 6)} for f, v in contrib[:top]],
+            "catalog_features": {n: round(float(x), 6) for n, x in zip(DENSE_FEATURES, a.dense, strict=True)},
+            "name_match": None if best is None else {"id": self.items[best[0]].id, "name": self.items[best[0]].name,
+                                                     "boost": round(best[1], 3), "reason": best[2], "strong": a.match.strong},
+            "route": {"label": route(a.p_precise, cur), **cur.to_dict()},
+            "route_at": {"label": route(a.p_precise, what_if), **what_if.to_dict()},
+        }
+
     def set_thresholds(self, t: Thresholds) -> None:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""
         self.thresholds = t

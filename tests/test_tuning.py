@@ -1,0 +1,126 @@
+"""Threshold tuning: the sweep (monotone where it must be), the constraint solver, write + reload, admin API."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import settings_for
+from fastapi.testclient import TestClient
+
+from eval.tuning import QueryTable, choose, point, route_codes, sweep, violations, write_thresholds
+from search.api import create_app
+from search.config import Thresholds, load_thresholds
+from search.errors import ConfigError
+from search.routing import route
+from search.searcher import Searcher
+
+
+def _table():
+    rng = np.random.default_rng(0)
+    n = 200
+    gold = rng.random(n) < 0.5
+    p = np.clip(np.where(gold, rng.normal(0.8, 0.2, n), rng.normal(0.2, 0.2, n)), 0, 1)
+    metric = np.zeros((n, 3))
+    metric[gold, 0] = 1.0  # precise queries succeed on the precise route
+    metric[gold, 2] = 0.8
+    metric[~gold, 1] = 0.6  # fuzzy queries do best on the fuzzy route
+    metric[~gold, 2] = 0.5
+    return QueryTable([str(i) for i in range(n)], gold, p, metric, [None] * n)
+
+
+def test_route_codes_match_routing_function():
+    p = np.array([0.0, 0.3, 0.31, 0.69, 0.7, 1.0])
+    codes = route_codes(p, 0.7, 0.3)
+    names = ["precise", "fuzzy", "mixed"]
+    assert [names[c] for c in codes] == [route(x, Thresholds(0.7, 0.3)) for x in p]
+
+
+def test_sweep_monotonicity():
+    t = _table()
+    grid = [i / 20 for i in range(21)]
+    pts = {(pt["t_precise"], pt["t_fuzzy"]): pt for pt in sweep(t, grid)}
+    for tf in grid:
+        recalls = [pts[(tp, tf)]["precise_recall"] for tp in grid if tp >= tf]
+        assert all(a >= b for a, b in zip(recalls, recalls[1:], strict=False))  # raising t_precise never adds precise
+    for tp in grid:
+        mixed = [pts[(tp, tf)]["mixed_share"] for tf in grid if tf <= tp]
+        assert all(a >= b for a, b in zip(mixed, mixed[1:], strict=False))  # raising t_fuzzy shrinks the mixed band
+    assert all(pts[(x, x)]["mixed_share"] == 0 for x in grid)
+
+
+def test_point_by_hand():
+    t = QueryTable(["a", "b", "c", "d"], np.array([True, True, False, False]), np.array([0.9, 0.5, 0.4, 0.1]),
+                   np.array([[1, 0, 0.5], [1, 0, 0.5], [0, 1, 0.2], [0, 1, 0.2]], dtype=float), [None] * 4)
+    pt = point(t, 0.6, 0.3)  # a precise, b mixed, c mixed, d fuzzy
+    assert pt["precise_precision"] == 1.0 and pt["precise_recall"] == 0.5
+    assert pt["mixed_share"] == 0.5 and pt["accuracy"] == 0.5
+    assert pt["success@1"] == pytest.approx(0.75) and pt["ndcg@10"] == pytest.approx(0.6)
+
+
+def test_constraint_solver_and_binding():
+    pts = [{"t_precise": 0.5, "t_fuzzy": 0.5, "combined": 0.9, "precise_precision": 0.90, "mixed_share": 0.0, "precise_recall": 1,
+            "fuzzy_precision": 1, "fuzzy_recall": 1},
+           {"t_precise": 0.8, "t_fuzzy": 0.2, "combined": 0.8, "precise_precision": 0.99, "mixed_share": 0.1, "precise_recall": 1,
+            "fuzzy_precision": 1, "fuzzy_recall": 1},
+           {"t_precise": 0.9, "t_fuzzy": 0.1, "combined": 0.7, "precise_precision": 1.0, "mixed_share": 0.3, "precise_recall": 1,
+            "fuzzy_precision": 1, "fuzzy_recall": 1}]
+    c = choose(pts, {"min_precise_precision": 0.98, "max_mixed": 0.15})
+    assert c.best["t_precise"] == 0.8 and c.binding == "min_precise_precision" and c.runner_up is None
+    assert violations(pts[2], {"max_mixed": 0.15}) == ["max_mixed"]
+    assert choose(pts, {"min_precise_precision": 1.0, "max_mixed": 0.0}).best is None
+    with pytest.raises(ConfigError):
+        choose(pts, {"nonsense": 1})
+
+
+def test_write_then_load_uses_thresholds(tmp_path, index50):
+    path = tmp_path / "thresholds.json"
+    write_thresholds(path, 0.8, 0.2, {"queries_sha256": "abc", "constraints": {"max_mixed": 0.1}})
+    doc = json.loads(path.read_text())
+    assert doc["provenance"]["queries_sha256"] == "abc" and doc["kind"] == "zhida-thresholds"
+    t = load_thresholds(path, Thresholds())
+    assert (t.t_precise, t.t_fuzzy) == (0.8, 0.2)
+    s = Searcher.load(index50, settings_for(tmp_path))
+    assert (s.thresholds.t_precise, s.thresholds.t_fuzzy) == (0.8, 0.2)
+    with pytest.raises(ConfigError):
+        write_thresholds(path, 0.2, 0.8, {})
+    assert json.loads(path.read_text())["t_precise"] == 0.8  # refused write left the file as it was
+    path.write_text("{broken")
+    with pytest.raises(ConfigError, match="thresholds"):
+        load_thresholds(path, Thresholds())
+
+
+@pytest.fixture()
+def admin_client(index50, tmp_path):
+    s = Searcher.load(index50, settings_for(tmp_path))
+    settings = settings_for(tmp_path, admin_token="s3cret")
+    return TestClient(create_app(settings, s))
+
+
+def test_admin_thresholds_401_422_200(admin_client):
+    c = admin_client
+    assert c.put("/admin/thresholds", json={"t_precise": 0.8, "t_fuzzy": 0.2}).status_code == 401
+    assert c.put("/admin/thresholds", json={"t_precise": 0.8, "t_fuzzy": 0.2},
+                 headers={"Authorization": "Bearer wrong"}).status_code == 401
+    auth = {"Authorization": "Bearer s3cret"}
+    before = c.get("/admin/thresholds", headers=auth).json()
+    for bad in ({"t_precise": 0.2, "t_fuzzy": 0.8}, {"t_precise": 1.5, "t_fuzzy": 0.1}, {"t_precise": "x", "t_fuzzy": 0.1},
+                {"t_precise": 0.5}):
+        r = c.put("/admin/thresholds", json=bad, headers=auth)
+        assert r.status_code == 422 and r.json()["error"]["message"]
+    assert c.get("/admin/thresholds", headers=auth).json() == before  # old values stay
+    r = c.put("/admin/thresholds", json={"t_precise": 0.99, "t_fuzzy": 0.98}, headers={"X-Admin-Token": "s3cret"})
+    assert r.status_code == 200 and r.json()["t_precise"] == 0.99 and r.json()["source"] == "admin api"
+    body = c.get("/search", params={"q": "肯德基"}).json()
+    assert body["intent"]["thresholds"] == {"t_precise": 0.99, "t_fuzzy": 0.98}
+
+
+def test_explain(admin_client):
+    r = admin_client.get("/explain", params={"q": "星巴克会员", "t_precise": 1.0, "t_fuzzy": 1.0})
+    assert r.status_code == 200
+    e = r.json()
+    assert e["route"]["label"] == "precise" and e["route_at"]["label"] == "fuzzy"
+    assert e["top_features"] and e["name_match"]["name"] == "星巴克"
+    z = e["logit"]
+    assert 1 / (1 + np.exp(-z)) == pytest.approx(e["p_precise"], abs=1e-5)
+    assert admin_client.get("/explain", params={"q": ""}).status_code == 422
+    assert admin_client.get("/explain", params={"q": "x", "t_precise": 2}).status_code == 422
