@@ -9,6 +9,7 @@ Precise queries are the forms people really type to reach a thing they can name 
     typo         肯得基            one character replaced by a common homophone (the commonest IME slip)
     traditional  麥當勞            traditional characters
     suffix       星巴克会员        name + a service word (one of the item's own actions, or a generic one)
+    command      打开支付宝        a verb before the name (training only; not a dev form)
     partial      网易云音          a prefix that still names exactly one item
 
 Hand-written queries (fuzzy needs, and precise "name + service" mixed cases) live in
@@ -43,6 +44,7 @@ from search.types import Item
 
 FORMS = ("exact", "english", "pinyin", "initials", "typo", "traditional", "suffix", "partial")
 GENERIC_SUFFIXES = ("会员", "客服", "官网", "优惠券", "订单", "app", "电话", "附近", "怎么用", "登录")
+COMMAND_PREFIXES = ("打开", "进入", "我要用", "帮我打开", "去", "打开一下", "我要上", "启动")
 HANDWRITTEN = Path("eval/queries/handwritten")
 
 
@@ -99,6 +101,8 @@ def forms_of(it: Item, rng: random.Random, homophones: dict[str, list[str]], uni
             and not any(a.name[i : i + 2] in name_bigrams for i in range(len(a.name) - 1))]
     suffix = rng.choice(acts) if acts and rng.random() < 0.7 else rng.choice(GENERIC_SUFFIXES)
     out["suffix"] = name + suffix
+    # training only (not a dev form): a verb in front, as people say it to an assistant or type it
+    out["command"] = rng.choice(COMMAND_PREFIXES) + name
     if len(cname) >= 4 and has_cjk(cname):
         for ln in range(len(cname) - 1, 1, -1):
             if cname[:ln] in unique_prefix:
