@@ -103,6 +103,10 @@ def forms_of(it: Item, rng: random.Random, homophones: dict[str, list[str]], uni
     out["suffix"] = name + suffix
     # training only (not a dev form): a verb in front, as people say it to an assistant or type it
     out["command"] = rng.choice(COMMAND_PREFIXES) + name
+    if it.type == "content":
+        # A content item is named by a need (学日语, 助眠白噪音): "name + word" is a need, not a name.
+        for form in ("suffix", "command", "partial"):
+            out.pop(form, None)
     if len(cname) >= 4 and has_cjk(cname):
         for ln in range(len(cname) - 1, 1, -1):
             if cname[:ln] in unique_prefix:

@@ -31,6 +31,8 @@ NAME_FEATURES: tuple[str, ...] = (
     "starts_with_name",
     "contains_name",
     "prefix_hits_log",
+    "content_exact",
+    "content_contained",
 )
 
 
@@ -55,8 +57,14 @@ def match_names(
     prefix_boost: float = 20.0,
     contains_boost: float = 30.0,
     prefix_limit: int = 50,
+    content: np.ndarray | None = None,
 ) -> NameMatch:
-    """Signals for the compact query ``q`` (see module docstring)."""
+    """Signals for the compact query ``q`` (see module docstring).
+
+    ``content`` (bool per item) marks content items (助眠白噪音, 学日语): their names are needs, so a query
+    naming one is weaker evidence of a precise intent; their exact and contained matches feed the separate
+    ``content_exact`` / ``content_contained`` features instead of the name features (the boosts are the same).
+    """
     boosts: dict[int, tuple[float, str]] = {}
     f = dict.fromkeys(NAME_FEATURES, 0.0)
 
@@ -68,10 +76,16 @@ def match_names(
     if not q:
         return NameMatch({}, tuple(f.values()), False)
 
+    def is_content(item: int) -> bool:
+        return content is not None and bool(content[item])
+
     for item, kind in lexicon.exact(q):
         put(item, exact_boost * KIND_WEIGHT[kind], REASONS[kind])
         key = ("exact_name", "exact_alias", "exact_pinyin", "exact_pinyin", "exact_initials", "exact_initials")[kind]
-        f[key] = 1.0
+        if is_content(item):
+            f["content_exact"] = 1.0
+        else:
+            f[key] = 1.0
 
     if has_cjk(q) and not boosts:  # a homophone only matters when the characters themselves did not match
         full, _ = pinyin_keys(q)
@@ -88,6 +102,9 @@ def match_names(
         cover = ln / n
         boost = contains_boost * cover * KIND_WEIGHT[kind] * (1.1 if start == 0 else 1.0)
         put(item, boost, "包含名称")
+        if is_content(item):
+            f["content_contained"] = max(f["content_contained"], cover)
+            continue
         if start == 0:
             f["starts_with_name"] = max(f["starts_with_name"], cover)
         f["contains_name"] = max(f["contains_name"], cover)

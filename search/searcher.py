@@ -122,6 +122,7 @@ class Searcher:
         self.analyzer = make_analyzer(tokenizer.words)
         self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
         self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
+        self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
         configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
 
     # ------------------------------------------------------------------ build / save / load
@@ -277,7 +278,7 @@ class Searcher:
         terms = self.tokenizer.terms(norm)
         s = self.settings
         match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
-                            contains_boost=s.contains_boost)
+                            contains_boost=s.contains_boost, content=self._is_content)
         docs, scores = self.bm25.candidates(terms)
         top2 = np.sort(scores)[-2:][::-1] if len(scores) else np.empty(0)
         dense = dense_features(match, top2.tolist(), cq)
