@@ -64,6 +64,11 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
             best = max(scores, key=lambda b: scores[b])
             sig[group] = {"baseline": best, **M.significance(qrels, res.runs, metric, qids, "router", best)}
     gold = {q.qid: q.intent for q in queries}
+    suggest = None
+    if relevance == "items" and precise:
+        from .keystrokes import keystrokes
+
+        suggest = keystrokes(searcher, queries)
     report = {
         "kind": "zhida-eval-report",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -79,6 +84,8 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "significance": sig,
         "latency_ms": {route: M.percentiles(v) for route, v in sorted(res.latency_ms.items())},
     }
+    if suggest is not None:
+        report["suggest"] = suggest
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +126,14 @@ def markdown(r: Mapping[str, Any]) -> str:
         lines += ["", "### Precise queries by form (router)", "", "| form | n | Success@1 | MRR@10 |", "|---|---|---|---|"]
         for form, row in r["precise_by_form"].items():
             lines.append(f"| {form} | {row['n']} | {_f(row['hit_rate@1'])} | {_f(row['mrr@10'])} |")
+    if r.get("suggest"):
+        sg = r["suggest"]
+        lines += ["", f"### Suggest: keystrokes until the target is in the top {sg['found_in_top']} (pinyin letters typed)", "",
+                  f"mean {_f(sg['mean_keystrokes'])} keystrokes vs {_f(sg['mean_full_length'])} for the whole query; "
+                  f"target reached for {sg['found_share']:.1%} of {sg['queries']} precise queries", "",
+                  "| form | n | keystrokes | full length |", "|---|---|---|---|"]
+        for form, row in sg["by_form"].items():
+            lines.append(f"| {form} | {row['n']} | {_f(row['mean_keystrokes'])} | {_f(row['mean_full_length'])} |")
     lines += ["", "### Latency of this run (ms, in process, information only)", "", "| route | n | p50 | p99 |", "|---|---|---|---|"]
     for route, p in r["latency_ms"].items():
         lines.append(f"| {route} | {p['n']} | {_f(p.get('p50'))} | {_f(p.get('p99'))} |")
@@ -138,8 +153,9 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     """Markdown table of every numeric figure that differs between two reports (B − A)."""
-    fa = _flatten({k: a[k] for k in ("routing", "systems", "precise_by_form") if k in a})
-    fb = _flatten({k: b[k] for k in ("routing", "systems", "precise_by_form") if k in b})
+    keys = ("routing", "systems", "precise_by_form", "suggest")
+    fa = _flatten({k: a[k] for k in keys if k in a})
+    fb = _flatten({k: b[k] for k in keys if k in b})
     lines = [f"A: git {a.get('git_revision')} index {str(a.get('index_manifest_sha256'))[:12]} thresholds {a.get('thresholds')}",
              f"B: git {b.get('git_revision')} index {str(b.get('index_manifest_sha256'))[:12]} thresholds {b.get('thresholds')}",
              "", "| figure | A | B | B − A |", "|---|---|---|---|"]

@@ -113,6 +113,25 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from .searcher import Searcher
+
+    s = _settings(args)
+    searcher = Searcher.load(args.index or s.index_path, s)
+    r = searcher.suggest(args.q, args.k)
+    if args.json:
+        print(json.dumps(r, ensure_ascii=False, indent=1))
+        return 0
+    for x in r["suggestions"]:
+        if x["type"] == "card":
+            print(f"  [直达] {x['name']}  ({x['category']}; {x['matched']})  " + " | ".join(a["name"] for a in x["actions"]))
+        else:
+            print(f"  [搜索] {x['text']}")
+    if not r["suggestions"]:
+        print("  (no suggestions)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -167,6 +186,13 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the HTTP response body")
     q.add_argument("--batch", help="file with one query per line (or JSONL with a 'query' field)")
     q.set_defaults(func=cmd_query)
+
+    sg = sub.add_parser("suggest", help="completions for a partial query")
+    sg.add_argument("q")
+    sg.add_argument("--index")
+    sg.add_argument("-k", type=int, default=8)
+    sg.add_argument("--json", action="store_true")
+    sg.set_defaults(func=cmd_suggest)
 
     sv = sub.add_parser("serve", help="serve the HTTP API")
     sv.add_argument("--index")

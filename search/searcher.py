@@ -33,6 +33,7 @@ from .normalize import compact, normalize
 from .recommend import Candidate, matched_tags, mmr
 from .routing import route
 from .store import IndexReader, IndexWriter, sha256_file
+from .suggest import Completions, key_priors, mixed_tail, top_cards, typed_forms
 from .textvec import TextVectorizer, make_analyzer
 from .tokenize import Tokenizer
 from .types import Action, Hit, IntentDecision, Item, SearchResponse
@@ -106,6 +107,7 @@ class Searcher:
         thresholds: Thresholds | None = None,
         manifest: dict[str, Any] | None = None,
         path: str | None = None,
+        completions: Completions | None = None,
     ) -> None:
         self.settings = settings
         self.items = list(items)
@@ -123,6 +125,8 @@ class Searcher:
         self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
         self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
+        self.completions = completions or Completions([], [], np.zeros(0, dtype=np.int64))
+        self._key_prior = key_priors(lexicon, [it.popularity for it in self.items])
         configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
 
     # ------------------------------------------------------------------ build / save / load
@@ -169,6 +173,7 @@ class Searcher:
                 dense.append(a.dense)
                 labels.append(1 if intent == "precise" else 0)
             s.intent = IntentModel.train(feats, np.vstack(dense), labels, analyzer)
+        s.completions = build_completions(items, train)
         s.manifest = {"kind": kind, "encoder": {"name": encoder.name, "dim": encoder.dim}}
         return s
 
@@ -193,6 +198,8 @@ class Searcher:
             w.array("intent_dense_coef.npy", self.intent.dense_coef, "intent logistic weights of catalog features")
             w.json("intent.json", {"intercept": self.intent.intercept, "dense_features": list(DENSE_FEATURES)},
                    "intent intercept and feature names")
+            w.json("completions.json", [[t, int(p)] for t, p in zip(self.completions.texts, self.completions.weights(), strict=True)],
+                   "suggest query completions: fuzzy training queries and catalog tags, with weights")
             w.array("dense_vectors.npy", np.asarray(self.vectors, dtype=np.float32), "item embeddings (L2-normalised)")
             w.blob("dense.faiss", lambda p: faiss.write_index(self.index, p), "faiss", "FAISS inner-product index")
             enc: dict[str, Any] = {"name": self.encoder.name, "dim": self.encoder.dim}
@@ -255,6 +262,7 @@ class Searcher:
             except RuntimeError as exc:
                 raise IndexIntegrityError(f"FAISS cannot read the index ({str(exc).splitlines()[0]})", str(Path(path) / "dense.faiss")) from exc
             vectors = r.array("dense_vectors.npy")
+            completions = Completions.build([(str(t), int(wt)) for t, wt in r.json("completions.json")])
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexIntegrityError(f"index content is inconsistent: {exc}", str(path)) from exc
         n = len(items)
@@ -266,7 +274,7 @@ class Searcher:
             raise IndexIntegrityError("lexicon points outside the catalog", str(Path(path) / "lexicon_items.npy"))
         thresholds = load_thresholds(settings.thresholds_path, settings.thresholds)
         s = cls(settings, items, tokenizer, lexicon, bm25, intent, encoder, index, vectors, thresholds,
-                r.manifest, str(path))
+                r.manifest, str(path), completions)
         s.manifest["kind"] = r.manifest.get("dense_index")
         return s
 
@@ -381,6 +389,30 @@ class Searcher:
             "route_at": {"label": route(a.p_precise, what_if), **what_if.to_dict()},
         }
 
+    def suggest(self, q: Any, k: Any = 8) -> dict[str, Any]:
+        """Completions for a partial query (see ``search.suggest``): direct-hit cards, then query completions."""
+        t0 = time.perf_counter()
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise InvalidQueryError(f"k must be an integer, got {type(k).__name__}", field="k")
+        if not 1 <= k <= 20:
+            raise InvalidQueryError(f"k must be between 1 and 20, got {k}", field="k")
+        norm = validate_query(q, self.settings)
+        cq = compact(norm)
+        out: list[dict[str, Any]] = []
+        if cq:
+            forms = typed_forms(cq)
+            cards = top_cards(self.lexicon, self._key_prior, forms, k, mixed_tail(cq))
+            texts = self.completions.top(cq, k, exclude={compact(self.items[i].name) for i, _ in cards})
+            n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
+            n_cards = min(len(cards), k - n_query)
+            for i, matched in cards[:n_cards]:
+                it = self.items[i]
+                out.append({"type": "card", "id": it.id, "name": it.name, "category": it.category,
+                            "matched": matched, "actions": [a.to_dict() for a in it.actions]})
+            out.extend({"type": "query", "text": t} for t in texts[: k - len(out)])
+        return {"query": q, "normalized": norm, "suggestions": out,
+                "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
+
     def set_thresholds(self, t: Thresholds) -> None:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""
         self.thresholds = t
@@ -388,6 +420,16 @@ class Searcher:
     def item(self, item_id: str) -> Item | None:
         i = self._id_to_index.get(item_id)
         return None if i is None else self.items[i]
+
+
+def build_completions(items: Sequence[Item], train: Sequence[tuple[str, str]]) -> Completions:
+    """Query completions: fuzzy-intent training queries (weight 1 each) and tags (weight = items carrying it)."""
+    counts: dict[str, int] = {}
+    for it in items:
+        for t in it.tags:
+            counts[t] = counts.get(t, 0) + 1
+    rows = [(q, 1) for q, intent in train if intent == "fuzzy"] + list(counts.items())
+    return Completions.build(rows)
 
 
 def _versions() -> dict[str, str]:

@@ -40,6 +40,9 @@ class Service:
     def search(self, q: Any, k: Any = None) -> dict[str, Any]:
         return self._searcher.search(q, k).to_dict()
 
+    def suggest(self, q: Any, k: Any = 8) -> dict[str, Any]:
+        return self._searcher.suggest(q, k)
+
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None) -> dict[str, Any]:
         return self._searcher.explain(q, t_precise, t_fuzzy)
 

@@ -90,3 +90,21 @@ def test_evaluate_on_fixture_and_compare(searcher50, tmp_path):
     other = json.loads(json.dumps(rep))
     other["systems"]["router"]["mrr@10"] = 0.0
     assert "systems.router.mrr@10" in compare_reports(rep, other)
+
+
+def test_typing_states_count_pinyin_letters():
+    from eval.keystrokes import typing_states
+
+    assert typing_states("肯德基") == [(1, "k"), (2, "ke"), (3, "肯"), (4, "肯d"), (5, "肯德"), (6, "肯德j"), (7, "肯德基")]
+    assert typing_states("kfc") == [(1, "k"), (2, "kf"), (3, "kfc")]
+
+
+def test_keystrokes_on_fixture(searcher50):
+    from eval.keystrokes import keystrokes
+
+    ids = {it.name: it.id for it in searcher50.items}
+    qs = [DevQuery("p1", "肯德基", "precise", {ids["肯德基"]: 2}, {}, "exact"),
+          DevQuery("p2", "12306", "precise", {ids["12306"]: 2}, {}, "exact")]
+    r = keystrokes(searcher50, qs)
+    assert r["queries"] == 2 and r["found_share"] == 1.0
+    assert 1 <= r["mean_keystrokes"] <= r["mean_full_length"] == (7 + 5) / 2

@@ -144,6 +144,10 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     async def search_post(body: SearchRequest) -> Any:
         return await call(service.search, body.q, body.k)
 
+    @app.get("/suggest", responses=_ERRORS)
+    async def suggest(q: str = Query(..., description="what has been typed so far"), k: int = Query(8)) -> Any:
+        return await call(service.suggest, q, k)
+
     @app.get("/explain", responses=_ERRORS)
     async def explain(q: str = Query(...), t_precise: float | None = Query(None, ge=0.0, le=1.0),
                       t_fuzzy: float | None = Query(None, ge=0.0, le=1.0)) -> Any:

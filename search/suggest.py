@@ -1,0 +1,158 @@
+"""Suggest as you type: completions for a partial query, for Chinese input habits.
+
+Two kinds of suggestion:
+- **card** — a catalog item whose name, alias, full pinyin or pinyin initials starts with what was typed
+  (肯 → 肯德基; kend / kendeji → 肯德基; kd → 肯德基, 快递…; 麥 → 麦当劳 after normalisation); mixed input as an
+  IME leaves it mid-word (肯d, xing巴克) is also matched through its pinyin (肯d → kend…, 肯d → kd…);
+- **query** — a completion taken from the fuzzy-intent training queries and the catalog's tags
+  (睡不着 → 睡不着怎么办), never invented text.
+
+Ranking prior (documented, stable): lower kind first (name < alias < name pinyin < alias pinyin < name
+initials < alias initials), then key length minus popularity (shorter and more popular first; popularity
+1–5 is a catalog field, default 3), then catalog order. Cards come
+first; when both kinds exist, up to ``k // 3`` slots (at least 1) go to query completions.
+
+Structures are sorted key arrays built at index time with a precomputed integer prior per key: a prefix is
+two binary searches and the best entries of the range are picked with ``np.argpartition``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lexicon import KIND_NAME, Lexicon
+from .normalize import compact
+from .tokenize import has_cjk, pinyin_keys
+
+MATCHED = {"name": "name", "alias": "alias", "pinyin": "pinyin", "alias_pinyin": "pinyin",
+           "initials": "initials", "alias_initials": "initials"}
+
+
+def key_priors(lexicon: Lexicon, popularity: Sequence[int]) -> np.ndarray:
+    """int64 prior per lexicon key (lower is better): kind, then key length minus popularity (shorter and
+    more popular first: one popularity point is worth one character), then popularity, then item number."""
+    pop = np.asarray(popularity, dtype=np.int64)
+    lens = np.fromiter((min(len(k), 999) for k in lexicon.keys), dtype=np.int64, count=len(lexicon.keys))
+    items = lexicon.items.astype(np.int64)
+    pops = pop[items] if len(items) else np.zeros(0, dtype=np.int64)
+    return (lexicon.kinds.astype(np.int64) * 10**14 + (lens - pops + 10) * 10**10 + (9 - pops) * 10**9 + items)
+
+
+@dataclass(frozen=True)
+class Completions:
+    """Sorted completion texts (compact form → display text) with a prior (shorter, more frequent first)."""
+
+    keys: list[str]
+    texts: list[str]
+    prior: np.ndarray  # int64
+
+    @classmethod
+    def build(cls, texts_with_weight: Sequence[tuple[str, int]]) -> Completions:
+        best: dict[str, tuple[str, int]] = {}
+        for text, w in texts_with_weight:
+            k = compact(text)
+            if len(k) >= 2 and (k not in best or w > best[k][1]):
+                best[k] = (text.strip(), w)
+        rows = sorted((k, t, w) for k, (t, w) in best.items())
+        prior = np.array([min(len(k), 999) * 10**6 + (10**6 - 1 - min(w, 10**6 - 1)) for k, _, w in rows], dtype=np.int64)
+        return cls([r[0] for r in rows], [r[1] for r in rows], prior)
+
+    def weights(self) -> list[int]:
+        """The weights ``build`` was given (recovered from the prior), to save the structure."""
+        return [int(10**6 - 1 - (p % 10**6)) for p in self.prior.tolist()]
+
+    def top(self, prefix: str, k: int, exclude: set[str]) -> list[str]:
+        lo = bisect.bisect_left(self.keys, prefix)
+        hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
+        if hi <= lo:
+            return []
+        pr = self.prior[lo:hi]
+        take = min(len(pr), k + len(exclude) + 1)
+        idx = np.argpartition(pr, take - 1)[:take] if len(pr) > take else np.arange(len(pr))
+        idx = idx[np.lexsort((idx, pr[idx]))]
+        out = []
+        for i in idx.tolist():
+            key = self.keys[lo + i]
+            if key != prefix and key not in exclude:
+                out.append(self.texts[lo + i])
+                if len(out) >= k:
+                    break
+        return out
+
+
+ALL_KINDS = frozenset(range(6))
+PINYIN_KINDS = frozenset({2, 3})
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def typed_forms(q: str) -> list[tuple[str, frozenset[int]]]:
+    """Lookup forms of compact input ``q`` with the key kinds each may match.
+
+    Plain input matches every kind of key. Input with hanzi also matches pinyin keys through its own full
+    pinyin (xing巴克 → xingbake; 肯d → kend…), but never initials keys: one typed hanzi is not a letter.
+    """
+    forms = [(q, ALL_KINDS)]
+    if has_cjk(q):
+        forms.append((pinyin_keys(q)[0], PINYIN_KINDS))
+    return forms
+
+
+def mixed_tail(q: str) -> tuple[str, str] | None:
+    """(hanzi head, letters) for input an IME leaves mid-word, e.g. 肯d → (肯, d); else None."""
+    head = q.rstrip(_LETTERS)
+    if head != q and head and has_cjk(head[-1]):
+        return head, q[len(head):]
+    return None
+
+
+def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, frozenset[int]]], k: int,
+              mixed: tuple[str, str] | None = None) -> list[tuple[int, str]]:
+    """(item, matched kind) for the best ``k`` distinct items over all forms' prefix ranges.
+
+    ``mixed`` (head, letters): keys starting with the hanzi head whose next characters' pinyin or initials
+    start with the letters (肯d → 肯德基 through 德 = de).
+    """
+    kinds_arr = lexicon.kinds
+    cands: list[np.ndarray] = []
+    for f, kinds in forms:
+        lo, hi = lexicon._range(f)
+        if hi <= lo:
+            continue
+        rows = np.arange(lo, hi)
+        if kinds != ALL_KINDS:
+            rows = rows[np.isin(kinds_arr[lo:hi], list(kinds))]
+        if len(rows) > 4 * k:
+            rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
+        cands.append(rows)
+    if mixed is not None:
+        head, letters = mixed
+        lo, hi = lexicon._range(head)
+        ok = []
+        for r in range(lo, min(hi, lo + 2000)):
+            if kinds_arr[r] > 1:
+                continue
+            rest = lexicon.keys[r][len(head):]
+            if rest:
+                full, ini = pinyin_keys(rest)
+                if full.startswith(letters) or ini.startswith(letters):
+                    ok.append(r)
+        cands.append(np.array(ok, dtype=np.int64))
+    if not cands:
+        return []
+    rows = np.unique(np.concatenate(cands))
+    rows = rows[np.argsort(prior[rows], kind="stable")]
+    out: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for r in rows.tolist():
+        item = int(lexicon.items[r])
+        if item in seen:
+            continue
+        seen.add(item)
+        out.append((item, MATCHED[KIND_NAME[int(lexicon.kinds[r])]]))
+        if len(out) >= k:
+            break
+    return out
