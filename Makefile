@@ -43,8 +43,8 @@ validate: $(STAMP) ## validate the catalog and the query sets (coverage check wh
 test: $(STAMP) ## run the test suite (fast; slow benchmark-style tests excluded)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) ## run every test, the slow ones included
-	$(PY) -m pytest -q -m ''
+test-all: $(STAMP) ## run every test, the slow ones included (100k-request load test)
+	$(PY) -m pytest -q -s -m ''
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check search eval tests

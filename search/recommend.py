@@ -42,17 +42,23 @@ def mmr(
     lam: float = 0.75,
     per_category_cap: int = 3,
 ) -> list[Candidate]:
-    """MMR selection with a per-category cap; ``vectors`` rows align with ``cands``."""
+    """MMR selection with a per-category cap; ``vectors`` rows align with ``cands``.
+
+    Returned candidates carry their MMR marginal score as ``relevance``. It never increases from one pick
+    to the next (every candidate's penalty can only grow as the picked set grows), so results are sorted
+    by the score they show.
+    """
     if not cands:
         return []
     rel = np.array([c.relevance for c in cands], dtype=np.float64)
     sim = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
     picked: list[int] = []
+    marginal: list[float] = []
     per_cat: dict[str, int] = {}
     max_sim = np.full(len(cands), -np.inf)
     available = np.ones(len(cands), dtype=bool)
     while len(picked) < k and available.any():
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+        penalty = np.maximum(max_sim, 0.0)  # max over the empty set is 0; clamping keeps scores non-increasing
         score = lam * rel - (1 - lam) * penalty
         score[~available] = -np.inf
         i = int(np.argmax(score))
@@ -62,5 +68,6 @@ def mmr(
             continue
         per_cat[cat] = per_cat.get(cat, 0) + 1
         picked.append(i)
+        marginal.append(float(score[i]))
         max_sim = np.maximum(max_sim, sim[i])
-    return [cands[i] for i in picked]
+    return [Candidate(cands[i].item, m, cands[i].reason) for i, m in zip(picked, marginal, strict=True)]

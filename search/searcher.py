@@ -51,6 +51,11 @@ def item_dense_text(it: Item) -> str:
     return f"{it.name}。{it.category}。{it.description} {' '.join(it.tags)}"
 
 
+def echo(q: Any) -> str:
+    """The query as typed, safe to serialise: lone surrogates (invalid UTF-8) become U+FFFD."""
+    return q.encode("utf-8", "replace").decode("utf-8") if isinstance(q, str) else str(q)[:200]
+
+
 def validate_query(q: Any, settings: Settings) -> str:
     """Normalised query, or ``InvalidQueryError`` saying what is wrong."""
     if not isinstance(q, str):
@@ -363,7 +368,7 @@ class Searcher:
                     continue
                 groups.setdefault(h.category, []).append(h.id)
         took = (time.perf_counter() - t0) * 1000
-        return SearchResponse(q, a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
+        return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
                               direct, tuple(results), groups, took)
 
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None, top: int = 10) -> dict[str, Any]:
@@ -376,7 +381,7 @@ class Searcher:
         contrib = self.intent.contributions(a.text_features, a.dense)
         best = a.match.best()
         return {
-            "query": q,
+            "query": echo(q),
             "normalized": a.normalized,
             "tokens": list(a.words),
             "p_precise": round(a.p_precise, 6),
@@ -410,7 +415,7 @@ class Searcher:
                 out.append({"type": "card", "id": it.id, "name": it.name, "category": it.category,
                             "matched": matched, "actions": [a.to_dict() for a in it.actions]})
             out.extend({"type": "query", "text": t} for t in texts[: k - len(out)])
-        return {"query": q, "normalized": norm, "suggestions": out,
+        return {"query": echo(q), "normalized": norm, "suggestions": out,
                 "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
 
     def set_thresholds(self, t: Thresholds) -> None:

