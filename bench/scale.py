@@ -32,8 +32,8 @@ catalog (``index_data/catalog.jsonl``, 1,648 items):
   a counter), ids are unique, every item passes ``search.catalog.item_problems``.
 
 Everything is drawn from one ``random.Random(seed)``: the same ``(n, seed)`` gives byte-identical
-catalogs. ``make_catalog`` also returns, for every item, the index of its source in the default catalog
-(used by the runner to derive 1M-item embeddings from the real embeddings of the sources).
+catalogs. ``make_catalog`` also returns, for every item, the index of its source and of its donors in the
+default catalog (used by the runner to derive 1M-item embeddings from the real embeddings of those items).
 
 Query mix
 ---------
@@ -193,19 +193,29 @@ def _name_variant(rng: random.Random, src: Item, same_cat: Sequence[Item]) -> tu
     return "city_suffix", f"{city}{name}{suf}", suf, city
 
 
-def make_catalog(n: int, seed: int = DEFAULT_SEED, base: Sequence[Item] | None = None) -> tuple[list[Item], list[int]]:
-    """``n`` items: the default catalog then seeded variants. Returns (items, source index per item)."""
+def make_catalog(
+    n: int, seed: int = DEFAULT_SEED, base: Sequence[Item] | None = None
+) -> tuple[list[Item], list[int], list[tuple[int, ...]]]:
+    """``n`` items: the default catalog then seeded variants.
+
+    Returns (items, source per item, donors per item): indices into the default catalog of the item a
+    variant was made from and of the items its description and tags were recombined with (an original item
+    is its own source and has no donors).
+    """
     base = list(base) if base is not None else load_base()
     if n <= len(base):
-        return base[:n], list(range(n))
+        return base[:n], list(range(n)), [()] * n
     rng = random.Random(seed)
     by_cat: dict[str, list[Item]] = {}
-    for it in base:
+    by_cat_idx: dict[str, list[int]] = {}
+    for i, it in enumerate(base):
         by_cat.setdefault(it.category, []).append(it)
+        by_cat_idx.setdefault(it.category, []).append(i)
     order = list(range(len(base)))
     rng.shuffle(order)
     items = list(base)
     sources = list(range(len(base)))
+    donor_idx: list[tuple[int, ...]] = [()] * len(base)
     seen = {compact(normalize(it.name)) for it in base}
     for j in range(1, n - len(base) + 1):
         si = order[(j - 1) % len(base)]
@@ -221,7 +231,8 @@ def make_catalog(n: int, seed: int = DEFAULT_SEED, base: Sequence[Item] | None =
             pat, alias_sfx, where = "counter", None, None
             key = compact(normalize(name))
         seen.add(key)
-        donors = [rng.choice(same) for _ in range(rng.randint(1, 2))]
+        didx = tuple(rng.choice(by_cat_idx[src.category]) for _ in range(rng.randint(1, 2)))
+        donors = [base[d] for d in didx]
         aliases: tuple[str, ...] = ()
         if src.aliases and alias_sfx and rng.random() < 0.3:
             aliases = (f"{rng.choice(src.aliases)}{alias_sfx}",)
@@ -247,7 +258,8 @@ def make_catalog(n: int, seed: int = DEFAULT_SEED, base: Sequence[Item] | None =
             popularity=max(1, src.popularity - rng.randint(0, 2)),
         ))
         sources.append(si)
-    return items, sources
+        donor_idx.append(didx)
+    return items, sources, donor_idx
 
 
 def check_catalog(items: Sequence[Item], taxonomy: Path = DEFAULT_TAXONOMY) -> list[str]:
@@ -369,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=10, help="print this many synthetic items")
     args = ap.parse_args(argv)
     n = parse_size(args.n)
-    items, _ = make_catalog(n, args.seed)
+    items, _, _ = make_catalog(n, args.seed)
     if not args.no_check:
         probs = check_catalog(items)
         if probs:

@@ -145,10 +145,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         s = s.replace(host=args.host)
     if args.port:
         s = s.replace(port=args.port)
-    t0 = time.perf_counter()
-    searcher = Searcher.load(args.index or s.index_path, s)
-    searcher.search("warm up", 1)  # first-query costs (encoder, caches) are paid before serving
+    if args.workers:
+        s = s.replace(workers=args.workers)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    index = args.index or s.index_path
+    if s.workers > 1:
+        import os
+
+        Searcher.load(index, s)  # verify once before forking, so a bad index fails here with a message
+        os.environ.update({"ZHIDA_INDEX_PATH": str(index), "ZHIDA_HOST": s.host, "ZHIDA_PORT": str(s.port)})
+        print(f"serving on http://{s.host}:{s.port} with {s.workers} processes", file=sys.stderr)
+        uvicorn.run("search.api.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
+                    log_level="warning", access_log=False)
+        return 0
+    t0 = time.perf_counter()
+    searcher = Searcher.load(index, s)
+    searcher.search("warm up", 1)  # first-query costs (encoder, caches) are paid before serving
     print(f"loaded {searcher.path} ({len(searcher.items)} items) in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     print(f"serving on http://{s.host}:{s.port}  —  try: curl 'http://{s.host}:{s.port}/search?q=肯德基'", file=sys.stderr)
     uvicorn.run(create_app(s, searcher), host=s.host, port=s.port, log_level="warning", access_log=False)
@@ -198,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--index")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, help="server processes (default: settings.workers = 1)")
     sv.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="validate a catalog and query sets")

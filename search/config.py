@@ -91,6 +91,8 @@ class Settings:
     max_body_bytes: int = 16384
     request_timeout_s: float = 2.0
     max_concurrency: int = 64  # requests processed at once; more get 503
+    worker_threads: int = 4  # threads running searches per server process
+    workers: int = 1  # server processes (`python -m search serve`); each loads the index
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
     verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load
 

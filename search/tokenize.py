@@ -36,7 +36,7 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=20_000)
 def pinyin_keys(text: str) -> tuple[str, str]:
     """Full toneless pinyin and initials of ``text`` (already normalised), ASCII runs kept whole.
 
@@ -71,8 +71,8 @@ class Tokenizer:
             # A high frequency keeps the whole name one token even where the general dictionary
             # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
             self._jieba.add_word(w, freq=max(1000, 200 * len(w)))
-        self._words_cache = lru_cache(maxsize=50_000)(self._words)
-        self._terms_cache = lru_cache(maxsize=50_000)(self._terms)
+        self._words_cache = lru_cache(maxsize=8192)(self._words)
+        self._terms_cache = lru_cache(maxsize=8192)(self._terms)
 
     @staticmethod
     def user_words_from(names: Iterable[str]) -> list[str]:

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Header, Query, Request
@@ -49,8 +50,73 @@ def _error(status: int, code: str, message: str, field: str | None = None, heade
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
-class _Overloaded(Exception):
-    pass
+class Hygiene:
+    """Pure ASGI middleware: request id, body size limit, one JSON access-log line per request."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        rid = headers.get("x-request-id", "")
+        if not (0 < len(rid) <= 64 and rid.isascii() and rid.isprintable()):
+            rid = uuid.uuid4().hex
+        t0 = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        too_big = False
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            too_big = True
+        elif scope["method"] in ("POST", "PUT", "PATCH"):
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    break
+                chunks.append(msg.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body_bytes:
+                    too_big = True
+                    break
+                if not msg.get("more_body", False):
+                    break
+            if not too_big:
+                body = b"".join(chunks)
+                sent = False
+
+                async def replay() -> dict[str, Any]:
+                    nonlocal sent
+                    if not sent:
+                        sent = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                receive = replay
+        if too_big:
+            await _error(413, "body_too_large", f"request body is limited to {self.max_body_bytes} bytes")(scope, receive, send_with_id)
+        else:
+            await self.app(scope, receive, send_with_id)
+        q = ""
+        if scope.get("query_string"):
+            from urllib.parse import parse_qs
+
+            q = parse_qs(scope["query_string"].decode("latin-1"), errors="replace").get("q", [""])[0]
+        access_log.info(json.dumps({"request_id": rid, "method": scope["method"], "path": scope["path"],
+                                    "status": status["code"], "ms": round((time.perf_counter() - t0) * 1000, 3),
+                                    "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
 
 
 def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
@@ -60,40 +126,28 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
                               "recommendations for needs.")
     app.state.service = service
     gate = asyncio.Semaphore(settings.max_concurrency)
+    # A small dedicated pool: searches are CPU-bound, so more threads than cores only add memory arenas.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(settings.worker_threads, settings.max_concurrency)),
+                              thread_name_prefix="zhida")
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` off the event loop under the concurrency bound and the timeout; a dict result is
+        serialised directly (it already is the documented body; validating it again costs more than the search)."""
         if gate.locked():
-            raise _Overloaded()
+            return _error(503, "overloaded", "too many requests in progress; retry shortly", headers={"Retry-After": "1"})
         async with gate:
-            return await asyncio.wait_for(run_in_threadpool(fn, *args), timeout=settings.request_timeout_s)
+            loop = asyncio.get_running_loop()
+            try:
+                result = await asyncio.wait_for(loop.run_in_executor(pool, fn, *args), timeout=settings.request_timeout_s)
+            except TimeoutError:
+                return _error(503, "timeout", f"request took longer than {settings.request_timeout_s}s")
+        return JSONResponse(result) if isinstance(result, dict) else result
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"])
-
-    @app.middleware("http")
-    async def hygiene(request: Request, call_next: Callable[..., Any]) -> Any:
-        rid = request.headers.get("x-request-id", "")
-        if not (0 < len(rid) <= 64 and rid.isascii() and rid.isprintable()):
-            rid = uuid.uuid4().hex
-        t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes) or request.method in ("POST", "PUT", "PATCH") and len(await request.body()) > settings.max_body_bytes:
-            response = _error(413, "body_too_large", f"request body is limited to {settings.max_body_bytes} bytes")
-        else:
-            try:
-                response = await call_next(request)
-            except _Overloaded:
-                response = _error(503, "overloaded", "too many requests in progress; retry shortly", headers={"Retry-After": "1"})
-            except TimeoutError:
-                response = _error(503, "timeout", f"request took longer than {settings.request_timeout_s}s")
-        response.headers["X-Request-ID"] = rid
-        q = request.query_params.get("q", "")
-        access_log.info(json.dumps({"request_id": rid, "method": request.method, "path": request.url.path,
-                                    "status": response.status_code, "ms": round((time.perf_counter() - t0) * 1000, 3),
-                                    "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
-        return response
+    app.add_middleware(Hygiene, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -190,3 +244,11 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         return await run_in_threadpool(service.reload, body.path if body else None)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for multi-process serving (``uvicorn --factory``): settings and index from ``ZHIDA_*``."""
+    settings = Settings.load()
+    searcher = Searcher.load(settings.index_path, settings)
+    searcher.search("warm up", 1)
+    return create_app(settings, searcher)
