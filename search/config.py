@@ -92,6 +92,8 @@ class Settings:
     request_timeout_s: float = 2.0
     max_concurrency: int = 64  # requests processed at once; more get 503
     worker_threads: int = 4  # threads running searches per server process
+    blas_threads: int = 1  # BLAS threads for the process (0 = leave as is): per-query matrices are tiny, and
+    # multi-threaded BLAS spin-waits cost 4x latency as soon as another process uses a core
     workers: int = 1  # server processes (`python -m search serve`); each loads the index
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
     verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load

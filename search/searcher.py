@@ -133,6 +133,11 @@ class Searcher:
         self.completions = completions or Completions([], [], np.zeros(0, dtype=np.int64))
         self._key_prior = key_priors(lexicon, [it.popularity for it in self.items])
         configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
+        if settings.blas_threads > 0:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=settings.blas_threads, user_api="blas")
+            faiss.omp_set_num_threads(settings.blas_threads)
 
     # ------------------------------------------------------------------ build / save / load
     @classmethod
