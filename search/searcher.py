@@ -298,7 +298,7 @@ class Searcher:
         match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
                             contains_boost=s.contains_boost, content=self._is_content)
         docs, scores = self.bm25.candidates(terms)
-        top2 = np.sort(scores)[-2:][::-1] if len(scores) else np.empty(0)
+        top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
         dense = dense_features(match, top2.tolist(), cq)
         feats = self.analyzer(norm)
         p = self.intent.p_precise(feats, dense) if classify else 0.0
@@ -311,11 +311,14 @@ class Searcher:
         if a.match.boosts:
             bitems, bvals = boost_arrays(a.match)
             pop = np.array([self.items[i].popularity for i in bitems.tolist()], dtype=np.float64)
-            all_docs = np.concatenate([docs, bitems])
-            all_scores = np.concatenate([scores, bvals + 0.01 * pop])
-            docs, inv = np.unique(all_docs, return_inverse=True)
-            scores = np.zeros(len(docs))
-            np.add.at(scores, inv, all_scores)
+            bvals = bvals + 0.01 * pop
+            # candidates are sorted by document: locate boosted items by binary search, O(B log N)
+            pos = np.searchsorted(docs, bitems)
+            found = (pos < len(docs)) & (docs[np.minimum(pos, max(len(docs) - 1, 0))] == bitems) if len(docs) else np.zeros(len(bitems), bool)
+            scores = scores.copy()
+            scores[pos[found]] += bvals[found]
+            docs = np.concatenate([docs, bitems[~found]])
+            scores = np.concatenate([scores, bvals[~found]])
             reasons = {i: r for i, (_, r) in a.match.boosts.items()}
         docs, scores = top_k(docs, scores, k)
         return [self._hit(int(d), float(sc), reasons.get(int(d), "关键词匹配")) for d, sc in zip(docs, scores, strict=True)]

@@ -8,7 +8,7 @@ from search.textvec import char_ngrams
 
 def test_index_type_rule():
     assert choose_index_type(1_000) == "flat"
-    assert choose_index_type(100_000) == "hnsw"
+    assert choose_index_type(100_000) == "ivfsq8"
     assert choose_index_type(1_000_000) == "ivfsq8"
     assert choose_index_type(1_000_000, "flat") == "flat"
 
