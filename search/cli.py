@@ -132,6 +132,20 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit_malloc_arenas(n: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena; numpy temporaries in many request
+    threads then keep RSS growing with fragmentation. Two arenas bound that (``M_ARENA_MAX``)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
+        except (OSError, AttributeError):
+            pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -147,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         s = s.replace(port=args.port)
     if args.workers:
         s = s.replace(workers=args.workers)
+    _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     index = args.index or s.index_path
     if s.workers > 1:

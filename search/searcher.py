@@ -132,6 +132,7 @@ class Searcher:
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
         self.completions = completions or Completions([], [], np.zeros(0, dtype=np.int64))
         self._key_prior = key_priors(lexicon, [it.popularity for it in self.items])
+        self._compact_names = [compact(it.name) for it in self.items]
         configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
         if settings.blas_threads > 0:
             from threadpoolctl import threadpool_limits
@@ -414,7 +415,7 @@ class Searcher:
         out: list[dict[str, Any]] = []
         if cq:
             forms = typed_forms(cq)
-            cards = top_cards(self.lexicon, self._key_prior, forms, k, mixed_tail(cq))
+            cards = top_cards(self.lexicon, self._key_prior, forms, k, mixed_tail(cq), self._compact_names)
             texts = self.completions.top(cq, k, exclude={compact(self.items[i].name) for i, _ in cards})
             n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
             n_cards = min(len(cards), k - n_query)

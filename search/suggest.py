@@ -110,11 +110,12 @@ def mixed_tail(q: str) -> tuple[str, str] | None:
 
 
 def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, frozenset[int]]], k: int,
-              mixed: tuple[str, str] | None = None) -> list[tuple[int, str]]:
+              mixed: tuple[str, str] | None = None, names: Sequence[str] | None = None) -> list[tuple[int, str]]:
     """(item, matched kind) for the best ``k`` distinct items over all forms' prefix ranges.
 
-    ``mixed`` (head, letters): keys starting with the hanzi head whose next characters' pinyin or initials
-    start with the letters (肯d → 肯德基 through 德 = de).
+    ``mixed`` (head, letters) with ``names`` (compact item names): items whose name starts with the hanzi
+    head and whose initials continue with the letters (肯dj → 肯德基); 肯d and 肯de are also reached through
+    the pinyin form (kend…).
     """
     kinds_arr = lexicon.kinds
     cands: list[np.ndarray] = []
@@ -128,19 +129,14 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         if len(rows) > 4 * k:
             rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
         cands.append(rows)
-    if mixed is not None:
+    if mixed is not None and names is not None:
+        # 肯dj: initials of the hanzi head + the letters (kdj) over initials keys, kept when the item's
+        # name really starts with the head — one binary search, no pinyin computed per key.
         head, letters = mixed
-        lo, hi = lexicon._range(head)
-        ok = []
-        for r in range(lo, min(hi, lo + 2000)):
-            if kinds_arr[r] > 1:
-                continue
-            rest = lexicon.keys[r][len(head):]
-            if rest:
-                full, ini = pinyin_keys(rest)
-                if full.startswith(letters) or ini.startswith(letters):
-                    ok.append(r)
-        cands.append(np.array(ok, dtype=np.int64))
+        lo, hi = lexicon._range(pinyin_keys(head)[1] + letters)
+        rows = np.array([r for r in range(lo, min(hi, lo + 500))
+                         if kinds_arr[r] >= 4 and names[int(lexicon.items[r])].startswith(head)], dtype=np.int64)
+        cands.append(rows)
     if not cands:
         return []
     rows = np.unique(np.concatenate(cands))

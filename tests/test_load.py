@@ -19,7 +19,7 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-N_REQUESTS = 100_000
+N_REQUESTS = int(os.environ.get("ZHIDA_LOAD_REQUESTS", "100000"))
 WARMUP = 5_000
 CONCURRENCY = 32
 

@@ -18,7 +18,7 @@ def names(s, q, k=8):
      ("kend", "肯德基", "pinyin"), ("kendeji", "肯德基", "pinyin"),  # full pinyin prefix
      ("kdj", "肯德基", "initials"), ("mdl", "麦当劳", "initials"),  # initials
      ("麥當", "麦当劳", "name"),  # traditional input
-     ("肯d", "肯德基", "name"), ("xing巴克", "星巴克", "pinyin"), ("xingba", "星巴克", "pinyin"),  # mixed IME input
+     ("肯d", "肯德基", "pinyin"), ("肯dj", "肯德基", "initials"), ("xing巴克", "星巴克", "pinyin"), ("xingba", "星巴克", "pinyin"),  # mixed IME input
      ("sta", "星巴克", "alias")],
 )
 def test_matching_kinds(searcher50, q, target, matched):
