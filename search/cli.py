@@ -135,15 +135,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def _limit_malloc_arenas(n: int = 2) -> None:
     """glibc gives each thread that allocates its own malloc arena; numpy temporaries in many request
     threads then keep RSS growing with fragmentation. Two arenas bound that (``M_ARENA_MAX``)."""
+    import contextlib
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     if name:
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
-        except (OSError, AttributeError):
-            pass
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
