@@ -416,7 +416,7 @@ class Searcher:
         if cq:
             forms = typed_forms(cq)
             cards = top_cards(self.lexicon, self._key_prior, forms, k, mixed_tail(cq), self._compact_names)
-            texts = self.completions.top(cq, k, exclude={compact(self.items[i].name) for i, _ in cards})
+            texts = self.completions.top(cq, k, exclude={self._compact_names[i] for i, _ in cards})
             n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
             n_cards = min(len(cards), k - n_query)
             for i, matched in cards[:n_cards]:

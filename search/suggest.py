@@ -134,8 +134,10 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         # name really starts with the head — one binary search, no pinyin computed per key.
         head, letters = mixed
         lo, hi = lexicon._range(pinyin_keys(head)[1] + letters)
-        rows = np.array([r for r in range(lo, min(hi, lo + 500))
-                         if kinds_arr[r] >= 4 and names[int(lexicon.items[r])].startswith(head)], dtype=np.int64)
+        rows = np.arange(lo, min(hi, lo + 500))
+        rows = rows[kinds_arr[rows] >= 4]
+        items = lexicon.items[rows].tolist()
+        rows = np.array([r for r, i in zip(rows.tolist(), items, strict=True) if names[i].startswith(head)], dtype=np.int64)
         cands.append(rows)
     if not cands:
         return []
