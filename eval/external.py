@@ -33,10 +33,11 @@ SMP_FUZZY = ("cookbook", "health", "poetry", "riddle")
 def iflytek_items(folder: Path, taxonomy: set[str] | None = None) -> list[Item]:
     """Convert iFlytek JSONL records ``{label, label_des, sentence, id}`` to catalog items.
 
-    id ← ``iflytek-<id>``; name ← ``IFLYTEK-<id>`` (the set has no names, and a description's first clause
+    id ← ``iflytek-<file>-<id>`` (ids restart in each of the set's files: 936 of 6,146 collide across
+    files); name ← ``IFLYTEK-<file>-<id>`` (the set has no names, and a description's first clause
     makes a junk name that pulls fuzzy queries onto the name path); category ← ``label_des``; description
     ← ``sentence`` cut to 150 characters (the catalog limit). Records whose category is outside the taxonomy
-    are skipped; duplicate ids keep the first.
+    are skipped.
     """
     items: list[Item] = []
     seen: set[str] = set()
@@ -45,13 +46,14 @@ def iflytek_items(folder: Path, taxonomy: set[str] | None = None) -> list[Item]:
             if not line.strip():
                 continue
             rec = json.loads(line)
-            iid = f"iflytek-{rec['id']}"
+            stem = path.stem.split("_")[0]  # dev / test / train
+            iid = f"iflytek-{stem}-{rec['id']}"
             cat = str(rec["label_des"])
             if iid in seen or (taxonomy is not None and cat not in taxonomy):
                 continue
             seen.add(iid)
             desc = " ".join(str(rec["sentence"]).split())[:150]
-            items.append(Item(id=iid, name=f"IFLYTEK-{rec['id']}", type="mini_program", category=cat,
+            items.append(Item(id=iid, name=f"IFLYTEK-{stem}-{rec['id']}", type="mini_program", category=cat,
                               description=desc, aliases=(), tags=(cat,),
                               actions=(Action("打开", "open"), Action("详情", "query"))))
     return items

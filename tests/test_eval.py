@@ -59,7 +59,7 @@ def test_iflytek_converter(tmp_path):
     items = iflytek_items(tmp_path, {"外卖"})
     assert len(items) == 1
     it = items[0]
-    assert it.id == "iflytek-7" and it.name == "IFLYTEK-7" and it.category == "外卖"
+    assert it.id == "iflytek-a-7" and it.name == "IFLYTEK-a-7" and it.category == "外卖"
     assert len(it.description) == 150 and "  " not in it.description
 
 
