@@ -1,7 +1,7 @@
 """Zhida benchmark suite (issue 6): build, query, BM25, FAISS and HTTP figures from 1.6k to 1M items.
 
-    python -m bench.run                          # default catalog + 10k + 100k (≈ 15 min on 2 cores)
-    python -m bench.run --sizes 10k,100k,1m      # + 1M items (derived vectors, see below)
+    python -m bench.run                          # default catalog + 10k + 100k (≈ 13 min on 2 cores)
+    python -m bench.run --sizes 1m --reuse-index --out bench/out/results-1m.json   # 1M items (≈ 30 min)
     python -m bench.run --quick                  # fewer queries, 10 s HTTP: a smoke run
 
 Prints Markdown tables to stdout (progress goes to stderr) and writes everything to
@@ -31,15 +31,17 @@ targets are about it):
 * **HTTP**: ``python -m search serve`` started as a subprocess on 127.0.0.1 (free port): cold start =
   process start → first 200 answer to ``/search``; server RSS (``/proc/PID/status``); on the default
   catalog an asyncio httpx load generator at fixed concurrency for ``--http-seconds`` replaying the mix:
-  throughput, p50 / p99 / max, errors. The generator runs on the same 2 cores as the server.
+  throughput, p50 / p99 / max, errors (the judged run); then the same load with a minimal asyncio-streams
+  HTTP/1.1 client (``--http-variants``), since httpx itself costs ≈ 2 ms of CPU per request on the same
+  2 cores.
 
-**1M items.** Encoding 1M texts with USE on 2 cores takes hours, so for sizes above ``--real-encode-max``
-(200k) item vectors are *derived*: each original item keeps its real USE vector; a synthetic variant gets
-``normalise(v_source + λ·u)`` with ``u`` a random unit vector, λ calibrated so that the mean cosine between a
-variant and its source equals the one measured on a real USE sample of 1,000 variants of that catalog. The
-encoder throughput is measured on that real sample; queries are always encoded for real. At the largest
-really-encoded size the runner also compares recall on real and on derived vectors, so the shortcut's
-effect is visible. The tables say which vectors were used.
+**1M items.** Encoding 1M texts with USE on 2 cores takes about an hour, so for sizes above
+``--real-encode-max`` (200k) item vectors are *derived*: each original item keeps its real USE vector; a
+synthetic variant gets ``normalise(a·v_source + b·mean(v_donors) + rho·u)`` (u a random unit vector), with
+a, b, rho fitted on a real USE encoding of 1,000 variants of that catalog (which is also the encoder
+throughput sample). Queries are always encoded for real. At the largest really encoded size the runner
+applies the same derivation and prints recall on real and on derived vectors side by side, so the
+shortcut's bias is measured. The tables say which vectors were used.
 """
 
 from __future__ import annotations
@@ -118,6 +120,30 @@ def _proc_status(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and all its descendants (a server started with --workers N forks N processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _tree_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM summed over a process tree (for one process: its own figures)."""
+    tot: dict[str, int] = {}
+    for p in _descendants(pid):
+        for k, v in _proc_status(p).items():
+            tot[k] = tot.get(k, 0) + v
+    return tot
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -778,8 +804,8 @@ def free_port() -> int:
 class Server:
     """``python -m search serve`` as a subprocess; always stopped by ``stop()`` (used as a context manager)."""
 
-    def __init__(self, index: Path, label: str, env: dict[str, str] | None = None) -> None:
-        self.index, self.label = index, label
+    def __init__(self, index: Path, label: str, env: dict[str, str] | None = None, workers: int | None = None) -> None:
+        self.index, self.label, self.workers = index, label, workers
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.log = OUT / f"server-{label}.log"
@@ -799,8 +825,8 @@ class Server:
         self._fh = fh
         t0 = time.perf_counter()
         self.proc = subprocess.Popen([PY, "-m", "search", "serve", "--index", str(self.index), "--host", "127.0.0.1",
-                                      "--port", str(self.port)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                     env=self.env)
+                                      "--port", str(self.port), *(["--workers", str(self.workers)] if self.workers else [])],
+                                     cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=self.env)
         url = f"http://127.0.0.1:{self.port}/search"
         with httpx.Client(timeout=2.0) as c:
             while True:
@@ -817,10 +843,10 @@ class Server:
                 time.sleep(0.01)
 
     def rss(self) -> dict[str, int]:
-        return _proc_status(self.proc.pid) if self.proc else {}
+        return _tree_status(self.proc.pid) if self.proc else {}
 
     def cpu_s(self) -> float:
-        return _proc_cpu_s(self.proc.pid) if self.proc else float("nan")
+        return sum(_proc_cpu_s(p) for p in _descendants(self.proc.pid)) if self.proc else float("nan")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -962,14 +988,15 @@ async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds
 
 
 def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Sequence[int], seconds: float,
-               warm_queries: int = 300, env: dict[str, str] | None = None, client: str = "httpx") -> dict[str, Any]:
+               warm_queries: int = 300, env: dict[str, str] | None = None, client: str = "httpx",
+               workers: int | None = None) -> dict[str, Any]:
     """Cold start, RSS after ``warm_queries`` sequential requests, then a load test per concurrency level."""
     import httpx
 
-    out: dict[str, Any] = {"server_env": env or {}, "client": client}
+    out: dict[str, Any] = {"server_env": env or {}, "client": client, "workers": workers}
     meter = Meter()
     meter.__enter__()
-    with Server(index, label, env) as srv:
+    with Server(index, label, env, workers) as srv:
         say(f"[{label}] HTTP: starting server on port {srv.port}")
         out["cold_start_s"] = srv.start()
         out["rss_after_start"] = srv.rss()
@@ -1214,7 +1241,9 @@ def print_tables(results: dict[str, Any]) -> None:
         for key in [k for k in r if k == "http" or k.startswith("http_")]:
             hv = r[key]
             title = (("httpx client" if hv.get("client", "httpx") == "httpx" else "minimal asyncio-streams client")
-                     + (", server with OMP/OPENBLAS/MKL_NUM_THREADS=1" if hv.get("server_env") else ", server as the engine runs it")
+                     + (", server with OMP/OPENBLAS/MKL_NUM_THREADS=1" if hv.get("server_env") else "")
+                     + (f", server with --workers {hv['workers']}" if hv.get("workers") else "")
+                     + (", server as configured" if not hv.get("server_env") and not hv.get("workers") else "")
                      + ("" if key == "http" else " — not judged"))
             for ld in hv.get("load", []):
                 _print_load(ld, title, m["cores"], judged=key == "http")
@@ -1247,8 +1276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--http-variants", default="httpx,raw",
                     help="load tests to run on each load size: httpx (the judged one, always first), raw (a minimal "
-                    "asyncio-streams client, to separate the generator's CPU from the server's), httpx-1thread / "
-                    "raw-1thread (the server with OMP/OPENBLAS/MKL_NUM_THREADS=1)")
+                    "asyncio-streams client, to separate the generator's CPU from the server's); suffixes: -1thread "
+                    "(server with OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N), e.g. raw-w2")
     ap.add_argument("--reuse-index", action="store_true", help="skip the build when bench/out/index-SIZE exists "
                     "(its build figures are then taken from the previous run's part file)")
     ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")
@@ -1328,11 +1357,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["sizes"][label]["http"] = http_bench(label, OUT / f"index-{label}", queries,
                                                              conc if do_load else [], seconds)
                 for variant in (args.http_variants.split(",")[1:] if do_load else []):
-                    client = "raw" if variant.startswith("raw") else "httpx"
-                    env = SINGLE_THREAD_ENV if variant.endswith("-1thread") else None
-                    say(f"[{label}] HTTP variant {variant}: {client} client, server env {env or 'as is'}")
+                    parts = variant.split("-")
+                    client = "raw" if parts[0] == "raw" else "httpx"
+                    env = SINGLE_THREAD_ENV if "1thread" in parts else None
+                    workers = next((int(x[1:]) for x in parts[1:] if x.startswith("w") and x[1:].isdigit()), None)
+                    say(f"[{label}] HTTP variant {variant}: {client} client, server env {env or 'as is'}, "
+                        f"workers {workers or 'as configured'}")
                     results["sizes"][label][f"http_{variant}"] = http_bench(
-                        label, OUT / f"index-{label}", queries, conc[:1], seconds, env=env, client=client)
+                        label, OUT / f"index-{label}", queries, conc[:1], seconds, env=env, client=client, workers=workers)
             except RuntimeError as exc:
                 say(f"[{label}] HTTP failed: {exc}")
                 results["sizes"][label]["http"] = {"error": str(exc)}
