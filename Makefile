@@ -47,7 +47,7 @@ test-all: $(STAMP) ## run every test, the slow ones included (100k-request load 
 	$(PY) -m pytest -q -s -m ''
 
 lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check search eval tests
+	$(VENV)/bin/ruff check search eval tests bench
 
 eval: index ## offline relevance evaluation on the dev queries (report in eval/out/)
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl

@@ -89,7 +89,8 @@ class Tokenizer:
             pieces = [text]
             if search:
                 pieces += [w for w in self._jieba.cut_for_search(text, HMM=False) if w != text]
-            return pieces
+            # same filter as below: punctuation inside a name ("(", ")") must not become a BM25 term
+            return [t for t in (w.strip() for w in pieces) if t and _WORDCHAR.search(t)]
         out: list[str] = []
         for i, part in enumerate(_ASCII_RUN.split(text)):
             if not part:
