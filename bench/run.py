@@ -862,6 +862,23 @@ class Server:
             self._fh = None
 
 
+async def _warm_then_measure(worker: Any, concurrency: int, seconds: float, warm_s: float, lat: list[float],
+                             errors: dict[str, int], route_lat: dict[str, list[float]]) -> dict[str, Any]:
+    """Run ``concurrency`` workers unrecorded for ``warm_s``, then recorded for ``seconds``; summarise.
+    Shared by both load generators so their figures mean the same thing."""
+    pc = time.perf_counter
+    await asyncio.gather(*(worker(pc() + warm_s, False) for _ in range(concurrency)))
+    t0 = pc()
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
+    elapsed = pc() - t0
+    client_cpu = time.process_time() - cpu0
+    done = len(lat) + sum(errors.values())
+    return {"concurrency": concurrency, "seconds": elapsed, "requests": done, "ok": len(lat),
+            "rps": len(lat) / elapsed, "latency_ms": lat_stats(lat), "errors": errors, "error_count": sum(errors.values()),
+            "routes": {r: lat_stats(v) for r, v in route_lat.items()}, "client_cpu_s": client_cpu}
+
+
 async def _load(port: int, queries: Sequence[str], concurrency: int, seconds: float, warm_s: float = 2.0) -> dict[str, Any]:
     import httpx
 
@@ -898,17 +915,7 @@ async def _load(port: int, queries: Sequence[str], concurrency: int, seconds: fl
                     if record:
                         errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
-        pc = time.perf_counter
-        await asyncio.gather(*(worker(pc() + warm_s, False) for _ in range(concurrency)))
-        t0 = pc()
-        cpu0 = time.process_time()
-        await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
-        elapsed = pc() - t0
-        client_cpu = time.process_time() - cpu0
-    done = len(lat) + sum(errors.values())
-    return {"concurrency": concurrency, "seconds": elapsed, "requests": done, "ok": len(lat),
-            "rps": len(lat) / elapsed, "latency_ms": lat_stats(lat), "errors": errors, "error_count": sum(errors.values()),
-            "routes": {r: lat_stats(v) for r, v in route_lat.items()}, "client_cpu_s": client_cpu}
+        return await _warm_then_measure(worker, concurrency, seconds, warm_s, lat, errors, route_lat)
 
 
 async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds: float, warm_s: float = 2.0) -> dict[str, Any]:
@@ -974,17 +981,7 @@ async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds
         if writer is not None:
             writer.close()
 
-    pc = time.perf_counter
-    await asyncio.gather(*(worker(pc() + warm_s, False) for _ in range(concurrency)))
-    t0 = pc()
-    cpu0 = time.process_time()
-    await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
-    elapsed = pc() - t0
-    client_cpu = time.process_time() - cpu0
-    done = len(lat) + sum(errors.values())
-    return {"concurrency": concurrency, "seconds": elapsed, "requests": done, "ok": len(lat),
-            "rps": len(lat) / elapsed, "latency_ms": lat_stats(lat), "errors": errors, "error_count": sum(errors.values()),
-            "routes": {r: lat_stats(v) for r, v in route_lat.items()}, "client_cpu_s": client_cpu}
+    return await _warm_then_measure(worker, concurrency, seconds, warm_s, lat, errors, route_lat)
 
 
 def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Sequence[int], seconds: float,
