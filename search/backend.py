@@ -34,10 +34,8 @@ class Backend(Protocol):
     name: str
 
     def bm25(self, terms: Sequence[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """Documents matching at least one term and their BM25 scores (int64 docs, float64 scores).
-
-        A backend may return only its best ``limit`` documents; the embedded one returns all of them.
-        """
+        """The best ``limit`` documents matching at least one term, with their BM25 scores (int64 docs
+        ascending, float64 scores); ``limit <= 0`` asks for every matching document (embedded only)."""
         ...
 
     def dense(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +74,15 @@ class EmbeddedBackend:
         self.vectors_array = vectors
 
     def bm25(self, terms: Sequence[str], limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        return self.bm25_index.candidates(terms)
+        if limit <= 0:
+            return self.bm25_index.candidates(terms)
+        docs, scores = self.bm25_index.top_k(terms, limit)  # MaxScore: common terms' postings mostly skipped
+        order = np.argsort(docs)
+        return docs[order], scores[order]
+
+    def bm25_scores(self, terms: Sequence[str], docs: np.ndarray) -> np.ndarray:
+        """Exact BM25 scores of chosen documents (name-matched items outside the top ``limit``)."""
+        return self.bm25_index.score_docs(terms, docs)
 
     def dense(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         sims, ids = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)

@@ -78,6 +78,7 @@ class Settings:
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     ivf_nprobe: int = 64
+    embedding_cache_size: int = 8192  # query embeddings kept (LRU, ~2 KB each); 0 turns the cache off
     fuzzy_candidates: int = 100  # neighbours fetched before re-ranking and diversification
     tag_weight: float = 0.15  # bonus per matched tag/need word in the fuzzy re-ranker
     mmr_lambda: float = 0.75  # MMR trade-off: 1 = pure relevance, 0 = pure diversity

@@ -24,14 +24,30 @@ class Candidate:
     reason: str
 
 
+class TagMatcher:
+    """Which tags of an item the (normalised) query mentions, or that contain a query word (≥ 2 chars).
+
+    One per query: the candidates of a query share most of their tags, so each distinct tag is tested once.
+    """
+
+    def __init__(self, query: str, words: Sequence[str]) -> None:
+        self.query = query
+        self.long_words = [w for w in words if len(w) >= 2]
+        self._memo: dict[str, bool] = {}
+
+    def hit(self, tag: str) -> bool:
+        h = self._memo.get(tag)
+        if h is None:
+            h = self._memo[tag] = len(tag) >= 2 and (tag in self.query or any(w in tag for w in self.long_words))
+        return h
+
+    def __call__(self, tags: Sequence[str]) -> list[str]:
+        return [t for t in tags if self.hit(t)]
+
+
 def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
-    """Tags of an item that the (normalised) query mentions, or that contain a query word (≥ 2 chars)."""
-    out = []
-    long_words = [w for w in words if len(w) >= 2]
-    for t in tags:
-        if len(t) >= 2 and (t in query or any(w in t for w in long_words)):
-            out.append(t)
-    return out
+    """``TagMatcher`` for a single item."""
+    return TagMatcher(query, words)(tags)
 
 
 def mmr(

@@ -11,6 +11,7 @@ route → precise (BM25 + name boosts, direct hit with actions) | fuzzy (FAISS +
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import platform
 import threading
@@ -32,7 +33,7 @@ from .intent import DENSE_FEATURES, IntentModel, dense_features
 from .lexicon import Lexicon
 from .matching import NameMatch, boost_arrays, match_names
 from .normalize import compact, normalize
-from .recommend import Candidate, matched_tags, mmr
+from .recommend import Candidate, TagMatcher, mmr
 from .routing import route
 from .store import IndexReader, IndexWriter
 from .suggest import Completions, key_priors, mixed_tail, top_cards, typed_forms
@@ -92,11 +93,12 @@ class QueryAnalysis:
     words: tuple[str, ...]
     terms: tuple[str, ...]
     match: NameMatch
-    bm25_docs: np.ndarray
+    bm25_docs: np.ndarray  # the best ``bm25_limit`` BM25 documents, ascending
     bm25_scores: np.ndarray
     text_features: list[str]
     dense: np.ndarray
     p_precise: float
+    bm25_limit: int = 0
 
 
 class Searcher:
@@ -134,6 +136,10 @@ class Searcher:
         self._deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
         self._added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self._write_lock = threading.Lock()
+        # Query embeddings by normalised text: search-box traffic repeats itself (Zipf), and encoding is most of
+        # a fuzzy query's time. functools.lru_cache is thread-safe; the vectors are read-only.
+        self._embed = functools.lru_cache(maxsize=settings.embedding_cache_size)(self._embed_uncached) \
+            if settings.embedding_cache_size > 0 else self._embed_uncached
         self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
         self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
@@ -329,7 +335,9 @@ class Searcher:
         self.backend = b
 
     # ------------------------------------------------------------------ query path
-    def analyze(self, q: Any, classify: bool = True) -> QueryAnalysis:
+    def analyze(self, q: Any, classify: bool = True, k: int | None = None) -> QueryAnalysis:
+        """Everything before routing. BM25 keeps the best ``k`` documents (default ``max_k``): the classifier
+        needs the top two scores and the precise route the top ``k``."""
         norm = validate_query(q, self.settings)
         cq = compact(norm)
         words = self.tokenizer.words(norm)
@@ -337,18 +345,23 @@ class Searcher:
         s = self.settings
         match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
                             contains_boost=s.contains_boost, content=self._is_content)
-        docs, scores = self.backend.bm25(terms, s.milvus_bm25_limit)
+        limit = max(2, s.max_k if k is None else k)
+        if self.backend.name != "embedded":
+            limit = max(limit, s.milvus_bm25_limit)
+        docs, scores = self.backend.bm25(terms, limit)
         if self._added_names:
             match = self._with_added(match, cq)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
         dense = dense_features(match, top2.tolist(), cq)
         feats = self.analyzer(norm)
         p = self.intent.p_precise(feats, dense) if classify else 0.0
-        return QueryAnalysis(q, norm, cq, words, terms, match, docs, scores, feats, dense, p)
+        return QueryAnalysis(q, norm, cq, words, terms, match, docs, scores, feats, dense, p, limit)
 
     def precise_hits(self, a: QueryAnalysis, k: int) -> list[Hit]:
         """BM25 scores plus name-match boosts; the named item first."""
         docs, scores = a.bm25_docs, a.bm25_scores
+        if 0 < a.bm25_limit < k:
+            docs, scores = self.backend.bm25(a.terms, k)
         reasons: dict[int, str] = {}
         if a.match.boosts:
             bitems, bvals = boost_arrays(a.match)
@@ -362,32 +375,52 @@ class Searcher:
             found = (pos < len(docs)) & (docs[np.minimum(pos, max(len(docs) - 1, 0))] == bitems) if len(docs) else np.zeros(len(bitems), bool)
             scores = scores.copy()
             scores[pos[found]] += bvals[found]
+            extra = bvals[~found]
+            if isinstance(self.backend, EmbeddedBackend) and len(extra):  # named items below the BM25 top k
+                extra = extra + self.backend.bm25_scores(a.terms, bitems[~found])
             docs = np.concatenate([docs, bitems[~found]])
-            scores = np.concatenate([scores, bvals[~found]])
+            scores = np.concatenate([scores, extra])
             reasons = {i: r for i, (_, r) in a.match.boosts.items()}
         docs, scores = top_k(docs, scores, k)
         return [self._hit(int(d), float(sc), reasons.get(int(d), "关键词匹配")) for d, sc in zip(docs, scores, strict=True)]
 
+    def _embed_uncached(self, text: str) -> np.ndarray:
+        v = self.encoder.encode([text])[0]
+        v.flags.writeable = False
+        return v
+
+    def clear_caches(self) -> None:
+        """Forget cached query embeddings (benchmarks measuring cold queries call this)."""
+        if hasattr(self._embed, "cache_clear"):
+            self._embed.cache_clear()
+
     def fuzzy_hits(self, a: QueryAnalysis, k: int, exclude: set[int] | None = None) -> list[Hit]:
         """FAISS neighbours re-ranked by matched tags, then MMR with a per-category cap."""
         s = self.settings
-        qv = self.encoder.encode([a.normalized])
+        qv = self._embed(a.normalized)
         n = min(max(s.fuzzy_candidates, 4 * k), len(self.items))
-        ids, sims = self.backend.dense(qv[0], n)
+        ids, sims = self.backend.dense(qv, n)
+        match_tags = TagMatcher(a.normalized, a.words)
+        cat_hit: dict[str, bool] = {}
+        items, all_tags, tw = self.items, self._tags, s.tag_weight
+        matched: dict[int, list[str]] = {}
         cands: list[Candidate] = []
         for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
-            if i < 0 or (exclude and i in exclude) or i >= len(self.items):
+            if i < 0 or (exclude and i in exclude) or i >= len(items):
                 continue
-            tags = matched_tags(a.normalized, a.words, self._tags[i])
-            cat_hit = len(self.items[i].category) >= 2 and self.items[i].category in a.normalized
-            bonus = s.tag_weight * (len(tags) + (1 if cat_hit else 0))
-            reason = ("匹配需求: " + "、".join(tags[:3])) if tags else f"语义相近 · {self.items[i].category}"
-            cands.append(Candidate(i, float(sim) + bonus, reason))
+            tags = match_tags(all_tags[i])
+            cat = items[i].category
+            ch = cat_hit.get(cat)
+            if ch is None:
+                ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
+            matched[i] = tags
+            cands.append(Candidate(i, sim + tw * (len(tags) + ch), ""))
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
         vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
-        picked = mmr(cands, vecs, [self.items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
-        return [self._hit(c.item, c.relevance, c.reason) for c in picked]
+        picked = mmr(cands, vecs, [items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
+        return [self._hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[c.item][:3])) if matched[c.item]
+                          else f"语义相近 · {items[c.item].category}") for c in picked]
 
     def _hit(self, i: int, score: float, reason: str) -> Hit:
         it = self.items[i]
@@ -396,7 +429,7 @@ class Searcher:
     def search(self, q: Any, k: Any = None, thresholds: Thresholds | None = None) -> SearchResponse:
         t0 = time.perf_counter()
         k = validate_k(k, self.settings)
-        a = self.analyze(q)
+        a = self.analyze(q, k=k)
         th = thresholds or self.thresholds
         label = route(a.p_precise, th)
         direct: Hit | None = None

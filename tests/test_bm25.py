@@ -73,3 +73,29 @@ def test_top_k_orders_ties_by_document():
 def test_empty_corpus_rejected():
     with pytest.raises(ValueError):
         BM25Index.build([])
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_maxscore_top_k_equals_exhaustive(seed):
+    # a skewed corpus: a few very common terms and many rare ones, so MaxScore both prunes and falls back
+    rng = random.Random(seed)
+    common = ["店", "查询", "服务"]
+    rare = [f"r{i}" for i in range(3000)]
+    corpus = [[rng.choice(common) for _ in range(rng.randint(0, 3))] + [rng.choice(rare) for _ in range(rng.randint(1, 6))]
+              for _ in range(5000)]
+    idx = BM25Index.build(corpus)
+    pruned = []
+    real_candidates, real_score_docs = idx.candidates, idx.score_docs
+    object.__setattr__(idx, "score_docs", lambda toks, d: pruned.append(1) or real_score_docs(toks, d))
+    calls = 0
+    for _ in range(150):
+        q = rng.sample(common, rng.randint(1, 3)) + rng.sample(rare, rng.randint(0, 3))
+        for k in (1, 2, 10, 50):
+            full_docs, full_scores = top_k(*real_candidates(q), k)
+            docs, scores = idx.top_k(q, k, common_len=64)
+            calls += 1
+            assert docs.tolist() == full_docs.tolist()
+            assert scores.tolist() == full_scores.tolist()
+    assert 0 < len(pruned) < calls  # both the pruned path (exact scores of survivors) and the full path ran
+    d = np.array([0, 5, 17, 4999])
+    np.testing.assert_array_equal(idx.score_docs(["店", "r1", "店"], d), idx.get_scores(["店", "r1", "店"])[d])
