@@ -17,15 +17,16 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,milvus]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with pinned dependencies (and dev tools)
 
-$(INDEX)/manifest.json: | $(STAMP)
+# rebuilt when the catalog, the training queries or the engine's code is newer than the index
+$(INDEX)/manifest.json: index_data/catalog.jsonl index_data/intent_train.jsonl index_data/taxonomy.txt $(wildcard search/*.py) | $(STAMP)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
 
-index: $(INDEX)/manifest.json ## build the default index from index_data/ if it is missing
+index: $(INDEX)/manifest.json ## build the default index from index_data/ if missing or older than catalog/code
 
 rebuild: $(STAMP) ## rebuild the default index (atomic: the old one serves until the new one is in place)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)

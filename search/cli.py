@@ -166,6 +166,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if s.workers > 1:
         import os
 
+        if s.backend == "milvus" and not s.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:")):
+            print("error: a Milvus Lite file is locked by one process; use --workers 1, or a Milvus server URI "
+                  "(milvus_uri = \"http://host:19530\") for several processes", file=sys.stderr)
+            return 2
+
         Searcher.load(index, s)  # verify once before forking, so a bad index fails here with a message
         os.environ.update({"ZHIDA_INDEX_PATH": str(index), "ZHIDA_HOST": s.host, "ZHIDA_PORT": str(s.port)})
         print(f"serving on http://{s.host}:{s.port} with {s.workers} processes", file=sys.stderr)

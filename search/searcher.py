@@ -320,14 +320,14 @@ class Searcher:
         b = MilvusBackend(s.milvus_uri, s.milvus_collection, self.encoder.dim, token=s.milvus_token,
                           index=s.milvus_index, shards=s.milvus_shards, replicas=s.milvus_replicas)
         files = self.manifest.get("files", {})
-        fp = f"{files.get('items.jsonl', {}).get('sha256', '')}:{self.manifest.get('created', '')}:{len(self.items)}"
+        fp = f"zhida-milvus-1:{files.get('items.jsonl', {}).get('sha256', '')}:{self.manifest.get('created', '')}:{len(self.items)}"
         n = len(self.items)
         if b.fingerprint() != fp:
             b.create(list(range(n)), self.items, [self.item_terms(it) for it in self.items], np.asarray(self.vectors), fp)
         else:
             from .catalog import item_from_dict
 
-            extra = b.items_from(n)
+            extra = b.changed_items()  # added or replaced through an earlier process
             if extra:
                 self._apply([d for d, _ in extra], [item_from_dict(obj) for _, obj in extra])
             present = set(b.docs_below(n).tolist())
@@ -349,6 +349,9 @@ class Searcher:
         if self.backend.name != "embedded":
             limit = max(limit, s.milvus_bm25_limit)
         docs, scores = self.backend.bm25(terms, limit)
+        if len(docs) and int(docs[-1]) >= len(self.items):  # added through another process: known after a reload
+            keep = docs < len(self.items)
+            docs, scores = docs[keep], scores[keep]
         if self._added_names:
             match = self._with_added(match, cq)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
@@ -362,6 +365,8 @@ class Searcher:
         docs, scores = a.bm25_docs, a.bm25_scores
         if 0 < a.bm25_limit < k:
             docs, scores = self.backend.bm25(a.terms, k)
+            keep = docs < len(self.items)
+            docs, scores = docs[keep], scores[keep]
         reasons: dict[int, str] = {}
         if a.match.boosts:
             bitems, bvals = boost_arrays(a.match)

@@ -52,3 +52,21 @@ def index50(tmp_path_factory, searcher50):
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def default_index(tmp_path_factory):
+    """The default catalog built with the default encoder (USE v3) and saved once per session: (path, settings)."""
+    items = load_catalog(ROOT / "index_data/catalog.jsonl", TAXONOMY)
+    train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
+    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"))
+    s = Searcher.build(items, [(t.query, t.intent) for t in train], settings)
+    path = tmp_path_factory.mktemp("default") / "index"
+    s.save(path)
+    return path, settings
+
+
+@pytest.fixture(scope="session")
+def default_searcher(default_index):
+    path, settings = default_index
+    return Searcher.load(path, settings)

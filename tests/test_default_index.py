@@ -1,22 +1,6 @@
 """Issue 3's acceptance queries on the default catalog, built here with the default encoder (USE v3)."""
 
 import pytest
-from conftest import ROOT
-
-from search.catalog import load_catalog, load_train
-from search.config import Settings
-from search.searcher import Searcher
-
-
-@pytest.fixture(scope="module")
-def default_searcher(tmp_path_factory):
-    items = load_catalog(ROOT / "index_data/catalog.jsonl", ROOT / "index_data/taxonomy.txt")
-    train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
-    s = Searcher.build(items, [(t.query, t.intent) for t in train],
-                       Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json")))
-    path = tmp_path_factory.mktemp("default") / "index"
-    s.save(path)
-    return Searcher.load(path, s.settings)
 
 
 @pytest.mark.parametrize(
