@@ -59,10 +59,13 @@ eval-external: index ## external benchmarks from ../shared/data (skips cleanly w
 tune: index ## sweep the routing thresholds; report in eval/out/tune/ (add ARGS="--write" to save the choice)
 	$(PY) -m eval tune --index $(INDEX) --queries eval/queries/dev.jsonl --min-precise-precision 0.98 --max-mixed 0.15 $(ARGS)
 
+bench-milvus: index ## embedded vs Milvus Lite backend on the default index: latency, throughput, upserts
+	$(PY) -m bench.milvus
+
 bench: index ## benchmarks (default catalog, 10k, 100k; SIZES=10k,100k,1m for 1M): tables to stdout, JSON in bench/out/
 	$(PY) -m bench.run --sizes $(or $(SIZES),10k,100k)
 
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench clean
+.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench bench-milvus clean
