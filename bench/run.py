@@ -1268,6 +1268,15 @@ def print_tables(results: dict[str, Any]) -> None:
     p("")
 
 
+def _variant(variant: str) -> tuple[str, dict[str, str] | None, int | None]:
+    """``raw-w2`` → (client, server environment, workers)."""
+    parts = variant.split("-")
+    client = "raw" if parts[0] == "raw" else "httpx"
+    env = SINGLE_THREAD_ENV if "1thread" in parts else None
+    workers = next((int(x[1:]) for x in parts[1:] if x.startswith("w") and x[1:].isdigit()), None)
+    return client, env, workers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1280,10 +1289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--http-load-sizes", default="default", help="sizes that get an HTTP load test (cold start and RSS "
                     "are measured for every size); 'none' for no load test")
     ap.add_argument("--no-http", action="store_true")
-    ap.add_argument("--http-variants", default="httpx,raw",
-                    help="load tests to run on each load size: httpx (the judged one, always first), raw (a minimal "
-                    "asyncio-streams client, to separate the generator's CPU from the server's); suffixes: -1thread "
-                    "(server with OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N), e.g. raw-w2")
+    ap.add_argument("--http-variants", default="raw-w2,httpx-w2,raw",
+                    help="load tests to run on each load size, the first one judged against the targets: httpx (an "
+                    "httpx.AsyncClient generator, ~2 ms of CPU per request on the cores it shares with the server), "
+                    "raw (a minimal asyncio-streams HTTP/1.1 client); suffixes: -1thread (server with "
+                    "OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N, one SO_REUSEPORT socket each)")
     ap.add_argument("--reuse-index", action="store_true", help="skip the build when bench/out/index-SIZE exists "
                     "(its build figures are then taken from the previous run's part file)")
     ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")
@@ -1360,13 +1370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif do_load:
                 queries = [q for _, q in scale.query_mix(scale.load_base(), 20_000, args.seed + 3)[0]]
             try:
+                variants = args.http_variants.split(",")
+                client, env, workers = _variant(variants[0])
+                say(f"[{label}] HTTP (judged) {variants[0]}: {client} client, workers {workers or 'as configured'}")
                 results["sizes"][label]["http"] = http_bench(label, OUT / f"index-{label}", queries,
-                                                             conc if do_load else [], seconds)
-                for variant in (args.http_variants.split(",")[1:] if do_load else []):
-                    parts = variant.split("-")
-                    client = "raw" if parts[0] == "raw" else "httpx"
-                    env = SINGLE_THREAD_ENV if "1thread" in parts else None
-                    workers = next((int(x[1:]) for x in parts[1:] if x.startswith("w") and x[1:].isdigit()), None)
+                                                             conc if do_load else [], seconds, env=env, client=client,
+                                                             workers=workers)
+                for variant in (variants[1:] if do_load else []):
+                    client, env, workers = _variant(variant)
                     say(f"[{label}] HTTP variant {variant}: {client} client, server env {env or 'as is'}, "
                         f"workers {workers or 'as configured'}")
                     results["sizes"][label][f"http_{variant}"] = http_bench(

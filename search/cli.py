@@ -145,6 +145,80 @@ def _limit_malloc_arenas(n: int = 2) -> None:
             ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
 
 
+def _listen(host: str, port: int) -> Any:
+    """A listening socket with SO_REUSEPORT: every worker binds its own, and the kernel spreads new
+    connections over them (a shared accept socket let one process take every keep-alive connection)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _worker_main(settings: Settings, index: str) -> None:
+    """One server process: load, warm up, then bind (so connections only reach a ready worker) and serve."""
+    import logging
+
+    import uvicorn
+
+    from .api import create_app
+    from .searcher import Searcher
+
+    _limit_malloc_arenas()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        searcher = Searcher.load(index, settings)
+        searcher.search("warm up", 1)
+        sock = _listen(settings.host, settings.port)
+    except (ZhidaError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, searcher), log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+
+
+def _serve_workers(settings: Settings, index: str) -> int:
+    """``settings.workers`` processes, each with its own SO_REUSEPORT socket; stops them all on SIGINT/SIGTERM
+    or when one exits (its exit code is returned)."""
+    import multiprocessing as mp
+    import signal
+
+    ctx = mp.get_context("spawn")  # a clean interpreter per worker: no inherited threads or locks
+    procs = [ctx.Process(target=_worker_main, args=(settings, index), name=f"zhida-{i}") for i in range(settings.workers)]
+    for p in procs:
+        p.start()
+    print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} processes "
+          f"(SO_REUSEPORT)", file=sys.stderr)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        dead = [p for p in procs if not p.is_alive()]
+        if dead:
+            code = dead[0].exitcode or 1
+            print(f"error: worker {dead[0].name} exited with {dead[0].exitcode}; stopping", file=sys.stderr)
+            break
+        time.sleep(0.2)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(15)
+        if p.is_alive():
+            p.kill()
+    return code
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -164,19 +238,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     index = args.index or s.index_path
     if s.workers > 1:
-        import os
-
         if s.backend == "milvus" and not s.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:")):
             print("error: a Milvus Lite file is locked by one process; use --workers 1, or a Milvus server URI "
                   "(milvus_uri = \"http://host:19530\") for several processes", file=sys.stderr)
             return 2
-
-        Searcher.load(index, s)  # verify once before forking, so a bad index fails here with a message
-        os.environ.update({"ZHIDA_INDEX_PATH": str(index), "ZHIDA_HOST": s.host, "ZHIDA_PORT": str(s.port)})
-        print(f"serving on http://{s.host}:{s.port} with {s.workers} processes", file=sys.stderr)
-        uvicorn.run("search.api.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
-                    log_level="warning", access_log=False)
-        return 0
+        return _serve_workers(s, str(index))  # each worker verifies the index; one failing stops them all
     t0 = time.perf_counter()
     searcher = Searcher.load(index, s)
     searcher.search("warm up", 1)  # first-query costs (encoder, caches) are paid before serving

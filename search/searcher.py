@@ -394,6 +394,13 @@ class Searcher:
         v.flags.writeable = False
         return v
 
+    def cache_info(self) -> dict[str, int]:
+        """Query-embedding cache counters (hits, misses, size)."""
+        if not hasattr(self._embed, "cache_info"):
+            return {"hits": 0, "misses": 0, "size": 0}
+        ci = self._embed.cache_info()
+        return {"hits": ci.hits, "misses": ci.misses, "size": ci.currsize}
+
     def clear_caches(self) -> None:
         """Forget cached query embeddings (benchmarks measuring cold queries call this)."""
         if hasattr(self._embed, "cache_clear"):

@@ -8,6 +8,7 @@ without a server.
 from __future__ import annotations
 
 import hmac
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,9 @@ class Service:
         backend = s.backend.health()
         if not backend.get("ok"):
             raise BackendError(f"backend {backend.get('backend')} is not healthy: {backend.get('error', 'unknown')}")
-        return {"status": "ready", "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
+        return {"status": "ready", "pid": os.getpid(), "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
                 "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads,
-                "backend": backend}
+                "backend": backend, "embedding_cache": s.cache_info()}
 
     # -- admin ---------------------------------------------------------------------------------
     def check_admin(self, token: str | None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -130,6 +130,15 @@ class Hygiene:
                                     "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
 
 
+def _json_body(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn`` and serialise a dict result here, in the worker thread, as ``JSONResponse`` would (the event
+    loop thread is the server's bottleneck)."""
+    result = fn(*args)
+    if isinstance(result, dict):
+        return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return result
+
+
 def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     service = searcher if isinstance(searcher, Service) else Service(settings, searcher)
     app = FastAPI(title="Zhida", version="0.1.0",
@@ -149,10 +158,11 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         async with gate:
             loop = asyncio.get_running_loop()
             try:
-                result = await asyncio.wait_for(loop.run_in_executor(pool, fn, *args), timeout=settings.request_timeout_s)
+                result = await asyncio.wait_for(loop.run_in_executor(pool, _json_body, fn, *args),
+                                                timeout=settings.request_timeout_s)
             except TimeoutError:
                 return _error(503, "timeout", f"request took longer than {settings.request_timeout_s}s")
-        return JSONResponse(result) if isinstance(result, dict) else result
+        return Response(result, media_type="application/json") if isinstance(result, bytes) else result
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
