@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import CatalogError
 from .normalize import compact, normalize
@@ -107,16 +107,42 @@ def item_problems(obj: Any, taxonomy: set[str]) -> list[str]:
     return p
 
 
-def item_from_dict(obj: dict[str, Any]) -> Item:
+T = TypeVar("T")
+
+
+class Interner:
+    """Shares equal values between items loaded together: categories, tags, actions and whole tag/action
+    tuples repeat across a large catalog (1M recombined items use a few thousand distinct actions)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: T) -> T:
+        return self._seen.setdefault(value, value)  # type: ignore[no-any-return]
+
+
+def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
+    if share is None:
+        return Item(
+            id=obj["id"],
+            name=obj["name"].strip(),
+            type=obj["type"],
+            category=obj["category"],
+            description=obj["description"].strip(),
+            aliases=tuple(a.strip() for a in obj.get("aliases", [])),
+            tags=tuple(t.strip() for t in obj.get("tags", [])),
+            actions=tuple(Action(a["name"].strip(), a["kind"]) for a in obj.get("actions", [])),
+            popularity=int(obj.get("popularity", 3)),
+        )
     return Item(
         id=obj["id"],
         name=obj["name"].strip(),
-        type=obj["type"],
-        category=obj["category"],
+        type=share(obj["type"]),
+        category=share(obj["category"]),
         description=obj["description"].strip(),
-        aliases=tuple(a.strip() for a in obj.get("aliases", [])),
-        tags=tuple(t.strip() for t in obj.get("tags", [])),
-        actions=tuple(Action(a["name"].strip(), a["kind"]) for a in obj.get("actions", [])),
+        aliases=share(tuple(share(a.strip()) for a in obj.get("aliases", []))),
+        tags=share(tuple(share(t.strip()) for t in obj.get("tags", []))),
+        actions=share(tuple(share(Action(share(a["name"].strip()), share(a["kind"]))) for a in obj.get("actions", []))),
         popularity=int(obj.get("popularity", 3)),
     )
 

@@ -140,7 +140,7 @@ class Searcher:
         # a fuzzy query's time. functools.lru_cache is thread-safe; the vectors are read-only.
         self._embed = functools.lru_cache(maxsize=settings.embedding_cache_size)(self._embed_uncached) \
             if settings.embedding_cache_size > 0 else self._embed_uncached
-        self._tags = [tuple(normalize(t) for t in it.tags) for it in self.items]
+        self._tags = [_normalized_tags(it.tags) for it in self.items]
         self._id_to_index = {it.id: i for i, it in enumerate(self.items)}
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
         self.completions = completions or Completions([], [], np.zeros(0, dtype=np.int64))
@@ -257,7 +257,10 @@ class Searcher:
         from .catalog import item_from_dict
 
         try:
-            items = [item_from_dict(d) for d in r.jsonl("items.jsonl")]
+            from .catalog import Interner
+
+            share = Interner()
+            items = [item_from_dict(d, share) for d in r.iter_jsonl("items.jsonl")]
             vocab_list = r.json("bm25_vocab.json")
             b = r.json("bm25.json")
             bm25 = BM25Index({t: i for i, t in enumerate(vocab_list)}, r.array("bm25_indptr.npy"),
@@ -593,7 +596,7 @@ class Searcher:
                 content.append(False)
             gaps.discard(d)
             items_list[d] = it
-            tags[d] = tuple(normalize(t) for t in it.tags)
+            tags[d] = _normalized_tags(it.tags)
             names[d] = compact(it.name)
             content[d] = it.type == "content"
             for n in (it.name, *it.aliases):
@@ -604,6 +607,12 @@ class Searcher:
         self._tags, self._compact_names = tags, names
         self._is_content = np.array(content, dtype=bool)
         self.items = items_list
+
+
+def _normalized_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Tags as the re-ranker compares them; the item's own tuple when normalising changes nothing (no copy)."""
+    out = tuple(normalize(t) for t in tags)
+    return tags if out == tags else out
 
 
 def build_completions(items: Sequence[Item], train: Sequence[tuple[str, str]]) -> Completions:

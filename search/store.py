@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,11 +199,18 @@ class IndexReader:
             raise IndexIntegrityError(f"cannot read JSON ({exc})", str(p)) from exc
 
     def jsonl(self, name: str) -> list[Any]:
+        return list(self.iter_jsonl(name))
+
+    def iter_jsonl(self, name: str) -> Iterator[Any]:
+        """Rows one at a time: a million parsed rows held at once would leave gigabytes of freed-but-kept
+        heap behind (the items built from them are what should stay)."""
         self._info(name)
         p = self.path / name
         try:
             with open(p, encoding="utf-8") as fh:
-                return [json.loads(line) for line in fh if line.strip()]
+                for line in fh:
+                    if line.strip():
+                        yield json.loads(line)
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"cannot read JSON lines ({exc})", str(p)) from exc
 

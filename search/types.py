@@ -14,7 +14,7 @@ ACTION_KINDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """A core entry shown on a direct hit (点餐, 查订单 …); ``kind`` is one of ``ACTION_KINDS``."""
 
@@ -25,9 +25,9 @@ class Action:
         return {"name": self.name, "kind": self.kind}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
-    """One catalog entry."""
+    """One catalog entry. Slotted: a 1M-item catalog is a million of these in memory."""
 
     id: str
     name: str

@@ -189,3 +189,17 @@ def test_http_items_needs_token_and_embedded_says_409(searcher50):
     assert r.status_code == 409 and r.json()["error"]["code"] == "unsupported_operation"
     assert "rebuild" in r.json()["error"]["message"]
     assert searcher50.item("brand-9001") is None
+
+
+def test_embedded_vectors_come_from_the_index_not_the_file(searcher50, index50):
+    s = Searcher.load(index50, settings_for())
+    docs = [0, 7, 3, 49]
+    np.testing.assert_array_equal(s.backend.vectors(docs), np.asarray(searcher50.vectors)[docs])  # flat: exact
+    assert s.backend._reconstruct
+    # loaded items share equal sub-objects (categories, actions) instead of holding copies
+    same = [it for it in s.items if it.category == s.items[0].category]
+    assert len(same) > 1 and all(it.category is same[0].category for it in same)
+    acts = {}
+    for it in s.items:
+        for a in it.actions:
+            assert acts.setdefault(a, a) is a

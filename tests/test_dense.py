@@ -48,3 +48,20 @@ def test_mmr_respects_category_cap_and_diversity():
 def test_matched_tags():
     assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
     assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]
+
+
+def test_ivf_sq8_reconstructs_close_vectors():
+    import faiss
+
+    from search.backend import _enable_reconstruct
+    from search.dense import build_faiss
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = build_faiss(x, "ivfsq8")
+    assert _enable_reconstruct(index)
+    got = index.reconstruct_batch(np.array([0, 5, 1999], dtype=np.int64))
+    assert np.max(np.abs(got - x[[0, 5, 1999]])) < 0.02  # 8-bit codes: close, not equal
+    assert not _enable_reconstruct(build_faiss(x, "ivfpq"))
+    assert isinstance(faiss.downcast_index(index), faiss.IndexIVFScalarQuantizer)
