@@ -145,7 +145,7 @@ class Searcher:
         self._is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
         self.completions = completions or Completions([], [], np.zeros(0, dtype=np.int64))
         self._key_prior = key_priors(lexicon, [it.popularity for it in self.items])
-        self._compact_names = [compact(it.name) for it in self.items]
+        self._compact_names = _CompactNames(self)
         configure_search(self.index, settings.hnsw_ef_search, settings.ivf_nprobe)
         if settings.blas_threads > 0:
             from threadpoolctl import threadpool_limits
@@ -584,7 +584,7 @@ class Searcher:
     def _apply(self, docs: Sequence[int], items: Sequence[Item]) -> None:
         """Bring the in-memory item tables in line with the backend after an upsert (or a resync at load)."""
         items_list = list(self.items)
-        tags, names = list(self._tags), list(self._compact_names)
+        tags = list(self._tags)
         content = list(self._is_content.tolist())
         gaps: set[int] = set()
         for d, it in zip(docs, items, strict=True):
@@ -592,21 +592,33 @@ class Searcher:
                 gaps.add(len(items_list))
                 items_list.append(it)
                 tags.append(())
-                names.append("")
                 content.append(False)
             gaps.discard(d)
             items_list[d] = it
             tags[d] = _normalized_tags(it.tags)
-            names[d] = compact(it.name)
             content[d] = it.type == "content"
             for n in (it.name, *it.aliases):
                 self._added_names[compact(normalize(n))] = d
             self._id_to_index[it.id] = d
         self._deleted = (self._deleted - frozenset(docs)) | frozenset(gaps)
         # each table is replaced by one assignment, so a concurrent query sees old or new, never half
-        self._tags, self._compact_names = tags, names
+        self._tags = tags
         self._is_content = np.array(content, dtype=bool)
         self.items = items_list
+
+
+class _CompactNames(Sequence[str]):
+    """``compact(item.name)`` by item number, computed when asked (suggest looks at a few): a list would hold
+    a second copy of every name (90 MB at 1M items)."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self._s = searcher
+
+    def __len__(self) -> int:
+        return len(self._s.items)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return compact(self._s.items[i].name)
 
 
 def _normalized_tags(tags: tuple[str, ...]) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ _WORDCHAR = re.compile(r"\w", re.UNICODE)
 _ASCII_RUN = re.compile(r"([a-z0-9][a-z0-9'._+-]*[a-z0-9]|[a-z0-9])")
 
 jieba.setLogLevel(logging.WARNING)
+_JIEBA_BLOCK = re.compile(jieba.re_han_default.pattern.strip("()"))  # what jieba's DAG sees at once
 
 
 def has_cjk(text: str) -> bool:
@@ -68,9 +69,14 @@ class Tokenizer:
         self.user_words: tuple[str, ...] = tuple(sorted({w for w in user_words if w and len(w) <= 40}))
         self._user_set = frozenset(self.user_words)
         for w in self.user_words:
-            # A high frequency keeps the whole name one token even where the general dictionary
-            # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
-            self._jieba.add_word(w, freq=max(1000, 200 * len(w)))
+            # jieba cuts text into blocks of _JIEBA_BLOCK characters first, so a word with any other
+            # character (肯德基(万达店), 杰瑞·布鲁克海默) can never come out of its DAG: such names are matched
+            # whole through ``_user_set`` only, and not given to jieba, whose dictionary stores every
+            # prefix of every word (≈ 0.5 GB for a 1M-item catalog's names).
+            if _JIEBA_BLOCK.fullmatch(w):
+                # A high frequency keeps the whole name one token even where the general dictionary
+                # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
+                self._jieba.add_word(w, freq=max(1000, 200 * len(w)))
         self._words_cache = lru_cache(maxsize=8192)(self._words)
         self._terms_cache = lru_cache(maxsize=8192)(self._terms)
 
