@@ -662,7 +662,7 @@ def faiss_bench(vectors: np.ndarray, qv: np.ndarray, settings: Any, engine_index
                "bytes_per_item": nbytes / n, "index_bytes": nbytes, "build_s": built, "k": k,
                "engine_choice": kind == engine_kind,
                "params": {"hnsw_m": settings.hnsw_m, "ef_search": settings.hnsw_ef_search} if kind == "hnsw" else
-                         {"nprobe": settings.ivf_nprobe, "nlist": int(faiss.extract_index_ivf(idx).nlist)}
+                         {"nprobe": int(faiss.extract_index_ivf(idx).nprobe), "nlist": int(faiss.extract_index_ivf(idx).nlist)}
                          if kind.startswith("ivf") else {}}
         if sweep and kind != "flat":
             pts = []
@@ -676,7 +676,7 @@ def faiss_bench(vectors: np.ndarray, qv: np.ndarray, settings: Any, engine_index
                                 "recall@10_k10": _recall(ii10, gt), "p99_ms_k10": pct(lt10, 99)})
             else:
                 ivf = faiss.extract_index_ivf(idx)
-                for npb in (4, 8, 16, 32, 64, 128):
+                for npb in (4, 8, 16, 32, 64, 96, 128):
                     ivf.nprobe = npb
                     lt, ii = _search_lat(idx, qv, k)
                     pts.append({"nprobe": npb, "recall@10": _recall(ii, gt), "p50_ms": pct(lt, 50), "p99_ms": pct(lt, 99)})
