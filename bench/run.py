@@ -1373,9 +1373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 variants = args.http_variants.split(",")
                 client, env, workers = _variant(variants[0])
                 say(f"[{label}] HTTP (judged) {variants[0]}: {client} client, workers {workers or 'as configured'}")
+                # without a load test only cold start and RSS are measured: one server process, as configured
                 results["sizes"][label]["http"] = http_bench(label, OUT / f"index-{label}", queries,
                                                              conc if do_load else [], seconds, env=env, client=client,
-                                                             workers=workers)
+                                                             workers=workers if do_load else None)
                 for variant in (variants[1:] if do_load else []):
                     client, env, workers = _variant(variant)
                     say(f"[{label}] HTTP variant {variant}: {client} client, server env {env or 'as is'}, "

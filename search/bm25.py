@@ -32,11 +32,73 @@ import numpy as np
 from .errors import IndexIntegrityError
 
 
+class TermIndex:
+    """Term → row number, without a Python dict (≈ 130 bytes per term: 0.2 GB for a 1M-item catalog).
+
+    Each term's builtin ``hash`` (this process's seed; rebuilt at every load) sits in a sorted int64 array
+    beside its row; the terms themselves are one newline-joined string with offsets, so a lookup is a binary
+    search plus a string comparison that rules out any hash collision: about 20 bytes per term.
+    """
+
+    def __init__(self, terms: Sequence[str]) -> None:
+        if any("\n" in t for t in terms):
+            raise ValueError("BM25 terms cannot contain a newline")
+        hashes = np.fromiter((hash(t) for t in terms), dtype=np.int64, count=len(terms))
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._rows = order.astype(np.int32)
+        self._blob = "\n".join(terms)
+        lens = np.fromiter((len(t) + 1 for t in terms), dtype=np.int64, count=len(terms))
+        self._offsets = np.concatenate([[0], np.cumsum(lens)])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def term(self, row: int) -> str:
+        return self._blob[int(self._offsets[row]) : int(self._offsets[row + 1]) - 1]
+
+    def terms(self) -> list[str]:
+        """All terms in row order."""
+        return self._blob.split("\n") if len(self) else []
+
+    def rows(self, tokens: Sequence[str]) -> list[int | None]:
+        """Row of each token (None when unknown), one vectorised binary search for the whole query."""
+        if not tokens:
+            return []
+        hs = np.fromiter((hash(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        pos = np.searchsorted(self._hashes, hs).tolist()
+        out: list[int | None] = []
+        n = len(self._hashes)
+        for t, h, i in zip(tokens, hs.tolist(), pos, strict=True):
+            row = None
+            while i < n and int(self._hashes[i]) == h:
+                r = int(self._rows[i])
+                if self.term(r) == t:
+                    row = r
+                    break
+                i += 1
+            out.append(row)
+        return out
+
+    def get(self, token: str, default: int | None = None) -> int | None:
+        row = self.rows([token])[0]
+        return default if row is None else row
+
+    def __contains__(self, token: object) -> bool:
+        return isinstance(token, str) and self.get(token) is not None
+
+    def __getitem__(self, token: str) -> int:
+        row = self.get(token)
+        if row is None:
+            raise KeyError(token)
+        return row
+
+
 @dataclass(frozen=True)
 class BM25Index:
     """Term → row of precomputed weights. ``vocab`` maps a term to its row number."""
 
-    vocab: dict[str, int]
+    vocab: TermIndex
     indptr: np.ndarray  # int64, len(vocab) + 1
     indices: np.ndarray  # int32 document numbers, sorted within each row
     data: np.ndarray  # float64 weights w(t, d)
@@ -79,7 +141,7 @@ class BM25Index:
         for t in negative:
             idf[t] = eps
 
-        vocab = {t: i for i, t in enumerate(sorted(df))}
+        vocab = {t: i for i, t in enumerate(sorted(df))}  # a dict while building; a TermIndex once built
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         vals: list[np.ndarray] = []
@@ -101,7 +163,7 @@ class BM25Index:
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.add.at(indptr, r + 1, 1)
         np.cumsum(indptr, out=indptr)
-        return cls(vocab, indptr, indices, data, n, k1, b, epsilon)
+        return cls(TermIndex(sorted(df)), indptr, indices, data, n, k1, b, epsilon)
 
     def __post_init__(self) -> None:
         # Plain ndarray views of (possibly memory-mapped) arrays: slicing an ``np.memmap`` builds a new memmap
@@ -129,7 +191,7 @@ class BM25Index:
             raise IndexIntegrityError("BM25 postings point outside the catalog", "bm25_indices.npy")
 
     def _rows(self, tokens: Sequence[str]) -> list[int]:
-        return [r for r in (self.vocab.get(t) for t in tokens) if r is not None]
+        return [r for r in self.vocab.rows(list(tokens)) if r is not None]
 
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Scores of every document; equal to ``rank_bm25.BM25Okapi(corpus).get_scores(tokens)``."""
@@ -206,7 +268,7 @@ class BM25Index:
             for r in rare:
                 s, e = int(ip[r]), int(ip[r + 1])
                 acc[self.indices[s:e]] += self.data[s:e] * mult[r]
-            order = np.arange(len(idx), dtype=np.int64)
+            order = np.arange(len(idx), dtype=np.int32)
             seen[idx] = order
             cand = idx[seen[idx] == order]  # each document once
             partial = acc[cand]
@@ -231,7 +293,7 @@ class BM25Index:
             s, e = int(ip[r]), int(ip[r + 1])
             acc[self.indices[s:e]] += self.data[s:e]
         idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r in mult])
-        order = np.arange(len(idx), dtype=np.int64)
+        order = np.arange(len(idx), dtype=np.int32)
         seen[idx] = order
         docs = idx[seen[idx] == order].astype(np.int64)
         scores = acc[docs]
@@ -255,11 +317,11 @@ _local = threading.local()
 
 
 def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A zeroed float64 accumulator and an int64 marker of length ``n``, one pair per thread (reused)."""
+    """A zeroed float64 accumulator and an int32 marker of length ``n``, one pair per thread (reused)."""
     acc = getattr(_local, "acc", None)
     if acc is None or len(acc) < n:
         acc = _local.acc = np.zeros(n, dtype=np.float64)
-        _local.seen = np.zeros(n, dtype=np.int64)
+        _local.seen = np.zeros(n, dtype=np.int32)
     return acc, _local.seen
 
 

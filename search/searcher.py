@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from .backend import Backend, EmbeddedBackend
-from .bm25 import BM25Index, top_k
+from .bm25 import BM25Index, TermIndex, top_k
 from .config import Settings, Thresholds, load_thresholds
 from .dense import Encoder, SVDEncoder, USEEncoder, build_faiss, choose_index_type, configure_search
 from .errors import IndexIntegrityError, InvalidQueryError, UnsupportedOperationError
@@ -210,7 +210,7 @@ class Searcher:
         try:
             w.jsonl("items.jsonl", [it.to_dict() for it in self.items], "catalog items, in document-number order")
             w.json("tokenizer_words.json", list(self.tokenizer.user_words), "jieba user dictionary: catalog names and aliases")
-            w.json("bm25_vocab.json", sorted(self.bm25.vocab, key=self.bm25.vocab.__getitem__), "BM25 terms in row order")
+            w.json("bm25_vocab.json", self.bm25.vocab.terms(), "BM25 terms in row order")
             w.array("bm25_indptr.npy", self.bm25.indptr, "BM25 CSR row pointers (one row per term)")
             w.array("bm25_indices.npy", self.bm25.indices, "BM25 CSR document numbers")
             w.array("bm25_data.npy", self.bm25.data, "BM25 precomputed weights w(t, d)")
@@ -261,9 +261,9 @@ class Searcher:
 
             share = Interner()
             items = [item_from_dict(d, share) for d in r.iter_jsonl("items.jsonl")]
-            vocab_list = r.json("bm25_vocab.json")
+            vocab_list = [str(t) for t in r.json("bm25_vocab.json")]
             b = r.json("bm25.json")
-            bm25 = BM25Index({t: i for i, t in enumerate(vocab_list)}, r.array("bm25_indptr.npy"),
+            bm25 = BM25Index(TermIndex(vocab_list), r.array("bm25_indptr.npy"),
                              r.array("bm25_indices.npy"), r.array("bm25_data.npy"), int(b["n_docs"]),
                              float(b["k1"]), float(b["b"]), float(b["epsilon"]))
             lexicon = Lexicon(list(r.json("lexicon_keys.json")), np.asarray(r.array("lexicon_items.npy")),

@@ -99,3 +99,23 @@ def test_maxscore_top_k_equals_exhaustive(seed):
     assert 0 < len(pruned) < calls  # both the pruned path (exact scores of survivors) and the full path ran
     d = np.array([0, 5, 17, 4999])
     np.testing.assert_array_equal(idx.score_docs(["店", "r1", "店"], d), idx.get_scores(["店", "r1", "店"])[d])
+
+
+def test_term_index_lookups_and_collisions():
+    from search.bm25 import TermIndex
+
+    terms = ["店", "查询", "kfc", "12306", "coca-cola", "星巴克"]
+    ti = TermIndex(terms)
+    assert [ti.get(t) for t in terms] == list(range(len(terms)))
+    assert ti.rows(["星巴克", "nope", "店", "nope"]) == [5, None, 0, None]
+    assert "kfc" in ti and "KFC" not in ti and 3 not in ti and len(ti) == 6
+    assert ti.terms() == terms and ti.term(4) == "coca-cola"
+    with pytest.raises(KeyError):
+        ti["nope"]
+    # force every stored hash equal: lookups must still be exact (the string comparison decides)
+    ti._hashes[:] = hash("店")
+    ti._rows[:] = np.arange(5, -1, -1, dtype=np.int32)  # the wanted term is found last
+    assert ti.rows(["店", "星巴克"]) == [0, None]  # 星巴克: its own hash is no longer stored
+    assert TermIndex([]).rows(["x"]) == [None] and TermIndex([]).terms() == []
+    with pytest.raises(ValueError):
+        TermIndex(["a\nb"])
