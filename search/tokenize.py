@@ -73,10 +73,15 @@ class Tokenizer:
             # character (肯德基(万达店), 杰瑞·布鲁克海默) can never come out of its DAG: such names are matched
             # whole through ``_user_set`` only, and not given to jieba, whose dictionary stores every
             # prefix of every word (≈ 0.5 GB for a 1M-item catalog's names).
+            # A high frequency keeps the whole name one token even where the general dictionary
+            # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
+            freq = max(1000, 200 * len(w))
             if _JIEBA_BLOCK.fullmatch(w):
-                # A high frequency keeps the whole name one token even where the general dictionary
-                # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
-                self._jieba.add_word(w, freq=max(1000, 200 * len(w)))
+                self._jieba.add_word(w, freq=freq)
+            else:
+                # jieba scores a cut with log(freq / total): the total must stay what adding the word
+                # would have made it, or segmentation elsewhere would shift
+                self._jieba.total += freq
         self._words_cache = lru_cache(maxsize=8192)(self._words)
         self._terms_cache = lru_cache(maxsize=8192)(self._terms)
 
