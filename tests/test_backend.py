@@ -203,3 +203,14 @@ def test_embedded_vectors_come_from_the_index_not_the_file(searcher50, index50):
     for it in s.items:
         for a in it.actions:
             assert acts.setdefault(a, a) is a
+
+
+def test_admin_items_may_send_bigger_bodies_than_search(admin):
+    client, auth = admin
+    big = {"items": [record(id=f"brand-95{i:02d}", name=f"星河咖啡{i}号店") for i in range(40)]}  # ≈ 30 KB
+    payload = json.dumps(big, ensure_ascii=False).encode()
+    assert len(payload) > 16384
+    r = client.post("/admin/items", content=payload, headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["added"] == 40
+    r = client.post("/search", content=payload, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
