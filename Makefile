@@ -31,7 +31,7 @@ index: $(INDEX)/manifest.json ## build the default index from index_data/ if mis
 rebuild: $(STAMP) ## rebuild the default index (atomic: the old one serves until the new one is in place)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
 
-run: index ## build the default index if missing, then serve it on 127.0.0.1:8000
+run: index ## build the default index if missing or stale, then serve it on 127.0.0.1:8000
 	@echo "example: curl -s 'http://127.0.0.1:8000/search?q=%E8%82%AF%E5%BE%B7%E5%9F%BA&k=5'   (q=肯德基)"
 	$(PY) -m search serve --index $(INDEX)
 
