@@ -238,13 +238,18 @@ class BM25Index:
         docs = np.asarray(docs, dtype=np.int64)
         scores = np.zeros(len(docs), dtype=np.float64)
         for r in self._rows(tokens):
-            s, e = int(self.indptr[r]), int(self.indptr[r + 1])
-            row = self.indices[s:e]
-            pos = np.searchsorted(row, docs)
-            hit = pos < (e - s)
-            hit[hit] = row[pos[hit]] == docs[hit]
-            scores[hit] += self.data[s + pos[hit]]
+            hit, w = self._lookup(r, docs)
+            scores[hit] += w
         return scores
+
+    def _lookup(self, r: int, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``docs`` (int64) occur in row ``r``, and their weights there (binary search in the row)."""
+        s, e = int(self.indptr[r]), int(self.indptr[r + 1])
+        row = self.indices[s:e]
+        pos = np.searchsorted(row, docs)
+        hit = pos < (e - s)
+        hit[hit] = row[pos[hit]] == docs[hit]
+        return hit, self.data[s + pos[hit]]
 
     def top_k(self, tokens: Sequence[str], k: int, common_len: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` documents by score (ties: lower document number first), matched documents only.
@@ -268,9 +273,7 @@ class BM25Index:
             for r in rare:
                 s, e = int(ip[r]), int(ip[r + 1])
                 acc[self.indices[s:e]] += self.data[s:e] * mult[r]
-            order = np.arange(len(idx), dtype=np.int32)
-            seen[idx] = order
-            cand = idx[seen[idx] == order]  # each document once
+            cand = _each_once(idx, seen)
             partial = acc[cand]
             acc[idx] = 0.0
             if len(cand) >= k:
@@ -293,9 +296,7 @@ class BM25Index:
             s, e = int(ip[r]), int(ip[r + 1])
             acc[self.indices[s:e]] += self.data[s:e]
         idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r in mult])
-        order = np.arange(len(idx), dtype=np.int32)
-        seen[idx] = order
-        docs = idx[seen[idx] == order].astype(np.int64)
+        docs = _each_once(idx, seen).astype(np.int64)
         scores = acc[docs]
         acc[idx] = 0.0
         return top_k(docs, scores, k)
@@ -304,12 +305,8 @@ class BM25Index:
         """Sum of ``mult[r] · w(r, d)`` over ``rows`` for each of ``docs`` (binary search in each row)."""
         scores = np.zeros(len(docs), dtype=np.float64)
         for r in rows:
-            s, e = int(self.indptr[r]), int(self.indptr[r + 1])
-            row = self.indices[s:e]
-            pos = np.searchsorted(row, docs)
-            hit = pos < (e - s)
-            hit[hit] = row[pos[hit]] == docs[hit]
-            scores[hit] += self.data[s + pos[hit]] * mult[r]
+            hit, w = self._lookup(r, docs)
+            scores[hit] += w * mult[r]
         return scores
 
 
@@ -323,6 +320,13 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
         acc = _local.acc = np.zeros(n, dtype=np.float64)
         _local.seen = np.zeros(n, dtype=np.int32)
     return acc, _local.seen
+
+
+def _each_once(idx: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Each document of ``idx`` once (kept at its last occurrence), in O(len(idx)) with the scratch marker ``seen``."""
+    order = np.arange(len(idx), dtype=np.int32)
+    seen[idx] = order
+    return idx[seen[idx] == order]
 
 
 def top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
