@@ -553,10 +553,10 @@ def bm25_bench(s: Any, queries: Sequence[str], reps: int = 5) -> dict[str, Any]:
     from rank_bm25 import BM25Okapi
 
     from search.normalize import normalize
-    from search.searcher import item_terms_text
+    from search.searcher import item_terms
 
     t = time.perf_counter()
-    corpus = [[tok for f in item_terms_text(it) for tok in s.tokenizer.terms(normalize(f))] for it in s.items]
+    corpus = [item_terms(s.tokenizer, it) for it in s.items]
     corpus_s = time.perf_counter() - t
     t = time.perf_counter()
     okapi = BM25Okapi(corpus, k1=s.bm25.k1, b=s.bm25.b, epsilon=s.bm25.epsilon)

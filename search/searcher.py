@@ -50,6 +50,11 @@ def item_terms_text(it: Item) -> list[str]:
     return [it.name, it.name, *it.aliases, *(a.name for a in it.actions), *it.tags, it.category]
 
 
+def item_terms(tokenizer: Tokenizer, it: Item) -> list[str]:
+    """BM25 terms of an item: every field of ``item_terms_text``, normalised and tokenised."""
+    return [t for f in item_terms_text(it) for t in tokenizer.terms(normalize(f))]
+
+
 def item_dense_text(it: Item) -> str:
     return f"{it.name}。{it.category}。{it.description} {' '.join(it.tags)}"
 
@@ -172,7 +177,7 @@ class Searcher:
         names = [n for it in items for n in (it.name, *it.aliases)]
         tokenizer = Tokenizer(Tokenizer.user_words_from(names))
         say("bm25")
-        corpus = [[t for f in item_terms_text(it) for t in tokenizer.terms(normalize(f))] for it in items]
+        corpus = [item_terms(tokenizer, it) for it in items]
         bm25 = BM25Index.build(corpus, settings.bm25_k1, settings.bm25_b, settings.bm25_epsilon)
         say("lexicon")
         lexicon = Lexicon.build([it.name for it in items], [it.aliases for it in items])
@@ -351,10 +356,7 @@ class Searcher:
         limit = max(2, s.max_k if k is None else k)
         if self.backend.name != "embedded":
             limit = max(limit, s.milvus_bm25_limit)
-        docs, scores = self.backend.bm25(terms, limit)
-        if len(docs) and int(docs[-1]) >= len(self.items):  # added through another process: known after a reload
-            keep = docs < len(self.items)
-            docs, scores = docs[keep], scores[keep]
+        docs, scores = self._bm25(terms, limit)
         if self._added_names:
             match = self._with_added(match, cq)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
@@ -363,13 +365,20 @@ class Searcher:
         p = self.intent.p_precise(feats, dense) if classify else 0.0
         return QueryAnalysis(q, norm, cq, words, terms, match, docs, scores, feats, dense, p, limit)
 
+    def _bm25(self, terms: Sequence[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's BM25 answer without documents this process does not know yet (added through another
+        process; known after a reload). Documents come back ascending, so the last one tells."""
+        docs, scores = self.backend.bm25(terms, limit)
+        if len(docs) and int(docs[-1]) >= len(self.items):
+            keep = docs < len(self.items)
+            docs, scores = docs[keep], scores[keep]
+        return docs, scores
+
     def precise_hits(self, a: QueryAnalysis, k: int) -> list[Hit]:
         """BM25 scores plus name-match boosts; the named item first."""
         docs, scores = a.bm25_docs, a.bm25_scores
         if 0 < a.bm25_limit < k:
-            docs, scores = self.backend.bm25(a.terms, k)
-            keep = docs < len(self.items)
-            docs, scores = docs[keep], scores[keep]
+            docs, scores = self._bm25(a.terms, k)
         reasons: dict[int, str] = {}
         if a.match.boosts:
             bitems, bvals = boost_arrays(a.match)
@@ -548,7 +557,7 @@ class Searcher:
 
     def item_terms(self, it: Item) -> list[str]:
         """BM25 terms of an item, exactly as the build tokenises them."""
-        return [t for f in item_terms_text(it) for t in self.tokenizer.terms(normalize(f))]
+        return item_terms(self.tokenizer, it)
 
     def upsert(self, items: Sequence[Item]) -> dict[str, int]:
         """Add or replace items without a rebuild (Milvus backend; the embedded one raises
