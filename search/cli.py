@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, milvus_uri_is_local
 from .errors import ZhidaError
 
 
@@ -238,7 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     index = args.index or s.index_path
     if s.workers > 1:
-        if s.backend == "milvus" and not s.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:")):
+        if s.backend == "milvus" and milvus_uri_is_local(s.milvus_uri):
             print("error: a Milvus Lite file is locked by one process; use --workers 1, or a Milvus server URI "
                   "(milvus_uri = \"http://host:19530\") for several processes", file=sys.stderr)
             return 2

@@ -170,6 +170,14 @@ class Settings:
         return cls(**coerced)
 
 
+MILVUS_REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
+def milvus_uri_is_local(uri: str) -> bool:
+    """A ``milvus_uri`` without a server scheme is a Milvus Lite file (one process at a time)."""
+    return not uri.lower().startswith(MILVUS_REMOTE_SCHEMES)
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     try:
         if isinstance(default, tuple):

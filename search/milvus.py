@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+from .config import milvus_uri_is_local
 from .errors import BackendError
 from .types import Item
 
@@ -76,7 +77,6 @@ FINGERPRINT_KEY = "zhida.fingerprint"
 ENCODING_KEY = "zhida.text_encoding"
 NLIST_KEY = "zhida.nlist"
 TEXT_ENCODING = "utf8-hex"
-REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,250}$")
 
 
@@ -140,7 +140,7 @@ class MilvusBackend:
         self.shards = shards
         self.replicas = replicas
         self.timeout = timeout
-        self.local = not uri.lower().startswith(REMOTE_SCHEMES)
+        self.local = milvus_uri_is_local(uri)
         self._write_lock = threading.Lock()
         self._closed = False
         self._index_type = "FLAT"
