@@ -871,10 +871,32 @@ class Server:
             self._fh = None
 
 
-async def _warm_then_measure(worker: Any, concurrency: int, seconds: float, warm_s: float, lat: list[float],
-                             errors: dict[str, int], route_lat: dict[str, list[float]]) -> dict[str, Any]:
-    """Run ``concurrency`` workers unrecorded for ``warm_s``, then recorded for ``seconds``; summarise.
-    Shared by both load generators so their figures mean the same thing."""
+class _Tally:
+    """What a load generator records: latencies of 200 answers (overall and per route, read from the body's
+    intent label) and errors by kind. Shared by both generators so their figures mean the same thing."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.route_lat: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
+        self.errors: dict[str, int] = {}
+        self._markers = {r: f'"label":"{r}"'.encode() for r in self.route_lat}
+
+    def answer(self, code: int, body: bytes, ms: float) -> None:
+        if code != 200:
+            self.error(f"HTTP {code}")
+            return
+        self.lat.append(ms)
+        for name, m in self._markers.items():
+            if m in body:
+                self.route_lat[name].append(ms)
+                break
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def _warm_then_measure(worker: Any, concurrency: int, seconds: float, warm_s: float, tally: _Tally) -> dict[str, Any]:
+    """Run ``concurrency`` workers unrecorded for ``warm_s``, then recorded for ``seconds``; summarise."""
     pc = time.perf_counter
     await asyncio.gather(*(worker(pc() + warm_s, False) for _ in range(concurrency)))
     t0 = pc()
@@ -882,6 +904,7 @@ async def _warm_then_measure(worker: Any, concurrency: int, seconds: float, warm
     await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
     elapsed = pc() - t0
     client_cpu = time.process_time() - cpu0
+    lat, errors, route_lat = tally.lat, tally.errors, tally.route_lat
     done = len(lat) + sum(errors.values())
     return {"concurrency": concurrency, "seconds": elapsed, "requests": done, "ok": len(lat),
             "rps": len(lat) / elapsed, "latency_ms": lat_stats(lat), "errors": errors, "error_count": sum(errors.values()),
@@ -891,12 +914,9 @@ async def _warm_then_measure(worker: Any, concurrency: int, seconds: float, warm
 async def _load(port: int, queries: Sequence[str], concurrency: int, seconds: float, warm_s: float = 2.0) -> dict[str, Any]:
     import httpx
 
-    lat: list[float] = []
-    route_lat: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
-    errors: dict[str, int] = {}
+    tally = _Tally()
     pos = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    markers = {r: f'"label":"{r}"'.encode() for r in route_lat}
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0, limits=limits) as client:
         async def worker(stop: float, record: bool) -> None:
@@ -908,23 +928,13 @@ async def _load(port: int, queries: Sequence[str], concurrency: int, seconds: fl
                 t = pc()
                 try:
                     r = await client.get("/search", params={"q": q, "k": 10})
-                    dt = (pc() - t) * 1000
-                    if not record:
-                        continue
-                    if r.status_code == 200:
-                        lat.append(dt)
-                        body = r.content
-                        for name, m in markers.items():
-                            if m in body:
-                                route_lat[name].append(dt)
-                                break
-                    else:
-                        errors[f"HTTP {r.status_code}"] = errors.get(f"HTTP {r.status_code}", 0) + 1
+                    if record:
+                        tally.answer(r.status_code, r.content, (pc() - t) * 1000)
                 except Exception as exc:  # noqa: BLE001 — every failure is counted, none stops the run
                     if record:
-                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                        tally.error(type(exc).__name__)
 
-        return await _warm_then_measure(worker, concurrency, seconds, warm_s, lat, errors, route_lat)
+        return await _warm_then_measure(worker, concurrency, seconds, warm_s, tally)
 
 
 async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds: float, warm_s: float = 2.0) -> dict[str, Any]:
@@ -932,11 +942,8 @@ async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds
     instead of httpx's ≈ 2 ms), to show what the server does when the generator costs little."""
     from urllib.parse import urlencode
 
-    lat: list[float] = []
-    route_lat: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
-    errors: dict[str, int] = {}
+    tally = _Tally()
     pos = 0
-    markers = {r: f'"label":"{r}"'.encode() for r in route_lat}
 
     async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -970,27 +977,18 @@ async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(req)
                 code, body = await read_response(reader)
-                dt = (pc() - t) * 1000
-                if not record:
-                    continue
-                if code == 200:
-                    lat.append(dt)
-                    for name, m in markers.items():
-                        if m in body:
-                            route_lat[name].append(dt)
-                            break
-                else:
-                    errors[f"HTTP {code}"] = errors.get(f"HTTP {code}", 0) + 1
+                if record:
+                    tally.answer(code, body, (pc() - t) * 1000)
             except Exception as exc:  # noqa: BLE001 — counted; the connection is reopened
                 if record:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    tally.error(type(exc).__name__)
                 if writer is not None:
                     writer.close()
                 reader = writer = None
         if writer is not None:
             writer.close()
 
-    return await _warm_then_measure(worker, concurrency, seconds, warm_s, lat, errors, route_lat)
+    return await _warm_then_measure(worker, concurrency, seconds, warm_s, tally)
 
 
 def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Sequence[int], seconds: float,
