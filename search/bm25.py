@@ -291,6 +291,16 @@ class BM25Index:
                         docs = docs[approx >= t2]
                     return top_k(docs, self.score_docs(tokens, docs), k)
         # every matching document, summed in query-token order exactly like ``get_scores`` (bit-identical)
+        total = sum(int(ip[r + 1] - ip[r]) for r in rows)
+        if total * 8 > self.n_docs and float(self._rowmin[list(mult)].min()) > 0:  # type: ignore[attr-defined]
+            # Many postings: one ``bincount`` over them in query-token order adds each document's weights
+            # in the same order as the loop below (about 4× faster at 45k postings), and with positive
+            # weights the matched documents are exactly the nonzero entries.
+            idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r in rows])
+            w = np.concatenate([self.data[ip[r] : ip[r + 1]] for r in rows])
+            dense = np.bincount(idx, weights=w, minlength=self.n_docs)
+            docs = np.flatnonzero(dense > 0)
+            return top_k(docs, dense[docs], k)
         acc, seen = _scratch(self.n_docs)
         for r in rows:
             s, e = int(ip[r]), int(ip[r + 1])
@@ -331,6 +341,13 @@ def _each_once(idx: np.ndarray, seen: np.ndarray) -> np.ndarray:
 
 def top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Sort ``(docs, scores)`` by score descending then doc ascending and keep ``k``; O(n + k log k)."""
+    if len(docs) > max(8 * k, 1024):
+        # Prefilter: the k-th best of every 8th score is at most the k-th best of all, so keeping the
+        # scores at or above it loses nothing; it leaves about 8k candidates for the exact selection.
+        sub = scores[::8]
+        thr = np.partition(sub, len(sub) - k)[len(sub) - k]
+        keep = np.flatnonzero(scores >= thr)
+        docs, scores = docs[keep], scores[keep]
     if len(docs) > k:
         part = np.argpartition(-scores, k - 1)[:k]
         kth = scores[part].min()

@@ -70,6 +70,39 @@ def test_top_k_orders_ties_by_document():
     assert s.tolist() == [2.0, 2.0, 1.0]
 
 
+def _sorted_top_k(docs, scores, k):
+    """Reference: a full sort by score descending, then document ascending."""
+    order = np.lexsort((docs, -scores))[:k]
+    return docs[order], scores[order]
+
+
+@pytest.mark.parametrize("n", [7, 1500, 30_000])
+def test_top_k_prefilter_equals_full_sort(n):
+    # many ties (scores on a coarse grid), so the prefilter's threshold often lands on a tie
+    rng = np.random.default_rng(n)
+    docs = rng.permutation(3 * n)[:n]
+    scores = rng.integers(0, 40, n) / 4.0
+    for k in (1, 10, 50, n):
+        d, s = top_k(docs, scores, k)
+        rd, rs = _sorted_top_k(docs, scores, k)
+        assert d.tolist() == rd.tolist() and s.tolist() == rs.tolist()
+
+
+def test_dense_accumulation_path_is_bit_identical():
+    # queries whose postings outnumber an eighth of the corpus take the bincount path
+    rng = random.Random(9)
+    corpus = [[rng.choice(["a", "b", "c"]) for _ in range(rng.randint(1, 4))] + [f"r{rng.randint(0, 2000)}"]
+              for _ in range(12_000)]
+    idx = BM25Index.build(corpus)
+    for q in (["a"], ["a", "b"], ["a", "b", "a", "r5"], ["c", "r7", "r9"]):
+        full = idx.get_scores(q)
+        matched = np.flatnonzero(full > 0)
+        for k in (1, 10, 100):
+            d, s = idx.top_k(q, k)
+            rd, rs = _sorted_top_k(matched, full[matched], k)
+            assert d.tolist() == rd.tolist() and s.tolist() == rs.tolist()
+
+
 def test_empty_corpus_rejected():
     with pytest.raises(ValueError):
         BM25Index.build([])
@@ -91,7 +124,7 @@ def test_maxscore_top_k_equals_exhaustive(seed):
     for _ in range(150):
         q = rng.sample(common, rng.randint(1, 3)) + rng.sample(rare, rng.randint(0, 3))
         for k in (1, 2, 10, 50):
-            full_docs, full_scores = top_k(*real_candidates(q), k)
+            full_docs, full_scores = _sorted_top_k(*real_candidates(q), k)
             docs, scores = idx.top_k(q, k, common_len=64)
             calls += 1
             assert docs.tolist() == full_docs.tolist()
