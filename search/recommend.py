@@ -11,14 +11,16 @@ under a hard cap of ``per_category_cap`` results per category, so a need gets a 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A fuzzy-route candidate (a named tuple: ~50 are made per query, so construction cost counts)."""
+
     item: int
     relevance: float
     reason: str
@@ -38,11 +40,27 @@ class TagMatcher:
     def hit(self, tag: str) -> bool:
         h = self._memo.get(tag)
         if h is None:
-            h = self._memo[tag] = len(tag) >= 2 and (tag in self.query or any(w in tag for w in self.long_words))
+            h = False
+            if len(tag) >= 2:
+                if tag in self.query:
+                    h = True
+                else:
+                    for w in self.long_words:  # a loop, not any(<generator>): ~150 new tags per query
+                        if w in tag:
+                            h = True
+                            break
+            self._memo[tag] = h
         return h
 
     def __call__(self, tags: Sequence[str]) -> list[str]:
-        return [t for t in tags if self.hit(t)]
+        memo, out = self._memo, []
+        for t in tags:
+            h = memo.get(t)
+            if h is None:
+                h = self.hit(t)
+            if h:
+                out.append(t)
+        return out
 
 
 def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
@@ -66,24 +84,38 @@ def mmr(
     """
     if not cands:
         return []
-    rel = np.array([c.relevance for c in cands], dtype=np.float64)
-    sim = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+    # Plain Python over ~40 candidates and ~10 picks beats a dozen small numpy calls per pick. The
+    # arithmetic is the same IEEE double arithmetic as ``lam * rel - (1 - lam) * max(max_sim, 0)`` on
+    # arrays, and the strict ``>`` keeps argmax's first-index tie break (tests/test_dense.py checks both
+    # against the array form).
+    v = np.asarray(vectors, dtype=np.float32)
+    sim = (v @ v.T).tolist()
+    n = len(cands)
+    mu = 1 - lam
+    base = [lam * c.relevance for c in cands]
+    penalty = [0.0] * n  # max(0, max over picked j of cos(v_i, v_j)); the empty max counts as 0
+    available = [True] * n
+    left = n
     picked: list[int] = []
     marginal: list[float] = []
     per_cat: dict[str, int] = {}
-    max_sim = np.full(len(cands), -np.inf)
-    available = np.ones(len(cands), dtype=bool)
-    while len(picked) < k and available.any():
-        penalty = np.maximum(max_sim, 0.0)  # max over the empty set is 0; clamping keeps scores non-increasing
-        score = lam * rel - (1 - lam) * penalty
-        score[~available] = -np.inf
-        i = int(np.argmax(score))
+    while len(picked) < k and left:
+        best, i = -math.inf, -1
+        for j in range(n):
+            if available[j]:
+                sc = base[j] - mu * penalty[j]
+                if sc > best or i < 0:
+                    best, i = sc, j
         available[i] = False
+        left -= 1
         cat = categories[i]
         if per_cat.get(cat, 0) >= per_category_cap:
             continue
         per_cat[cat] = per_cat.get(cat, 0) + 1
         picked.append(i)
-        marginal.append(float(score[i]))
-        max_sim = np.maximum(max_sim, sim[i])
+        marginal.append(best)
+        row = sim[i]
+        for j in range(n):
+            if row[j] > penalty[j]:
+                penalty[j] = row[j]
     return [Candidate(cands[i].item, m, cands[i].reason) for i, m in zip(picked, marginal, strict=True)]

@@ -45,6 +45,43 @@ def test_mmr_respects_category_cap_and_diversity():
     assert [c.item for c in picked2] == [0, 2]
 
 
+def _mmr_arrays(cands, vectors, categories, k, lam, cap):
+    """The array form of MMR (the implementation before the plain-Python loop): the reference."""
+    rel = np.array([c.relevance for c in cands], dtype=np.float64)
+    sim = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+    picked, marginal, per_cat = [], [], {}
+    max_sim = np.full(len(cands), -np.inf)
+    available = np.ones(len(cands), dtype=bool)
+    while len(picked) < k and available.any():
+        score = lam * rel - (1 - lam) * np.maximum(max_sim, 0.0)
+        score[~available] = -np.inf
+        i = int(np.argmax(score))
+        available[i] = False
+        if per_cat.get(categories[i], 0) >= cap:
+            continue
+        per_cat[categories[i]] = per_cat.get(categories[i], 0) + 1
+        picked.append(i)
+        marginal.append(float(score[i]))
+        max_sim = np.maximum(max_sim, sim[i])
+    return [(cands[i].item, m) for i, m in zip(picked, marginal)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_mmr_equals_the_array_form(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    v = rng.normal(size=(n, 16)).astype(np.float32)
+    if seed % 3 == 0:
+        v[n // 2 :] = v[0]  # duplicates: equal scores, so the tie break is exercised
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    rel = np.round(rng.random(n), 1 if seed % 2 else 6)
+    cands = [Candidate(int(100 + i), float(r), "") for i, r in enumerate(rel)]
+    cats = [f"c{int(x)}" for x in rng.integers(0, 4, n)]
+    for k, lam, cap in ((10, 0.75, 3), (n, 0.5, 2), (3, 1.0, 1)):
+        got = [(c.item, c.relevance) for c in mmr(cands, v, cats, k, lam, cap)]
+        assert got == _mmr_arrays(cands, v, cats, k, lam, cap)
+
+
 def test_matched_tags():
     assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
     assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]
