@@ -52,10 +52,16 @@ class USEEncoder:
     name = "usem3"
     dim = 512
 
-    def __init__(self) -> None:
+    def __init__(self, token_cache: int = 4096) -> None:
         from .use import USEModel
 
-        self._model = USEModel()
+        self._model = USEModel(token_cache=token_cache)
+
+    def cache_info(self) -> dict[str, int]:
+        return self._model.cache_info()
+
+    def clear_cache(self) -> None:
+        self._model.clear_cache()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:

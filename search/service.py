@@ -58,7 +58,8 @@ class Service:
             raise BackendError(f"backend {backend.get('backend')} is not healthy: {backend.get('error', 'unknown')}")
         return {"status": "ready", "pid": os.getpid(), "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
                 "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads,
-                "backend": backend, "embedding_cache": s.cache_info()}
+                "backend": backend, "embedding_cache": s.cache_info(),
+                "encoder_token_cache": s.token_cache_info()}
 
     # -- admin ---------------------------------------------------------------------------------
     def check_admin(self, token: str | None) -> None:

@@ -63,7 +63,7 @@ def _mmr_arrays(cands, vectors, categories, k, lam, cap):
         picked.append(i)
         marginal.append(float(score[i]))
         max_sim = np.maximum(max_sim, sim[i])
-    return [(cands[i].item, m) for i, m in zip(picked, marginal)]
+    return [(cands[i].item, m) for i, m in zip(picked, marginal, strict=True)]
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -45,3 +45,43 @@ def test_batches_split_at_the_token_budget_without_leaking_between_sentences(mod
 def test_empty_input(models):
     _, ours = models
     assert ours.encode([]).shape == (0, 512)
+
+
+def test_token_table_path_equals_the_flat_path(models):
+    ref, _ = models
+    expected = np.asarray(ref.encode(TEXTS), dtype=np.float32)
+    plain = USEModel(token_cache=0)  # every single text through the flat-batch forward pass
+    tiny = USEModel(token_cache=3)  # evicts on almost every query
+    for m in (plain, tiny):
+        for _ in range(2):  # the second round answers from the table where it can
+            got = np.vstack([m.encode([t]) for t in TEXTS])
+            assert cosine_floor(expected, got) > 0.99999
+    info = tiny.cache_info()
+    assert info["size"] <= 3 and info["max"] == 3 and info["hits"] > 0 and info["misses"] > 0
+    assert plain.cache_info()["size"] == 0
+
+
+def test_token_table_counts_and_clears(models):
+    m = USEModel(token_cache=64)
+    m.encode(["肯德基"])
+    first = m.cache_info()
+    assert first["hits"] == 0 and first["misses"] == first["size"] > 0
+    m.encode(["肯德基"])
+    assert m.cache_info()["hits"] == first["misses"]
+    m.clear_cache()
+    assert m.cache_info() == {"hits": 0, "misses": 0, "size": 0, "max": 64}
+
+
+def test_token_table_is_safe_across_threads(models):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    m = USEModel(token_cache=16)  # small: threads evict each other's rows while they encode
+    texts = TEXTS * 6
+    plain = USEModel(token_cache=0)
+    serial = np.vstack([plain.encode([t]) for t in texts])
+    # one BLAS thread, as the searcher sets per process (OpenBLAS threads under 4 Python threads thrash)
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(4) as pool:
+        got = np.vstack(list(pool.map(lambda t: m.encode([t]), texts)))
+    assert cosine_floor(serial, got) > 0.99999
