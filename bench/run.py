@@ -510,6 +510,7 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
     gc.collect()
     by_route: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
     pc = time.perf_counter
+    tok0 = s.token_cache_info() if hasattr(s, "token_cache_info") else {}
     for q in queries:
         t = pc()
         r = s.search(q, k)
@@ -518,6 +519,12 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
         by_route[r.intent.label].append(dt)
     out: dict[str, Any] = {"routes": {r: lat_stats(v) for r, v in by_route.items()},
                            "all": lat_stats([x for v in by_route.values() for x in v])}
+    if tok0.get("max"):
+        # the query encoder's per-token table (search/use.py) is not cleared: it holds the SentencePiece
+        # tokens seen so far, like a warm server; its hit rate over the measured queries says how warm it was
+        tok1 = s.token_cache_info()
+        hits, misses = tok1["hits"] - tok0["hits"], tok1["misses"] - tok0["misses"]
+        out["token_table"] = {"hit_rate": hits / max(1, hits + misses), "rows": tok1["size"], "max": tok1["max"]}
     # second pass: shares of time per sub-step, per route
     _clear_query_caches(s)
     stage_keys = ("normalize", "tokenize", "classify", "retrieve", "encode", "faiss", "format", "other")
@@ -1177,7 +1184,10 @@ def print_tables(results: dict[str, Any]) -> None:
         if q.get("latency"):
             lt = q["latency"]
             p(f"In-process latency, ms ({q['mix']['measured_distinct']} distinct queries of the mix, one at a time, 1 thread, "
-              f"after {q['mix']['warmup']} warm-up queries; thresholds {q['thresholds']}):\n")
+              f"after {q['mix']['warmup']} warm-up queries; thresholds {q['thresholds']}"
+              + (f"; encoder token-table hit rate {lt['token_table']['hit_rate']:.1%} over the measured queries, "
+                 f"{lt['token_table']['rows']:,} of {lt['token_table']['max']:,} rows" if lt.get("token_table") else "")
+              + "):\n")
             p("| route | n | p50 | p99 | max | target | status |")
             p("|---|---|---|---|---|---|---|")
             for route in ("precise", "fuzzy", "mixed"):
