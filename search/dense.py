@@ -60,6 +60,19 @@ class USEEncoder:
     def cache_info(self) -> dict[str, int]:
         return self._model.cache_info()
 
+    def encode_counting(self, texts: Sequence[str], top: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of ``texts`` and the ``top`` most frequent SentencePiece ids in them (int32, most
+        frequent first; ties by id), which the index stores so that a loading server can prefill."""
+        from collections import Counter
+
+        counts: Counter[int] = Counter()
+        vectors = self._model.encode(texts, counts) if len(texts) else np.zeros((0, self.dim), np.float32)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, top)]
+        return vectors, np.array([t for t, _ in ranked], dtype=np.int32)
+
+    def prefill(self, ids: Sequence[int]) -> int:
+        return self._model.prefill(ids)
+
     def clear_cache(self) -> None:
         self._model.clear_cache()
 

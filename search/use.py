@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
@@ -134,8 +134,9 @@ class USEModel:
         """SentencePiece piece ids with BOS and EOS, as the model was trained."""
         return self._sp.encode(text, out_type=int, add_bos=True, add_eos=True)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) == 1 and self.token_cache:
+    def encode(self, texts: Sequence[str], counts: Counter[int] | None = None) -> np.ndarray:
+        """Unit vectors of ``texts``; ``counts``, if given, is updated with every SentencePiece id seen."""
+        if len(texts) == 1 and self.token_cache and counts is None:
             return self._forward_one(self.tokenize(texts[0]))
         n = len(texts)
         out = np.empty((n, DIM), dtype=np.float32)
@@ -143,6 +144,8 @@ class USEModel:
         n_tokens = first = 0
         for i, text in enumerate(texts):
             ids = self.tokenize(text)
+            if counts is not None:
+                counts.update(ids)
             if group and n_tokens + len(ids) > _TOKEN_BUDGET:
                 out[first:i] = self._forward(group, n_tokens)
                 group, n_tokens, first = [], 0, i
@@ -280,6 +283,26 @@ class USEModel:
             feats[:, DIM + b * _BRANCH : DIM + (b + 1) * _BRANCH] = c
         _layernorm(feats, self.ln_g, self.ln_b, self.eps)
         return self._dan(feats.sum(axis=0, keepdims=True), np.array([[t_len]], dtype=np.float32))
+
+    def prefill(self, ids: Sequence[int]) -> int:
+        """Compute the table rows of ``ids`` (most important first) in batches; returns rows added.
+
+        The searcher calls this at load with the catalog's most frequent tokens (counted at build), so a
+        fresh process answers its first queries as fast as a warm one.
+        """
+        vocab = len(self.table)
+        todo = [int(t) for t in dict.fromkeys(ids) if 0 <= int(t) < vocab][: self.token_cache]
+        with self._lock:
+            todo = [t for t in todo if t not in self._rows]
+        for i in range(0, len(todo), 1024):
+            part = todo[i : i + 1024]
+            rows = self._compute_rows(part)
+            with self._lock:
+                for t, row in zip(part, rows, strict=True):
+                    self._rows[t] = row.copy()  # own memory: a slice would keep the whole batch alive
+                while len(self._rows) > self.token_cache:
+                    self._rows.popitem(last=False)
+        return len(todo)
 
     def cache_info(self) -> dict[str, int]:
         """Token-table counters: hits and misses count tokens, size counts table rows."""

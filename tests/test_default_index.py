@@ -29,3 +29,20 @@ def test_fuzzy_queries(default_searcher, q, helpful):
     names = [h.name for h in r.results]
     assert len(names) >= 6 and len({h.category for h in r.results}) >= 3
     assert helpful & set(names[:5]), (q, names)
+
+
+def test_loaded_index_prefills_the_encoder_token_table(default_index, default_searcher):
+    import json
+
+    path, settings = default_index
+    files = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert "encoder_tokens.npy" in files
+    stored = default_searcher.encoder_tokens
+    assert 0 < len(stored) <= settings.encoder_token_cache and len(set(stored.tolist())) == len(stored)
+    info = default_searcher.token_cache_info()
+    assert info["size"] >= min(len(stored), info["max"]) > 0
+    # a catalog name is made of catalog tokens: answered without computing a new row
+    before = default_searcher.token_cache_info()
+    default_searcher.encoder.encode(["肯德基宅急送"])
+    after = default_searcher.token_cache_info()
+    assert after["misses"] == before["misses"] and after["hits"] > before["hits"]
