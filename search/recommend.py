@@ -84,10 +84,15 @@ def mmr(
     """
     if not cands:
         return []
-    # Plain Python over ~40 candidates and ~10 picks beats a dozen small numpy calls per pick. The
-    # arithmetic is the same IEEE double arithmetic as ``lam * rel - (1 - lam) * max(max_sim, 0)`` on
-    # arrays, and the strict ``>`` keeps argmax's first-index tie break (tests/test_dense.py checks both
-    # against the array form).
+    picks = _mmr_loop(cands, vectors, categories, k, lam, per_category_cap) if len(cands) <= 64 else \
+        _mmr_arrays(cands, vectors, categories, k, lam, per_category_cap)
+    return [Candidate(cands[i].item, m, cands[i].reason) for i, m in picks]
+
+
+def _mmr_loop(cands: Sequence[Candidate], vectors: np.ndarray, categories: Sequence[str], k: int, lam: float,
+              per_category_cap: int) -> list[tuple[int, float]]:
+    """MMR in plain Python: for the usual ~40 candidates it beats a dozen small numpy calls per pick. Same IEEE
+    double arithmetic as ``_mmr_arrays`` and the same first-index tie break (tests/test_dense.py checks)."""
     v = np.asarray(vectors, dtype=np.float32)
     sim = (v @ v.T).tolist()
     n = len(cands)
@@ -96,10 +101,9 @@ def mmr(
     penalty = [0.0] * n  # max(0, max over picked j of cos(v_i, v_j)); the empty max counts as 0
     available = [True] * n
     left = n
-    picked: list[int] = []
-    marginal: list[float] = []
+    out: list[tuple[int, float]] = []
     per_cat: dict[str, int] = {}
-    while len(picked) < k and left:
+    while len(out) < k and left:
         best, i = -math.inf, -1
         for j in range(n):
             if available[j]:
@@ -112,10 +116,34 @@ def mmr(
         if per_cat.get(cat, 0) >= per_category_cap:
             continue
         per_cat[cat] = per_cat.get(cat, 0) + 1
-        picked.append(i)
-        marginal.append(best)
+        out.append((i, best))
         row = sim[i]
         for j in range(n):
             if row[j] > penalty[j]:
                 penalty[j] = row[j]
-    return [Candidate(cands[i].item, m, cands[i].reason) for i, m in zip(picked, marginal, strict=True)]
+    return out
+
+
+def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Sequence[str], k: int, lam: float,
+                per_category_cap: int) -> list[tuple[int, float]]:
+    """MMR over numpy arrays: scales better when many candidates are re-ranked (k = 50 → 200 candidates)."""
+    rel = np.array([c.relevance for c in cands], dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float32)
+    sim = v @ v.T
+    out: list[tuple[int, float]] = []
+    per_cat: dict[str, int] = {}
+    max_sim = np.full(len(cands), -np.inf)
+    available = np.ones(len(cands), dtype=bool)
+    while len(out) < k and available.any():
+        penalty = np.maximum(max_sim, 0.0)  # max over the empty set is 0; clamping keeps scores non-increasing
+        score = lam * rel - (1 - lam) * penalty
+        score[~available] = -np.inf
+        i = int(np.argmax(score))
+        available[i] = False
+        cat = categories[i]
+        if per_cat.get(cat, 0) >= per_category_cap:
+            continue
+        per_cat[cat] = per_cat.get(cat, 0) + 1
+        out.append((i, float(score[i])))
+        max_sim = np.maximum(max_sim, sim[i])
+    return out

@@ -69,7 +69,7 @@ def _mmr_arrays(cands, vectors, categories, k, lam, cap):
 @pytest.mark.parametrize("seed", range(30))
 def test_mmr_equals_the_array_form(seed):
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 60))
+    n = int(rng.integers(1, 60)) if seed < 20 else int(rng.integers(65, 220))  # both code paths
     v = rng.normal(size=(n, 16)).astype(np.float32)
     if seed % 3 == 0:
         v[n // 2 :] = v[0]  # duplicates: equal scores, so the tie break is exercised
@@ -77,7 +77,7 @@ def test_mmr_equals_the_array_form(seed):
     rel = np.round(rng.random(n), 1 if seed % 2 else 6)
     cands = [Candidate(int(100 + i), float(r), "") for i, r in enumerate(rel)]
     cats = [f"c{int(x)}" for x in rng.integers(0, 4, n)]
-    for k, lam, cap in ((10, 0.75, 3), (n, 0.5, 2), (3, 1.0, 1)):
+    for k, lam, cap in ((10, 0.75, 3), (n, 0.5, 2), (3, 1.0, 1), (50, 0.75, 3)):
         got = [(c.item, c.relevance) for c in mmr(cands, v, cats, k, lam, cap)]
         assert got == _mmr_arrays(cands, v, cats, k, lam, cap)
 
