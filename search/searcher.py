@@ -305,7 +305,6 @@ class Searcher:
                 encoder = USEEncoder(settings.encoder_token_cache)
                 if "encoder_tokens.npy" in r.files:
                     encoder_tokens = np.asarray(r.array("encoder_tokens.npy"), dtype=np.int32)
-                    encoder.prefill(encoder_tokens.tolist())
             else:
                 raise IndexIntegrityError(f"unknown encoder {enc_meta.get('name')!r}", str(Path(path) / "manifest.json"))
             try:
@@ -329,6 +328,10 @@ class Searcher:
         s.manifest["kind"] = r.manifest.get("dense_index")
         if settings.backend == "milvus":
             s.attach_milvus()
+        if encoder_tokens is not None and isinstance(encoder, USEEncoder):
+            # last, once the load's transient buffers are freed: loads the model and computes the rows of the
+            # catalog's frequent tokens, so the first queries are as fast as later ones
+            encoder.prefill(encoder_tokens.tolist())
         return s
 
     def attach_milvus(self) -> None:

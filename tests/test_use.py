@@ -85,3 +85,13 @@ def test_token_table_is_safe_across_threads(models):
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(4) as pool:
         got = np.vstack(list(pool.map(lambda t: m.encode([t]), texts)))
     assert cosine_floor(serial, got) > 0.99999
+
+
+def test_encoder_loads_the_model_on_first_use():
+    from search.dense import USEEncoder
+
+    enc = USEEncoder(token_cache=8)
+    assert enc._loaded is None and enc.cache_info() == {"hits": 0, "misses": 0, "size": 0, "max": 8}
+    assert enc.encode([]).shape == (0, 512) and enc._loaded is None
+    v = enc.encode(["饿了"])
+    assert v.shape == (1, 512) and enc._loaded is not None and enc.cache_info()["size"] > 0
