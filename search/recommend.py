@@ -1,8 +1,8 @@
 """Fuzzy-route re-ranking and diversification.
 
 Candidates come from the FAISS index (cosine similarity of query and item embeddings). Each gets
-relevance = cosine + ``tag_weight`` × (number of the item's need/scene tags or category found in the
-query), then Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) picks results one at a time:
+relevance = cosine + ``tag_weight`` × (number of the item's need/scene tags or category found in the query)
++ ``popularity_weight`` × (catalog popularity − 3), then Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) picks results one at a time:
 
     next = argmax_i  λ · rel(i) − (1 − λ) · max_{j ∈ picked} cos(v_i, v_j)
 

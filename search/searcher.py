@@ -450,7 +450,7 @@ class Searcher:
         ids, sims = self.backend.dense(qv, n)
         match_tags = TagMatcher(a.normalized, a.words)
         cat_hit: dict[str, bool] = {}
-        items, all_tags, tw = self.items, self._tags, s.tag_weight
+        items, all_tags, tw, pw = self.items, self._tags, s.tag_weight, s.popularity_weight
         matched: dict[int, list[str]] = {}
         cands: list[Candidate] = []
         for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
@@ -462,7 +462,7 @@ class Searcher:
             if ch is None:
                 ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
             matched[i] = tags
-            cands.append(Candidate(i, sim + tw * (len(tags) + ch), ""))
+            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3), ""))
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
         vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)

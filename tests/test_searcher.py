@@ -72,3 +72,21 @@ def test_to_dict_shape(searcher50):
     assert set(d) == {"query", "normalized", "tokens", "intent", "direct_hit", "results", "groups", "took_ms"}
     assert set(d["intent"]) == {"label", "p_precise", "thresholds"}
     assert set(d["results"][0]) == {"id", "name", "type", "category", "score", "actions", "reason"}
+
+
+def test_popularity_weight_moves_popular_services_up(searcher50):
+    s = searcher50
+    pop = {it.id: it.popularity for it in s.items}
+    saved = s.settings
+    try:
+        a = s.analyze("周末带娃去哪", k=10)
+        s.settings = saved.replace(popularity_weight=0.0)
+        plain = [h.id for h in s.fuzzy_hits(a, 10)]
+        s.settings = saved.replace(popularity_weight=10.0)  # popularity dominates everything else
+        heavy = [h.id for h in s.fuzzy_hits(a, 10)]
+    finally:
+        s.settings = saved
+    assert len(plain) == len(heavy) > 3
+    assert pop[heavy[0]] == max(pop[i] for i in heavy)
+    assert [pop[i] for i in heavy] != [pop[i] for i in plain]
+    assert sum(pop[i] for i in heavy) >= sum(pop[i] for i in plain)
