@@ -147,7 +147,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     app.state.service = service
     gate = asyncio.Semaphore(settings.max_concurrency)
     # A small dedicated pool: searches are CPU-bound, so more threads than cores only add memory arenas.
-    pool = ThreadPoolExecutor(max_workers=max(1, min(settings.worker_threads, settings.max_concurrency)),
+    pool = ThreadPoolExecutor(max_workers=max(1, min(settings.search_threads, settings.max_concurrency)),
                               thread_name_prefix="zhida")
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:

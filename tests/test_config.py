@@ -1,0 +1,24 @@
+"""search.config: documented defaults resolve and bad values are refused."""
+
+import pytest
+
+from search.config import Settings
+from search.errors import ConfigError
+
+
+def test_search_threads_auto_depends_on_worker_processes():
+    assert Settings().search_threads == 2
+    assert Settings(workers=2).search_threads == 1
+    assert Settings(workers=2, worker_threads=3).search_threads == 3
+
+
+@pytest.mark.parametrize("field,value", [("worker_threads", -1), ("worker_threads", 65), ("encoder_token_cache", -1),
+                                         ("embedding_cache_size", -5)])
+def test_out_of_range_values_rejected(field, value):
+    with pytest.raises(ConfigError):
+        Settings(**{field: value})
+
+
+def test_zero_turns_caches_off():
+    s = Settings(encoder_token_cache=0, embedding_cache_size=0)
+    assert s.encoder_token_cache == 0 and s.embedding_cache_size == 0
