@@ -30,7 +30,6 @@ one matrix, and window slots outside a token's sentence point at a zero row.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
@@ -134,6 +133,19 @@ class USEModel:
         """SentencePiece piece ids with BOS and EOS, as the model was trained."""
         return self._sp.encode(text, out_type=int, add_bos=True, add_eos=True)
 
+    def _embed(self, flat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Dequantised token embeddings (T, 512) of piece ids ``flat`` (int64)."""
+        chunk = flat % _CHUNKS
+        emb = np.multiply(self.table[flat], self.scale[chunk, None], out=out)
+        emb += self.lo[chunk, None]
+        return emb
+
+    def _project(self, emb: np.ndarray) -> np.ndarray:
+        """Per-token input of the three convolution branches: layer-normed ``emb @ proj`` (T, 768)."""
+        x = emb @ self.proj_w
+        x += self.proj_b
+        return _layernorm(x, self.proj_g, self.proj_beta, self.eps)
+
     def encode(self, texts: Sequence[str], counts: Counter[int] | None = None) -> np.ndarray:
         """Unit vectors of ``texts``; ``counts``, if given, is updated with every SentencePiece id seen."""
         if len(texts) == 1 and self.token_cache and counts is None:
@@ -163,14 +175,7 @@ class USEModel:
 
         # feats = [token embedding | order-2 branch | order-3 | order-5], written in place
         feats = np.empty((n_tokens, self._feat_dim), dtype=np.float32)
-        emb = feats[:, :DIM]
-        chunk = flat % _CHUNKS
-        np.multiply(self.table[flat], self.scale[chunk, None], out=emb)
-        emb += self.lo[chunk, None]
-
-        x = emb @ self.proj_w
-        x += self.proj_b
-        _layernorm(x, self.proj_g, self.proj_beta, self.eps)
+        x = self._project(self._embed(flat, out=feats[:, :DIM]))
 
         idx = _window_index(starts, lens, n_tokens)
         buf = np.empty((n_tokens + 1, _BRANCH), dtype=np.float32)
@@ -220,29 +225,27 @@ class USEModel:
                 if r is not None:
                     self._rows.move_to_end(t)
                     got[t] = r
-            self.token_hits += len(ids) - sum(1 for t in ids if t not in got)
+            n_miss = sum(1 for t in ids if t not in got)
+            self.token_hits += len(ids) - n_miss
+            self.token_misses += n_miss
         missing = [t for t in dict.fromkeys(ids) if t not in got]
         if missing:
-            with self._lock:
-                self.token_misses += sum(1 for t in ids if t not in got)
-            new = self._compute_rows(missing)
-            with self._lock:
-                for t, row in zip(missing, new, strict=True):
-                    got[t] = row
-                    self._rows[t] = row
-                    self._rows.move_to_end(t)
-                while len(self._rows) > self.token_cache:
-                    self._rows.popitem(last=False)
+            got.update(self._store(missing, self._compute_rows(missing)))
         return np.stack([got[t] for t in ids])
 
+    def _store(self, ids: list[int], rows: np.ndarray) -> dict[int, np.ndarray]:
+        """Put the rows of ``ids`` in the table as the most recent entries, evicting the oldest beyond the bound."""
+        new = {t: row.copy() for t, row in zip(ids, rows, strict=True)}  # own memory: a slice keeps its batch alive
+        with self._lock:
+            for t, row in new.items():
+                self._rows[t] = row
+                self._rows.move_to_end(t)
+            while len(self._rows) > self.token_cache:
+                self._rows.popitem(last=False)
+        return new
+
     def _compute_rows(self, ids: list[int]) -> np.ndarray:
-        flat = np.asarray(ids, dtype=np.int64)
-        chunk = flat % _CHUNKS
-        emb = self.table[flat] * self.scale[chunk, None]
-        emb += self.lo[chunk, None]
-        x = emb @ self.proj_w
-        x += self.proj_b
-        _layernorm(x, self.proj_g, self.proj_beta, self.eps)
+        x = self._project(self._embed(np.asarray(ids, dtype=np.int64)))
         rows = np.empty((len(ids), 3 * _BRANCH + self._p_off[-1]), dtype=np.float32)
         rows[:, : 3 * _BRANCH] = x
         for b in range(len(_ORDERS)):
@@ -254,10 +257,7 @@ class USEModel:
         rows = self._token_rows(ids)
         x = rows[:, : 3 * _BRANCH]
         feats = np.empty((t_len, self._feat_dim), dtype=np.float32)
-        flat = np.asarray(ids, dtype=np.int64)
-        chunk = flat % _CHUNKS
-        np.multiply(self.table[flat], self.scale[chunk, None], out=feats[:, :DIM])
-        feats[:, :DIM] += self.lo[chunk, None]
+        self._embed(np.asarray(ids, dtype=np.int64), out=feats[:, :DIM])
         buf = np.zeros((t_len + 2 * _MAX_LEFT + 2, _BRANCH), dtype=np.float32)  # zero-padded h for layer 2
         for b, (n, left) in enumerate(_ORDERS):
             p = rows[:, 3 * _BRANCH + self._p_off[b] : 3 * _BRANCH + self._p_off[b + 1]]
@@ -296,12 +296,7 @@ class USEModel:
             todo = [t for t in todo if t not in self._rows]
         for i in range(0, len(todo), 1024):
             part = todo[i : i + 1024]
-            rows = self._compute_rows(part)
-            with self._lock:
-                for t, row in zip(part, rows, strict=True):
-                    self._rows[t] = row.copy()  # own memory: a slice would keep the whole batch alive
-                while len(self._rows) > self.token_cache:
-                    self._rows.popitem(last=False)
+            self._store(part, self._compute_rows(part))
         return len(todo)
 
     def cache_info(self) -> dict[str, int]:
@@ -313,9 +308,3 @@ class USEModel:
             self._rows.clear()
             self.token_hits = self.token_misses = 0
 
-
-def cosine_floor(a: np.ndarray, b: np.ndarray) -> float:
-    """Smallest row-wise cosine of two (n, d) arrays (used by the parity test and the benchmark)."""
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    return float(np.min(np.einsum("ij,ij->i", a, b) / np.maximum(na * nb, 1e-12))) if len(a) else math.nan

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.use import USEModel, cosine_floor
+from search.use import USEModel
+
+
+def cosine_floor(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest row-wise cosine of two (n, d) arrays."""
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return float(np.min(np.einsum("ij,ij->i", a, b) / np.maximum(na * nb, 1e-12)))
 
 TEXTS = [
     "肯德基", "kfc", "12306", "交电费", "星巴克会员", "睡不着", "周末带娃去哪", "头疼怎么办", "饿了",
