@@ -57,4 +57,10 @@ def normalize(text: str) -> str:
 
 def compact(text: str) -> str:
     """Normalised text without spaces and punctuation: the key used for exact and prefix name matching."""
-    return "".join(ch for ch in normalize(text) if ch.isalnum())
+    return compact_normalized(normalize(text))
+
+
+def compact_normalized(normalized: str) -> str:
+    """``compact`` of text that is already normalised (``normalize`` is idempotent, so the result is the same):
+    the query path has the normalised text in hand and skips a second ``normalize``."""
+    return "".join(ch for ch in normalized if ch.isalnum())

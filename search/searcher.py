@@ -32,7 +32,7 @@ from .errors import IndexIntegrityError, InvalidQueryError, UnsupportedOperation
 from .intent import DENSE_FEATURES, IntentModel, dense_features
 from .lexicon import Lexicon
 from .matching import NameMatch, boost_arrays, match_names
-from .normalize import compact, normalize
+from .normalize import compact, compact_normalized, normalize
 from .recommend import Candidate, TagMatcher, mmr
 from .routing import route
 from .store import IndexReader, IndexWriter
@@ -366,7 +366,7 @@ class Searcher:
         """Everything before routing. BM25 keeps the best ``k`` documents (default ``max_k``): the classifier
         needs the top two scores and the precise route the top ``k``."""
         norm = validate_query(q, self.settings)
-        cq = compact(norm)
+        cq = compact_normalized(norm)
         words = self.tokenizer.words(norm)
         terms = self.tokenizer.terms(norm)
         s = self.settings
@@ -536,7 +536,7 @@ class Searcher:
         if not 1 <= k <= 20:
             raise InvalidQueryError(f"k must be between 1 and 20, got {k}", field="k")
         norm = validate_query(q, self.settings)
-        cq = compact(norm)
+        cq = compact_normalized(norm)
         out: list[dict[str, Any]] = []
         if cq:
             forms = typed_forms(cq)

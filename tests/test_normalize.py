@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from search.normalize import compact, normalize
+from search.normalize import compact, compact_normalized, normalize
 
 
 def test_fullwidth_case_traditional():
@@ -28,6 +28,11 @@ def test_compact_drops_spaces_and_punctuation():
 def test_idempotent(s):
     once = normalize(s)
     assert normalize(once) == once
+
+
+@given(st.text())
+def test_compact_normalized_is_compact_of_the_normalised_text(s):
+    assert compact_normalized(normalize(s)) == compact(s)
 
 
 @given(st.text())
