@@ -145,27 +145,31 @@ def _limit_malloc_arenas(n: int = 2) -> None:
             ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
 
 
-def _listen(host: str, port: int) -> Any:
-    """A listening socket with SO_REUSEPORT: every worker binds its own, and the kernel spreads new
-    connections over them (a shared accept socket let one process take every keep-alive connection)."""
+def _bind(host: str, port: int) -> Any:
+    """The workers' shared socket, bound but not yet listening: connections are refused until the first
+    worker is ready and calls ``listen`` (so they only ever reach a worker that can answer)."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def _worker_main(settings: Settings, index: str) -> None:
-    """One server process: load, warm up, then bind (so connections only reach a ready worker) and serve."""
+def _worker_main(settings: Settings, index: str, listener: Any, counts: Any, me: int) -> None:
+    """One server process: load, warm up, then listen on the shared socket and serve, accepting a new
+    connection only while no other worker holds fewer (``search.balance``)."""
     import logging
 
     import uvicorn
 
     from .api import create_app
+    from .balance import BalancedServer
     from .searcher import Searcher
 
     _limit_malloc_arenas()
@@ -173,26 +177,35 @@ def _worker_main(settings: Settings, index: str) -> None:
     try:
         searcher = Searcher.load(index, settings)
         searcher.search("warm up", 1)
-        sock = _listen(settings.host, settings.port)
+        listener.listen(2048)
     except (ZhidaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, searcher), log_level="warning", access_log=False))
-    server.run(sockets=[sock])
+    config = uvicorn.Config(create_app(settings, searcher), log_level="warning", access_log=False)
+    BalancedServer(config, listener, counts, me).run()
 
 
 def _serve_workers(settings: Settings, index: str) -> int:
-    """``settings.workers`` processes, each with its own SO_REUSEPORT socket; stops them all on SIGINT/SIGTERM
-    or when one exits (its exit code is returned)."""
+    """``settings.workers`` processes sharing one socket, least-connections accept (``search.balance``); stops
+    them all on SIGINT/SIGTERM or when one exits (its exit code is returned)."""
     import multiprocessing as mp
     import signal
 
+    from .balance import shared_counts
+
+    try:
+        listener = _bind(settings.host, settings.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 2
     ctx = mp.get_context("spawn")  # a clean interpreter per worker: no inherited threads or locks
-    procs = [ctx.Process(target=_worker_main, args=(settings, index), name=f"zhida-{i}") for i in range(settings.workers)]
+    counts = shared_counts(ctx, settings.workers)
+    procs = [ctx.Process(target=_worker_main, args=(settings, index, listener, counts, i), name=f"zhida-{i}")
+             for i in range(settings.workers)]
     for p in procs:
         p.start()
     print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} processes "
-          f"(SO_REUSEPORT)", file=sys.stderr)
+          f"(least-connections accept)", file=sys.stderr)
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -216,6 +229,7 @@ def _serve_workers(settings: Settings, index: str) -> int:
         p.join(15)
         if p.is_alive():
             p.kill()
+    listener.close()
     return code
 
 

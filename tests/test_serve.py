@@ -1,14 +1,17 @@
-"""``python -m search serve --workers 2``: one SO_REUSEPORT socket per worker process, so new connections are
-spread over both; SIGTERM stops them all; a bad index or a busy port is a message and a non-zero exit."""
+"""``python -m search serve --workers 2``: the workers share one socket and a new connection goes to the worker
+holding fewer (search/balance.py); SIGTERM stops them all; a bad index or a busy port is a message and a non-zero
+exit."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import httpx
 import pytest
@@ -39,7 +42,27 @@ def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise AssertionError("server not ready")
 
 
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is Linux/BSD only")
+def _pid_on(conn: socket.socket) -> int:
+    """``/readyz`` over an open keep-alive connection: which worker holds it."""
+    conn.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return json.loads(body)["pid"]
+
+
+def test_should_accept_only_the_least_loaded():
+    from search.balance import should_accept
+
+    assert should_accept(0, [0, 0]) and should_accept(1, [0, 0])
+    assert should_accept(1, [3, 2]) and not should_accept(0, [3, 2])
+    assert not should_accept(2, [1, 1, 2]) and should_accept(0, [1, 1, 2])
+
+
 def test_two_workers_share_new_connections_and_stop_on_sigterm(index50, tmp_path):
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index50), "--port", str(port),
@@ -55,6 +78,24 @@ def test_two_workers_share_new_connections_and_stop_on_sigterm(index50, tmp_path
         assert len(pids) == 2
         r = httpx.get(base + "/search", params={"q": "肯德基"}, timeout=5)
         assert r.status_code == 200 and r.json()["direct_hit"]["name"] == "肯德基"
+        # keep-alive connections are dealt out evenly, whatever the kernel's hash of each would have been
+        conns = []
+        try:
+            for _ in range(8):
+                conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                _pid_on(conns[-1])
+            held = Counter(_pid_on(c) for c in conns)
+            assert sorted(held.values()) == [4, 4], held
+            for c in conns[:4]:  # when connections close, new ones refill the worker that lost them
+                c.close()
+            time.sleep(0.3)
+            for _ in range(4):
+                conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                _pid_on(conns[-1])
+            assert sorted(Counter(_pid_on(c) for c in conns[4:]).values()) == [4, 4]
+        finally:
+            for c in conns:
+                c.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -76,3 +117,14 @@ def test_milvus_lite_refuses_several_workers(index50, tmp_path):
                        env={**_env(tmp_path), "ZHIDA_BACKEND": "milvus", "ZHIDA_MILVUS_URI": str(tmp_path / "m.db")},
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "Milvus Lite" in p.stderr
+
+
+def test_workers_refuse_a_busy_port(index50, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "search", "serve", "--index", str(index50), "--port", str(port),
+                            "--workers", "2"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "error: cannot listen" in p.stderr and "Traceback" not in p.stderr
