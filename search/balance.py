@@ -102,7 +102,8 @@ class BalancedServer(uvicorn.Server):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 await loop.connect_accepted_socket(self._protocol, conn)
-            except OSError:  # the client went away between accept and set-up
+            except Exception as exc:  # one bad connection never stops this worker accepting
+                log.warning("could not set up an accepted connection: %s", exc)
                 conn.close()
             self._publish()
 
