@@ -631,7 +631,7 @@ class Searcher:
             tags[d] = _normalized_tags(it.tags)
             content[d] = it.type == "content"
             for n in (it.name, *it.aliases):
-                self._added_names[compact(normalize(n))] = d
+                self._added_names[compact(n)] = d  # compact normalises
             self._id_to_index[it.id] = d
         self._deleted = (self._deleted - frozenset(docs)) | frozenset(gaps)
         # each table is replaced by one assignment, so a concurrent query sees old or new, never half

@@ -163,8 +163,8 @@ def error_for(exc: ZhidaError) -> JSONResponse:
     return _error(400, exc.code, str(exc))
 
 
-async def _zhida_handler(_: Request, exc: Exception) -> JSONResponse:
-    return error_for(exc) if isinstance(exc, ZhidaError) else _error(500, "internal_error", "internal error")
+async def _zhida_handler(_: Request, exc: ZhidaError) -> JSONResponse:
+    return error_for(exc)
 
 
 def _log_unexpected(path: str, q: str, exc: BaseException) -> JSONResponse:
@@ -361,9 +361,8 @@ def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bo
         msg = f"{field}: {first.get('msg', 'invalid request')}" if field else str(first.get("msg", "invalid request"))
         return _error(422, "invalid_request", msg, field)
 
-    for exc_type in (InvalidQueryError, ConfigError, CatalogError, AdminDisabledError, UnauthorizedError,
-                     IndexIntegrityError, UnsupportedOperationError, BackendError, ZhidaError):
-        app.add_exception_handler(exc_type, _zhida_handler)
+    # Starlette picks a handler along the exception's MRO, so this one serves every ZhidaError subclass
+    app.add_exception_handler(ZhidaError, _zhida_handler)  # type: ignore[arg-type]
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
