@@ -93,7 +93,7 @@ def item_problems(obj: Any, taxonomy: set[str]) -> list[str]:
     if not isinstance(acts, list):
         p.append("actions must be a list")
     else:
-        if obj.get("type") in ("brand", "mini_program", "service") and not (2 <= len(acts) <= 5):
+        if obj.get("type") in ("brand", "mini_program", "function", "service") and not (2 <= len(acts) <= 5):
             p.append(f"{obj.get('type')} needs 2-5 actions, has {len(acts)}")
         if len(acts) > 5:
             p.append("at most 5 actions")

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ItemType = Literal["brand", "mini_program", "service", "content"]
+ItemType = Literal["brand", "mini_program", "function", "service", "content"]
 Route = Literal["precise", "fuzzy", "mixed"]
 
-ITEM_TYPES: tuple[str, ...] = ("brand", "mini_program", "service", "content")
+# brand, mini_program and function (the platform's own one-step functions: 交电费, 转账, 查违章) are *entities*: a
+# query naming one wants that one thing. service (an activity many providers offer: 密室逃脱, 宠物寄养, 配眼镜) and
+# content (助眠音乐, 学日语) are *generic*: their names are needs.
+ITEM_TYPES: tuple[str, ...] = ("brand", "mini_program", "function", "service", "content")
+ENTITY_TYPES: frozenset[str] = frozenset({"brand", "mini_program", "function"})
 ACTION_KINDS: tuple[str, ...] = (
     "open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content",
 )
