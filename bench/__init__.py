@@ -1,4 +1,4 @@
-"""Zhida benchmark suite (issue 6): synthetic scale data (``bench.scale``) and the runner (``bench.run``).
+"""Zhida benchmark suite: synthetic scale data (``bench.scale``) and the runner (``bench.run``).
 
 Not part of ``make test``; timings are printed, never asserted. See ``bench/README.md``.
 """

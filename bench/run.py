@@ -1,4 +1,4 @@
-"""Zhida benchmark suite (issue 6): build, query, BM25, FAISS and HTTP figures from 1.6k to 1M items.
+"""Zhida benchmark suite: build, query, BM25, FAISS and HTTP figures from 1.6k to 1M items.
 
     python -m bench.run                          # default catalog + 10k + 100k (≈ 13 min on 2 cores)
     python -m bench.run --sizes 1m --reuse-index --out bench/out/results-1m.json   # 1M items (≈ 30 min)
@@ -15,11 +15,9 @@ targets are about it):
 * **in-process queries** (in another fresh child process that loads the index as the server does): one
   query at a time, one thread (FAISS OpenMP set to 1), after a warm-up on *other* queries of the same mix:
   latency of ``Searcher.search(q, 10).to_dict()`` p50 / p99 / max per route; then a second pass over the
-  same queries (tokenizer caches cleared) with timers around the engine's sub-steps (installed at run time,
-  no engine file is changed): normalise (``validate_query``), tokenize (``Tokenizer.words/terms``), classify
-  (the rest of ``Searcher.analyze``: name matching, BM25 candidates, features, intent model), retrieve
-  (``precise_hits`` / ``fuzzy_hits``, of which query encoding and FAISS search are shown separately), format
-  (``to_dict``), other (``validate_k``, routing, response assembly);
+  same queries (per-query caches cleared) with a ``search.trace.Trace`` passed to ``Searcher.search``: each
+  stage reports its own time (normalise, tokenize, match, bm25, intent, precise, encode, dense, rerank,
+  page), plus format (``to_dict``) and other (k check, routing, response assembly);
 * **BM25 vs rank-bm25** (sizes ≤ 100k): the same corpus (the engine's BM25 terms of every item) and the
   same query terms; ``rank_bm25.BM25Okapi.get_scores`` + a full stable ``argsort`` against the engine's
   ``BM25Index.top_k(terms, 10)``; time per query, the ratio, and top-10 agreement (documents with a
@@ -60,7 +58,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +335,9 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     from search.catalog import load_train
     from search.config import Settings
     from search.dense import USEEncoder
+    from search.index import item_dense_text
     from search.normalize import normalize
-    from search.searcher import Searcher, item_dense_text
+    from search.searcher import Searcher
 
     settings = Settings.load()
     res: dict[str, Any] = {"size": args.size, "rss_start": rss_now()}
@@ -427,90 +426,19 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
 
 # ============================================================================ query worker
 
-class _Timers:
-    def __init__(self) -> None:
-        self.t: dict[str, float] = {}
-
-    def add(self, k: str, dt: float) -> None:
-        self.t[k] = self.t.get(k, 0.0) + dt
-
-    def wrap(self, k: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        pc = time.perf_counter
-
-        def w(*a: Any, **kw: Any) -> Any:
-            t = pc()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.add(k, pc() - t)
-        return w
-
-
-class _Proxy:
-    """Forwards attribute access; selected methods are timed."""
-
-    def __init__(self, target: Any, timers: _Timers, methods: dict[str, str]) -> None:
-        object.__setattr__(self, "_target", target)
-        for m, key in methods.items():
-            object.__setattr__(self, m, timers.wrap(key, getattr(target, m)))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(object.__getattribute__(self, "_target"), name)
-
-
-@contextlib.contextmanager
-def instrumented(s: Any, timers: _Timers) -> Any:
-    """Timers around the engine's sub-steps of one ``Searcher``, installed at run time and removed after."""
-    import search.searcher as ss
-
-    saved_vq = ss.validate_query
-    saved_inst = {n: getattr(s, n) for n in ("tokenizer", "encoder")}
-    backend = getattr(s, "backend", None)
-    saved_index = getattr(backend, "index", None)
-    try:
-        ss.validate_query = timers.wrap("normalize", saved_vq)
-        s.tokenizer = _Proxy(saved_inst["tokenizer"], timers, {"words": "tokenize", "terms": "tokenize"})
-        s.encoder = _Proxy(saved_inst["encoder"], timers, {"encode": "encode"})
-        if saved_index is not None:
-            backend.index = _Proxy(saved_index, timers, {"search": "faiss"})
-        s.analyze = timers.wrap("analyze", s.analyze)
-        s.precise_hits = timers.wrap("retrieve", s.precise_hits)
-        s.fuzzy_hits = timers.wrap("retrieve", s.fuzzy_hits)
-        yield
-    finally:
-        ss.validate_query = saved_vq
-        for n, v in saved_inst.items():
-            setattr(s, n, v)
-        if saved_index is not None:
-            backend.index = saved_index
-        for n in ("analyze", "precise_hits", "fuzzy_hits"):
-            s.__dict__.pop(n, None)
-
-
-def _clear_query_caches(s: Any) -> None:
-    from search.tokenize import pinyin_keys
-
-    for c in ("_words_cache", "_terms_cache"):
-        f = getattr(s.tokenizer, c, None)
-        if f is not None and hasattr(f, "cache_clear"):
-            f.cache_clear()
-    pinyin_keys.cache_clear()
-    if hasattr(s, "clear_caches"):
-        s.clear_caches()  # query-embedding LRU: latency figures are for queries never seen before
-
-
 def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 10) -> dict[str, Any]:
     import faiss
+
+    from search.trace import STAGES, Trace
 
     faiss.omp_set_num_threads(1)
     for q in warm:
         s.search(q, k).to_dict()
-    if hasattr(s, "clear_caches"):
-        s.clear_caches()  # no measured query is answered from the warm-up's embedding cache
+    s.clear_caches()  # no measured query is answered from the warm-up's caches
     gc.collect()
     by_route: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
     pc = time.perf_counter
-    tok0 = s.token_cache_info() if hasattr(s, "token_cache_info") else {}
+    tok0 = s.token_cache_info()
     for q in queries:
         t = pc()
         r = s.search(q, k)
@@ -525,42 +453,35 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
         tok1 = s.token_cache_info()
         hits, misses = tok1["hits"] - tok0["hits"], tok1["misses"] - tok0["misses"]
         out["token_table"] = {"hit_rate": hits / max(1, hits + misses), "rows": tok1["size"], "max": tok1["max"]}
-    # second pass: shares of time per sub-step, per route
-    _clear_query_caches(s)
-    stage_keys = ("normalize", "tokenize", "classify", "retrieve", "encode", "faiss", "format", "other")
-    shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*stage_keys, "total"), 0.0) for r in by_route}
+    # second pass: shares of time per stage, per route, as the stages report them (search.trace)
+    s.clear_caches()
+    shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*STAGES, "format", "other", "total"), 0.0) for r in by_route}
     for q in queries:
-        timers = _Timers()
-        with instrumented(s, timers):
-            t = pc()
-            r = s.search(q, k)
-            t1 = pc()
-            r.to_dict()
-            t2 = pc()
-        tm = timers.t
+        trace = Trace()
+        t = pc()
+        r = s.search(q, k, trace=trace)
+        t1 = pc()
+        r.to_dict()
+        t2 = pc()
         acc = shares[r.intent.label]
         acc["total"] += t2 - t
         acc["format"] += t2 - t1
-        for key in ("normalize", "tokenize", "retrieve", "encode", "faiss"):
-            acc[key] += tm.get(key, 0.0)
-        # analyze = validate_query (normalise) + tokenize + name matching, BM25 candidates, features, intent
-        acc["classify"] += tm.get("analyze", 0.0) - tm.get("normalize", 0.0) - tm.get("tokenize", 0.0)
-        acc["other"] += (t1 - t) - tm.get("analyze", 0.0) - tm.get("retrieve", 0.0)
+        for key, v in trace.seconds.items():
+            acc[key] += v
+        acc["other"] += (t1 - t) - sum(trace.seconds.values())
     out["stage_shares"] = {r: ({k2: v / d["total"] for k2, v in d.items() if k2 != "total"} | {"total_ms": d["total"] * 1000})
                            for r, d in shares.items() if d["total"] > 0}
-    out["stage_note"] = ("shares of total time per route. normalise = validate_query; tokenize = Tokenizer.words + "
-                         ".terms; classify = the rest of Searcher.analyze (name matching, BM25 candidates, features, "
-                         "intent model); retrieve = precise_hits + fuzzy_hits, of which encode (query embedding) and "
-                         "faiss (index search); format = to_dict; other = validate_k, routing, response assembly. "
-                         "Second pass over the same queries with the tokenizer/pinyin caches cleared")
+    out["stage_note"] = ("shares of total time per route, as reported by the stages (search.trace.STAGES); format = "
+                         "to_dict; other = k check, routing and response assembly. Second pass over the same queries "
+                         "with the per-query caches cleared")
     return out
 
 
 def bm25_bench(s: Any, queries: Sequence[str], reps: int = 5) -> dict[str, Any]:
     from rank_bm25 import BM25Okapi
 
+    from search.index import item_terms
     from search.normalize import normalize
-    from search.searcher import item_terms
 
     t = time.perf_counter()
     corpus = [item_terms(s.tokenizer, it) for it in s.items]
@@ -1141,6 +1062,8 @@ def _print_load(ld: dict[str, Any], title: str, cores: int, judged: bool) -> Non
 
 
 def print_tables(results: dict[str, Any]) -> None:
+    from search.trace import STAGES
+
     m = results["machine"]
     p = print
     p("# Zhida benchmark\n")
@@ -1201,13 +1124,13 @@ def print_tables(results: dict[str, Any]) -> None:
                   f"{tgt} | {status(ok) if tgt else ''} |")
             a = lt["all"]
             p(f"| all | {a.get('n', 0)} | {fmt(a.get('p50'))} | {fmt(a.get('p99'))} | {fmt(a.get('max'))} | | |")
-            p("\nShare of time per step (second, instrumented pass):\n")
-            p("| route | normalise | tokenize | classify | retrieve | (of which encode) | (of which FAISS) | format | other | mean ms |")
-            p("|---|---|---|---|---|---|---|---|---|---|")
+            p("\nShare of time per stage (second pass, times reported by the stages):\n")
+            cols = (*STAGES, "format", "other")
+            p("| route | " + " | ".join(cols) + " | mean ms |")
+            p("|---" * (len(cols) + 2) + "|")
             for route, sh in lt["stage_shares"].items():
                 nn = lt["routes"][route]["n"]
-                p(f"| {route} | " + " | ".join(f"{sh[k] * 100:.0f} %" for k in
-                  ("normalize", "tokenize", "classify", "retrieve", "encode", "faiss", "format", "other"))
+                p(f"| {route} | " + " | ".join(f"{sh.get(k, 0.0) * 100:.0f} %" for k in cols)
                   + f" | {sh['total_ms'] / max(nn, 1):.2f} |")
             p("")
         bm = q.get("bm25")

@@ -1,8 +1,9 @@
 """Systems under evaluation, run over the same queries in the same process.
 
-- ``router``  — the product: ``Searcher.search`` (intent classifier + thresholds);
-- ``bm25``    — the direct-hit ranker for every query;
-- ``dense``   — the recommender for every query;
+- ``router``  — the product: the page ``Searcher.search`` serves (intent classifier + thresholds), computed by
+  the same calls (``analyze``, ``route``, ``answer``) so the analysis is shared with the baselines;
+- ``bm25``    — the direct-hit ranker (``Searcher.precise``) for every query;
+- ``dense``   — the recommender (``Searcher.fuzzy``) for every query;
 - ``oracle``  — gold intent routing: direct-hit ranker for gold-precise, recommender for gold-fuzzy.
 
 A run maps qid → ranked [(item_id, score)]. Scores are written as ``depth - rank`` so every tool reads
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from search.catalog import DevQuery
+from search.routing import route
 from search.searcher import Searcher
 
 SYSTEMS = ("router", "bm25", "dense", "oracle")
@@ -39,18 +41,19 @@ def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50
     depth = min(depth, searcher.settings.max_k)
     for q in queries:
         t0 = time.perf_counter()
-        r = searcher.search(q.query, depth)
+        a = searcher.analyze(q.query, depth)  # what Searcher.search does, keeping the analysis for the baselines
+        label = route(a.p_precise, searcher.thresholds)
+        page = searcher.answer(a, label, depth)
         ms = (time.perf_counter() - t0) * 1000
-        out.routes[q.qid] = r.intent.label
-        out.p_precise[q.qid] = r.intent.p_precise
-        out.latency_ms.setdefault(r.intent.label, []).append(ms)
+        out.routes[q.qid] = label
+        out.p_precise[q.qid] = a.p_precise
+        out.latency_ms.setdefault(label, []).append(ms)
         if "router" in systems:
-            out.runs["router"][q.qid] = _ranked([h.id for h in r.results], depth)
-        a = searcher.analyze(q.query)
+            out.runs["router"][q.qid] = _ranked([h.id for h in page.results], depth)
         need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
         need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
-        bm = [h.id for h in searcher.precise_hits(a, depth)] if need_bm25 else []
-        dn = [h.id for h in searcher.fuzzy_hits(a, depth)] if need_dense else []
+        bm = [h.id for h in searcher.precise.rank(a, depth)] if need_bm25 else []
+        dn = [h.id for h in searcher.fuzzy.recommend(a, depth)] if need_dense else []
         if "bm25" in systems:
             out.runs["bm25"][q.qid] = _ranked(bm, depth)
         if "dense" in systems:

@@ -32,9 +32,11 @@ import numpy as np
 from search.catalog import DevQuery
 from search.config import Thresholds
 from search.errors import ConfigError
+from search.routing import route
 from search.searcher import Searcher
+from search.types import Route
 
-ROUTES = ("precise", "fuzzy", "mixed")
+ROUTES: tuple[Route, ...] = ("precise", "fuzzy", "mixed")
 CONSTRAINTS = {
     "min_precise_precision": ("precise_precision", ">="),
     "min_precise_recall": ("precise_recall", ">="),
@@ -47,54 +49,50 @@ OBJECTIVES = ("combined", "success@1", "ndcg@10", "accuracy")
 
 @dataclass(frozen=True)
 class QueryTable:
-    """Per query: gold label, classifier score, and the metric it gets under each route."""
+    """Per query: gold label, classifier score, the answer under each route, and the metric it gets there."""
 
     qids: list[str]
     gold_precise: np.ndarray  # bool
     p: np.ndarray  # float
     metric: np.ndarray  # float (n, 3): Success@1 for gold-precise, nDCG@10 for gold-fuzzy, per ROUTES
     forms: list[str | None] = field(default_factory=list)
+    answers: list[dict[str, list[str]]] = field(default_factory=list)  # per query: route → result ids
+
+    def routes(self, t_precise: float, t_fuzzy: float) -> np.ndarray:
+        """Index into ROUTES of every query's route at these thresholds (``search.routing.route``, the served rule)."""
+        th = Thresholds(t_precise, t_fuzzy)
+        return np.fromiter((ROUTES.index(route(float(p), th)) for p in self.p), dtype=np.int64, count=len(self.p))
 
 
 def build_table(searcher: Searcher, queries: Sequence[DevQuery], k: int = 10) -> QueryTable:
-    """Score every query once and cache its results under each route."""
+    """Analyse every query once and keep its answer page under each route — the pages ``Searcher.search`` serves."""
     from . import metrics as M
 
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {r: {} for r in ROUTES}
-    p = []
+    p, answers = [], []
     for q in queries:
-        a = searcher.analyze(q.query)
+        a = searcher.analyze(q.query, k)
         p.append(a.p_precise)
-        precise = searcher.precise_hits(a, k)
-        fuzzy = searcher.fuzzy_hits(a, k)
-        if a.match.strong and precise:
-            direct = precise[0]
-            mixed = [direct] + searcher.fuzzy_hits(a, k - 1, {searcher._id_to_index[direct.id]})
-        else:
-            mixed = fuzzy
-        for route, hits in (("precise", precise), ("fuzzy", fuzzy), ("mixed", mixed)):
-            runs[route][q.qid] = [(h.id, float(k - i)) for i, h in enumerate(hits)]
+        ids = {r: [h.id for h in searcher.answer(a, r, k).results] for r in ROUTES}
+        answers.append(ids)
+        for r, got in ids.items():
+            runs[r][q.qid] = [(i, float(k - n)) for n, i in enumerate(got)]
     qrels = {q.qid: q.relevant for q in queries}
     metric = np.zeros((len(queries), 3))
     pq = [q.qid for q in queries if q.intent == "precise"]
     fq = [q.qid for q in queries if q.intent == "fuzzy"]
     idx = {q.qid: i for i, q in enumerate(queries)}
-    for j, route in enumerate(ROUTES):
+    for j, r in enumerate(ROUTES):
         for name, qids in (("hit_rate@1", pq), ("ndcg@10", fq)):
             if qids:
-                for qid, v in M.per_query(qrels, runs[route], name, qids).items():
+                for qid, v in M.per_query(qrels, runs[r], name, qids).items():
                     metric[idx[qid], j] = v
     return QueryTable([q.qid for q in queries], np.array([q.intent == "precise" for q in queries]), np.array(p),
-                      metric, [q.form for q in queries])
-
-
-def route_codes(p: np.ndarray, t_precise: float, t_fuzzy: float) -> np.ndarray:
-    """0 precise, 1 fuzzy, 2 mixed — the same rule as ``search.routing.route``."""
-    return np.where(p >= t_precise, 0, np.where(p <= t_fuzzy, 1, 2))
+                      metric, [q.form for q in queries], answers)
 
 
 def point(table: QueryTable, t_precise: float, t_fuzzy: float) -> dict[str, float]:
-    r = route_codes(table.p, t_precise, t_fuzzy)
+    r = table.routes(t_precise, t_fuzzy)
     g = table.gold_precise
     m = table.metric[np.arange(len(r)), r]
 
@@ -253,7 +251,7 @@ def plots(table: QueryTable, points: Sequence[dict[str, float]], grid: Sequence[
     plt.close(fig)
     # 3. Success@1 per precise query form at the chosen thresholds
     if choice.best:
-        r = route_codes(table.p, choice.best["t_precise"], choice.best["t_fuzzy"])
+        r = table.routes(choice.best["t_precise"], choice.best["t_fuzzy"])
         m = table.metric[np.arange(len(r)), r]
         forms = sorted({f for f, gp in zip(table.forms, table.gold_precise, strict=True) if f and gp})
         vals = [float(np.mean([m[i] for i, f in enumerate(table.forms) if f == form and table.gold_precise[i]])) for form in forms]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import IndexIntegrityError
+from .store import IndexReader, IndexWriter
 
 
 class TermIndex:
@@ -180,6 +181,23 @@ class BM25Index:
             rowmin[nonempty] = np.minimum.reduceat(np.asarray(self.data), starts)
         object.__setattr__(self, "_rowmax", rowmax)
         object.__setattr__(self, "_rowmin", rowmin)
+
+    def save(self, w: IndexWriter) -> None:
+        w.json("bm25_vocab.json", self.vocab.terms(), "BM25 terms in row order")
+        w.array("bm25_indptr.npy", self.indptr, "BM25 CSR row pointers (one row per term)")
+        w.array("bm25_indices.npy", self.indices, "BM25 CSR document numbers")
+        w.array("bm25_data.npy", self.data, "BM25 precomputed weights w(t, d)")
+        w.json("bm25.json", {"n_docs": self.n_docs, "k1": self.k1, "b": self.b, "epsilon": self.epsilon}, "BM25 parameters")
+
+    @classmethod
+    def load(cls, r: IndexReader) -> BM25Index:
+        """The index of a folder, structurally checked (``check``)."""
+        p = r.json("bm25.json")
+        index = cls(TermIndex([str(t) for t in r.json("bm25_vocab.json")]), r.array("bm25_indptr.npy"),
+                    r.array("bm25_indices.npy"), r.array("bm25_data.npy"), int(p["n_docs"]), float(p["k1"]),
+                    float(p["b"]), float(p["epsilon"]))
+        index.check()
+        return index
 
     def check(self) -> None:
         """Structural consistency of loaded arrays; raises ``IndexIntegrityError``."""

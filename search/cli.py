@@ -56,7 +56,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     progress("done")
     bar.close()
     print(f"built {path} ({len(items)} items, encoder {searcher.encoder.name}, "
-          f"dense index {searcher.manifest.get('kind')}) in {time.perf_counter() - t0:.1f}s")
+          f"dense index {searcher.parts.dense.kind}) in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
@@ -170,13 +170,12 @@ def _worker_main(settings: Settings, index: str, listener: Any, counts: Any, me:
 
     from .api import create_app
     from .balance import BalancedServer
-    from .searcher import Searcher
+    from .service import open_searcher
 
     _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        searcher = Searcher.load(index, settings)
-        searcher.search("warm up", 1)
+        searcher = open_searcher(index, settings)
         listener.listen(2048)
     except (ZhidaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -239,7 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
-    from .searcher import Searcher
+    from .service import open_searcher
 
     s = _settings(args)
     if args.host:
@@ -258,8 +257,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         return _serve_workers(s, str(index))  # each worker verifies the index; one failing stops them all
     t0 = time.perf_counter()
-    searcher = Searcher.load(index, s)
-    searcher.search("warm up", 1)  # first-query costs (encoder, caches) are paid before serving
+    searcher = open_searcher(index, s)
     print(f"loaded {searcher.path} ({len(searcher.items)} items) in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     print(f"serving on http://{s.host}:{s.port}  —  try: curl 'http://{s.host}:{s.port}/search?q=肯德基'", file=sys.stderr)
     uvicorn.run(create_app(s, searcher), host=s.host, port=s.port, log_level="warning", access_log=False)
@@ -293,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="answer a query (or a batch) from an index")
     q.add_argument("q", nargs="?")
     q.add_argument("--index")
-    q.add_argument("-k", type=int, default=None)
+    q.add_argument("-k", type=int, default=None, help="results (default: settings.default_k)")
     q.add_argument("--json", action="store_true", help="print the HTTP response body")
     q.add_argument("--batch", help="file with one query per line (or JSONL with a 'query' field)")
     q.set_defaults(func=cmd_query)
@@ -301,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
     sg = sub.add_parser("suggest", help="completions for a partial query")
     sg.add_argument("q")
     sg.add_argument("--index")
-    sg.add_argument("-k", type=int, default=8)
+    sg.add_argument("-k", type=int, default=None, help="suggestions (default: settings.default_suggest_k)")
     sg.add_argument("--json", action="store_true")
     sg.set_defaults(func=cmd_suggest)
 

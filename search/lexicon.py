@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import IndexIntegrityError
 from .normalize import compact
+from .store import IndexReader, IndexWriter
 from .tokenize import has_cjk, pinyin_keys
 
 # kind code → (label, weight). The weight scales boosts; the order is the suggest prior.
@@ -86,6 +88,21 @@ class Lexicon:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def save(self, w: IndexWriter) -> None:
+        w.json("lexicon_keys.json", self.keys, "sorted name/alias/pinyin keys")
+        w.array("lexicon_items.npy", self.items, "item number of each lexicon key")
+        w.array("lexicon_kinds.npy", self.kinds, "kind of each lexicon key (0 name … 5 alias initials)")
+
+    @classmethod
+    def load(cls, r: IndexReader, n_items: int) -> Lexicon:
+        lex = cls(list(r.json("lexicon_keys.json")), np.asarray(r.array("lexicon_items.npy")),
+                  np.asarray(r.array("lexicon_kinds.npy")))
+        if len(lex.items) != len(lex.keys) or len(lex.kinds) != len(lex.keys):
+            raise IndexIntegrityError("lexicon keys, items and kinds differ in length", r.name("lexicon_items.npy"))
+        if len(lex.items) and int(np.max(lex.items)) >= n_items:
+            raise IndexIntegrityError("lexicon points outside the catalog", r.name("lexicon_items.npy"))
+        return lex
 
     def _range(self, prefix: str) -> tuple[int, int]:
         lo = bisect.bisect_left(self.keys, prefix)

@@ -548,3 +548,30 @@ class MilvusBackend:
 
 
 __all__ = ["MilvusBackend", "decode_terms", "encode_term", "encode_terms"]
+
+
+def attach(settings: Any, table: Any, manifest: dict[str, Any], dim: int, terms_of: Callable[[Item], list[str]],
+           vectors: np.ndarray) -> MilvusBackend:
+    """A backend over ``settings.milvus_uri`` for the index folder a searcher loaded (``table``, ``manifest``).
+
+    The collection is (re)built from the folder when its fingerprint (the items file's sha256 and the folder's
+    creation time) differs; otherwise it is kept, and items upserted or deleted through an earlier process are
+    brought back into ``table`` (a ``search.items.ItemTable``).
+    """
+    from .catalog import item_from_dict
+
+    s = settings
+    b = MilvusBackend(s.milvus_uri, s.milvus_collection, dim, token=s.milvus_token, index=s.milvus_index,
+                      shards=s.milvus_shards, replicas=s.milvus_replicas)
+    files = manifest.get("files", {})
+    n = len(table.items)
+    fp = f"zhida-milvus-1:{files.get('items.jsonl', {}).get('sha256', '')}:{manifest.get('created', '')}:{n}"
+    if b.fingerprint() != fp:
+        b.create(list(range(n)), table.items, [terms_of(it) for it in table.items], np.asarray(vectors), fp)
+    else:
+        extra = b.changed_items()  # added or replaced through an earlier process
+        if extra:
+            table.apply([d for d, _ in extra], [item_from_dict(obj) for _, obj in extra])
+        present = set(b.docs_below(n).tolist())
+        table.delete(d for d in range(n) if d not in present)
+    return b

@@ -1,6 +1,6 @@
 """Query and name normalisation: one canonical form for matching.
 
-Steps, in order (each documented in issue 3):
+Steps, in order:
 1. drop characters a phone keyboard or a paste can leave but that carry no meaning: control (Cc),
    format (Cf: zero-width, bidi marks, ZWJ), surrogates (Cs), private use (Co), unassigned (Cn), and
    emoji / pictographic symbols (So and the emoji modifier range);

@@ -27,6 +27,14 @@ class UnauthorizedError(ZhidaError):
     code = "unauthorized"
 
 
+def open_searcher(path: str | Path, settings: Settings) -> Searcher:
+    """Load and verify an index folder, then warm it up: the one place every server process (and a reload) gets
+    its searcher, so first-query costs (model load, caches) are paid before traffic reaches it."""
+    searcher = Searcher.load(path, settings)
+    searcher.search("warm up", 1)
+    return searcher
+
+
 class Service:
     def __init__(self, settings: Settings, searcher: Searcher) -> None:
         self.settings = settings
@@ -42,7 +50,7 @@ class Service:
     def search(self, q: Any, k: Any = None) -> dict[str, Any]:
         return self._searcher.search(q, k).to_dict()
 
-    def suggest(self, q: Any, k: Any = 8) -> dict[str, Any]:
+    def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:
         return self._searcher.suggest(q, k)
 
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None) -> dict[str, Any]:
@@ -57,7 +65,7 @@ class Service:
         if not backend.get("ok"):
             raise BackendError(f"backend {backend.get('backend')} is not healthy: {backend.get('error', 'unknown')}")
         return {"status": "ready", "pid": os.getpid(), "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
-                "encoder": s.encoder.name, "dense_index": s.manifest.get("kind"), "reloads": self.reloads,
+                "encoder": s.encoder.name, "dense_index": s.parts.dense.kind, "reloads": self.reloads,
                 "backend": backend, "embedding_cache": s.cache_info(),
                 "encoder_token_cache": s.token_cache_info()}
 
@@ -107,7 +115,7 @@ class Service:
         """Load and verify an index folder, then swap it in; on any failure the old index keeps serving."""
         target = path or self._searcher.path or self.settings.index_path
         with self._reload_lock:
-            new = Searcher.load(Path(target), self.settings)
+            new = open_searcher(Path(target), self.settings)
             new.set_thresholds(self._searcher.thresholds)  # live thresholds survive a reload
             self._searcher = new
             self.reloads += 1

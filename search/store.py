@@ -22,13 +22,15 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .errors import IndexIntegrityError
+
+T = TypeVar("T")
 
 FORMAT = "zhida-index"
 FORMAT_VERSION = 1
@@ -214,9 +216,22 @@ class IndexReader:
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"cannot read JSON lines ({exc})", str(p)) from exc
 
-    def file_path(self, name: str) -> str:
-        self._info(name)
+    def has(self, name: str) -> bool:
+        """Whether the manifest lists ``name`` (optional parts of an index)."""
+        return name in self.files
+
+    def name(self, name: str) -> str:
+        """The path of a file of this folder, as error messages name it."""
         return str(self.path / name)
+
+    def blob(self, name: str, read: Callable[[str], T], what: str) -> T:
+        """A file read by a library (``read(path)``, e.g. ``faiss.read_index``); its failure names the file."""
+        self._info(name)
+        try:
+            return read(str(self.path / name))
+        except (OSError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise IndexIntegrityError(f"{what} cannot read the file ({first})", str(self.path / name)) from exc
 
 
 def manifest_checksum(path: str | os.PathLike[str]) -> str:

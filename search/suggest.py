@@ -21,12 +21,16 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .items import ItemTable
 from .lexicon import KIND_NAME, Lexicon
-from .normalize import compact
+from .normalize import compact, compact_normalized
+from .store import IndexReader, IndexWriter
 from .tokenize import has_cjk, pinyin_keys
+from .types import Item
 
 MATCHED = {"name": "name", "alias": "alias", "pinyin": "pinyin", "alias_pinyin": "pinyin",
            "initials": "initials", "alias_initials": "initials"}
@@ -64,6 +68,23 @@ class Completions:
     def weights(self) -> list[int]:
         """The weights ``build`` was given (recovered from the prior), to save the structure."""
         return [int(10**6 - 1 - (p % 10**6)) for p in self.prior.tolist()]
+
+    def save(self, w: IndexWriter) -> None:
+        w.json("completions.json", [[t, int(p)] for t, p in zip(self.texts, self.weights(), strict=True)],
+               "suggest query completions: fuzzy training queries and catalog tags, with weights")
+
+    @classmethod
+    def load(cls, r: IndexReader) -> Completions:
+        return cls.build([(str(t), int(wt)) for t, wt in r.json("completions.json")])
+
+    @classmethod
+    def from_catalog(cls, items: Sequence[Item], train: Sequence[tuple[str, str]]) -> Completions:
+        """Fuzzy-intent training queries (weight 1 each) and tags (weight = items carrying it)."""
+        counts: dict[str, int] = {}
+        for it in items:
+            for t in it.tags:
+                counts[t] = counts.get(t, 0) + 1
+        return cls.build([(q, 1) for q, intent in train if intent == "fuzzy"] + list(counts.items()))
 
     def top(self, prefix: str, k: int, exclude: set[str]) -> list[str]:
         lo = bisect.bisect_left(self.keys, prefix)
@@ -154,3 +175,32 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         if len(out) >= k:
             break
     return out
+
+
+class Suggester:
+    """The suggest stage: cards from the lexicon, then query completions, for one normalised partial query."""
+
+    def __init__(self, lexicon: Lexicon, completions: Completions, table: ItemTable) -> None:
+        self.lexicon = lexicon
+        self.completions = completions
+        self.table = table
+        self.key_prior = key_priors(lexicon, [it.popularity for it in table.items])
+
+    def suggest(self, normalized: str, k: int) -> list[dict[str, Any]]:
+        cq = compact_normalized(normalized)
+        if not cq:
+            return []
+        table, names = self.table, self.table.compact_names
+        cards = top_cards(self.lexicon, self.key_prior, typed_forms(cq), k, mixed_tail(cq), names)
+        texts = self.completions.top(cq, k, exclude={names[i] for i, _ in cards})
+        n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
+        n_cards = min(len(cards), k - n_query)
+        if table.deleted:
+            cards = [c for c in cards if c[0] not in table.deleted]
+        out: list[dict[str, Any]] = []
+        for i, matched in cards[:n_cards]:
+            it = table.items[i]
+            out.append({"type": "card", "id": it.id, "name": it.name, "category": it.category,
+                        "matched": matched, "actions": [a.to_dict() for a in it.actions]})
+        out.extend({"type": "query", "text": t} for t in texts[: k - len(out)])
+        return out

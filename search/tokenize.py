@@ -22,6 +22,9 @@ import jieba
 from pypinyin import Style, lazy_pinyin
 
 from .normalize import normalize
+from .store import IndexReader, IndexWriter
+
+WORDS_FILE = "tokenizer_words.json"
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORDCHAR = re.compile(r"\w", re.UNICODE)
@@ -129,3 +132,15 @@ class Tokenizer:
     def terms(self, normalized: str) -> tuple[str, ...]:
         """BM25 terms of already normalised text: search-mode words plus CJK bigrams."""
         return self._terms_cache(normalized)
+
+    def clear_caches(self) -> None:
+        """Forget the per-text caches (benchmarks measuring queries never seen before call this)."""
+        self._words_cache.cache_clear()
+        self._terms_cache.cache_clear()
+
+    def save(self, w: IndexWriter) -> None:
+        w.json(WORDS_FILE, list(self.user_words), "jieba user dictionary: catalog names and aliases")
+
+    @classmethod
+    def load(cls, r: IndexReader) -> Tokenizer:
+        return cls(str(x) for x in r.json(WORDS_FILE))

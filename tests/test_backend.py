@@ -79,7 +79,7 @@ def mutable(items50, train50):
     s = Searcher.build(items50, train50, settings_for())
     b = MemoryBackend()
     b.upsert(list(range(len(s.items))), s.items, [s.item_terms(it) for it in s.items], np.asarray(s.vectors))
-    s.backend = b
+    s.use_backend(b)
     return s
 
 
@@ -150,8 +150,8 @@ def test_upsert_rejects_duplicates_and_save_refuses_changed(mutable, tmp_path):
 
 def test_gap_from_deleted_addition_stays_deleted(mutable):
     n = len(mutable.items)
-    mutable._apply([n + 1], [item_from_dict(NEW)])  # as a resync at load sees it: doc n was added, then deleted
-    assert mutable.item("brand-9001") is not None and n in mutable._deleted and mutable.n_live == n + 1
+    mutable.table.apply([n + 1], [item_from_dict(NEW)])  # as a resync at load sees it: doc n was added, then deleted
+    assert mutable.item("brand-9001") is not None and n in mutable.table.deleted and mutable.n_live == n + 1
 
 
 @pytest.fixture

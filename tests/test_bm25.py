@@ -50,8 +50,8 @@ def test_parity_with_rank_bm25_on_600_docs():
 
 
 def test_parity_on_real_tokens(items50):
+    from search.index import item_terms
     from search.normalize import normalize
-    from search.searcher import item_terms
     from search.tokenize import Tokenizer
 
     tk = Tokenizer([])

@@ -81,7 +81,7 @@ def test_fixture_catalog_is_valid():
 
 
 def test_repository_data_validates(capsys):
-    """index_data/ and eval/queries/ at the sizes issue 2 asks for (coverage: only with ../shared)."""
+    """index_data/ and eval/queries/ at the sizes the project promises (coverage: only with ../shared)."""
     shared = ROOT.parent / "shared" / "data"
     rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--train", str(ROOT / "index_data/intent_train.jsonl"),
                         "--dev", str(ROOT / "eval/queries/dev.jsonl"), "--shared", str(shared)])

@@ -37,7 +37,7 @@ def test_loaded_index_prefills_the_encoder_token_table(default_index, default_se
     path, settings = default_index
     files = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["files"]
     assert "encoder_tokens.npy" in files
-    stored = default_searcher.encoder_tokens
+    stored = default_searcher.encoder.prefill_ids
     assert 0 < len(stored) <= settings.encoder_token_cache and len(set(stored.tolist())) == len(stored)
     info = default_searcher.token_cache_info()
     assert info["size"] >= min(len(stored), info["max"]) > 0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
-from search.recommend import Candidate, matched_tags, mmr
+from search.fuzzy import Candidate, matched_tags, mmr
 from search.textvec import char_ngrams
 
 

@@ -30,7 +30,7 @@ def test_classifier_separates_names_from_needs(searcher50):
 
 def test_compiled_model_equals_logit_of_contributions(searcher50):
     a = searcher50.analyze("星巴克会员")
-    contrib = searcher50.intent.contributions(a.text_features, a.dense)
+    contrib = searcher50.intent.contributions(a.text_features, a.features)
     z = sum(v for _, v in contrib)
     assert 1 / (1 + np.exp(-z)) == pytest.approx(a.p_precise, abs=1e-9)
-    assert len(a.dense) == len(DENSE_FEATURES)
+    assert len(a.features) == len(DENSE_FEATURES)

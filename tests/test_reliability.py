@@ -289,9 +289,8 @@ class _Slow:
         return self.inner.search(q, k, thresholds)
 
 
-@pytest.mark.parametrize("fast_search", [True, False])
-def test_request_timeout_is_503(searcher50, fast_search):
-    c = TestClient(create_app(settings_for(request_timeout_s=0.2), _Slow(searcher50, 0.6), fast_search=fast_search))
+def test_request_timeout_is_503(searcher50):
+    c = TestClient(create_app(settings_for(request_timeout_s=0.2), _Slow(searcher50, 0.6)))
     r = c.get("/search", params={"q": "kfc"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "timeout"
 

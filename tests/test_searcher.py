@@ -4,6 +4,7 @@ import pytest
 
 from search.config import Thresholds
 from search.errors import InvalidQueryError
+from search.fuzzy import FuzzyRecommender
 
 
 @pytest.mark.parametrize(
@@ -77,16 +78,26 @@ def test_to_dict_shape(searcher50):
 def test_popularity_weight_moves_popular_services_up(searcher50):
     s = searcher50
     pop = {it.id: it.popularity for it in s.items}
-    saved = s.settings
-    try:
-        a = s.analyze("周末带娃去哪", k=10)
-        s.settings = saved.replace(popularity_weight=0.0)
-        plain = [h.id for h in s.fuzzy_hits(a, 10)]
-        s.settings = saved.replace(popularity_weight=10.0)  # popularity dominates everything else
-        heavy = [h.id for h in s.fuzzy_hits(a, 10)]
-    finally:
-        s.settings = saved
+    a = s.analyze("周末带娃去哪", k=10)
+
+    def recommend(weight):
+        settings = s.settings.replace(popularity_weight=weight)
+        return [h.id for h in FuzzyRecommender(settings, s.table, s.backend, s.query_encoder).recommend(a, 10)]
+
+    plain = recommend(0.0)
+    heavy = recommend(10.0)  # popularity dominates everything else
     assert len(plain) == len(heavy) > 3
     assert pop[heavy[0]] == max(pop[i] for i in heavy)
     assert [pop[i] for i in heavy] != [pop[i] for i in plain]
     assert sum(pop[i] for i in heavy) >= sum(pop[i] for i in plain)
+
+
+def test_stages_report_their_own_time(searcher50):
+    from search.trace import STAGES, Trace
+
+    for q, expected in (("肯德基", {"normalize", "tokenize", "match", "bm25", "intent", "precise", "page"}),
+                        ("睡不着", {"normalize", "tokenize", "match", "bm25", "intent", "encode", "dense", "rerank", "page"})):
+        t = Trace()
+        r = searcher50.search(q, 5, trace=t)
+        assert expected <= set(t.seconds) <= set(STAGES), (q, r.intent.label, t.seconds)
+        assert all(v >= 0 for v in t.seconds.values()) and sum(t.seconds.values()) <= r.took_ms / 1000 + 1e-3

@@ -33,7 +33,7 @@ def test_query_completions_come_from_training_queries_and_tags(searcher50):
     sug = searcher50.suggest("睡不", 8)["suggestions"]
     texts = [x["text"] for x in sug if x["type"] == "query"]
     assert texts and all(t.startswith("睡不") for t in texts)
-    known = set(searcher50.completions.texts)
+    known = set(searcher50.parts.completions.texts)
     assert set(texts) <= known
 
 

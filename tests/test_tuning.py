@@ -7,7 +7,7 @@ import pytest
 from conftest import settings_for
 from fastapi.testclient import TestClient
 
-from eval.tuning import QueryTable, choose, point, route_codes, sweep, violations, write_thresholds
+from eval.tuning import ROUTES, QueryTable, choose, point, sweep, violations, write_thresholds
 from search.api import create_app
 from search.config import Thresholds, load_thresholds
 from search.errors import ConfigError
@@ -28,11 +28,10 @@ def _table():
     return QueryTable([str(i) for i in range(n)], gold, p, metric, [None] * n)
 
 
-def test_route_codes_match_routing_function():
+def test_table_routes_follow_the_routing_function():
     p = np.array([0.0, 0.3, 0.31, 0.69, 0.7, 1.0])
-    codes = route_codes(p, 0.7, 0.3)
-    names = ["precise", "fuzzy", "mixed"]
-    assert [names[c] for c in codes] == [route(x, Thresholds(0.7, 0.3)) for x in p]
+    t = QueryTable([str(i) for i in range(len(p))], np.zeros(len(p), bool), p, np.zeros((len(p), 3)))
+    assert [ROUTES[c] for c in t.routes(0.7, 0.3)] == [route(x, Thresholds(0.7, 0.3)) for x in p]
 
 
 def test_sweep_monotonicity():
@@ -124,3 +123,18 @@ def test_explain(admin_client):
     assert 1 / (1 + np.exp(-z)) == pytest.approx(e["p_precise"], abs=1e-5)
     assert admin_client.get("/explain", params={"q": ""}).status_code == 422
     assert admin_client.get("/explain", params={"q": "x", "t_precise": 2}).status_code == 422
+
+
+def test_tuner_answers_are_the_served_answers(default_searcher):
+    """The tuner's cached page under the served thresholds is, id for id, what Searcher.search answers."""
+    from eval.data import load_queries
+    from eval.tuning import build_table
+
+    s = default_searcher
+    queries = load_queries("eval/queries/dev.jsonl", {it.id for it in s.items})
+    table = build_table(s, queries, k=10)
+    codes = table.routes(s.thresholds.t_precise, s.thresholds.t_fuzzy)
+    for q, answers, code in zip(queries, table.answers, codes, strict=True):
+        served = s.search(q.query, 10)
+        assert served.intent.label == ROUTES[code], q.query
+        assert answers[ROUTES[code]] == [h.id for h in served.results], q.query

@@ -1,9 +1,9 @@
 """FastAPI app factory. Routes are two-line hand-offs to ``search.service.Service``.
 
 Nothing is built at import time: ``create_app(settings, searcher)`` makes a new app around a loaded
-``Searcher``. ``GET /search``, the call made on every keystroke, has an ASGI fast path (``SearchFastPath``)
-that skips FastAPI's routing and parameter validation for well-formed requests and answers exactly as the
-route would (tests/test_api_fastpath.py compares the two). Hygiene: request body size limit (413), bounded
+``Searcher``. Query parameters go through ``search.request.parse`` (the rules every entry point shares; GET and
+POST ``/search`` differ only in where the parameters come from); admin routes share one token dependency that runs
+before any body is read. Hygiene: request body size limit (413), bounded
 concurrency (503 when saturated), a per-request timeout (503), CORS off unless origins are configured, JSON
 access logs with a request id echoed in ``X-Request-ID``, and every error is a JSON body
 ``{"error": {"code", "message", "field"}}`` — never a traceback.
@@ -22,13 +22,15 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,26 +41,34 @@ from ..errors import (
     ConfigError,
     IndexIntegrityError,
     InvalidQueryError,
+    InvalidRequestError,
     UnsupportedOperationError,
     ZhidaError,
 )
+from ..request import parse
 from ..searcher import Searcher
-from ..service import AdminDisabledError, Service, UnauthorizedError
+from ..service import AdminDisabledError, Service, UnauthorizedError, open_searcher
 from .schemas import (
     ErrorOut,
     ItemsRequest,
     ReloadRequest,
-    SearchRequest,
     SearchResponseOut,
     SuggestOut,
     ThresholdsRequest,
     ThresholdsState,
+    search_request_model,
 )
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+# The admin token, as ``Authorization: Bearer <token>`` or ``X-Admin-Token`` (documented as security schemes)
+BearerToken = Annotated[HTTPAuthorizationCredentials | None,
+                        Security(HTTPBearer(auto_error=False, description="the admin token"))]
+HeaderToken = Annotated[str | None, Security(APIKeyHeader(name="X-Admin-Token", auto_error=False,
+                                                           description="the admin token"))]
 
 access_log = logging.getLogger("zhida.access")
 error_log = logging.getLogger("zhida.error")
 LOG_QUERY_PREFIX = 16  # characters of query text a log line may carry
-QUERY_KEY = "zhida.q"  # scope key: the parsed query text, for the access log
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 422, 503)}
 _ADMIN: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 409, 413, 422, 503)}
@@ -132,19 +142,18 @@ class Hygiene:
             await _error(413, "body_too_large", f"request body is limited to {limit} bytes")(scope, receive, send_with_id)
         else:
             await self.app(scope, receive, send_with_id)
-        q = scope.get(QUERY_KEY)  # set by the /search fast path, which has parsed it already
-        if q is None:
-            q = next((v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-                      if k == "q"), "")
+        q = ""  # the value the route reads: the last ``q`` (Starlette's QueryParams.get)
+        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            if k == "q":
+                q = v
         access_log.info(json.dumps({"request_id": rid, "method": scope["method"], "path": scope["path"],
                                     "status": status["code"], "ms": round((time.perf_counter() - t0) * 1000, 3),
                                     "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
 
 
 def error_for(exc: ZhidaError) -> JSONResponse:
-    """The one mapping from Zhida's exceptions to HTTP error responses, shared by FastAPI's exception handlers and
-    the ``GET /search`` fast path (so both answer an error the same way)."""
-    if isinstance(exc, InvalidQueryError):
+    """The one mapping from Zhida's exceptions to HTTP error responses."""
+    if isinstance(exc, InvalidQueryError | InvalidRequestError):
         return _error(422, exc.code, str(exc), exc.field)
     if isinstance(exc, ConfigError):
         return _error(422, exc.code, str(exc))
@@ -170,62 +179,6 @@ async def _zhida_handler(_: Request, exc: ZhidaError) -> JSONResponse:
 def _log_unexpected(path: str, q: str, exc: BaseException) -> JSONResponse:
     error_log.error(json.dumps({"path": path, "error": type(exc).__name__, "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
     return _error(500, "internal_error", "internal error")
-
-
-def search_args(query_string: bytes, max_chars: int, default_k: int, max_k: int) -> tuple[str, int] | None:
-    """``(q, k)`` of a ``GET /search`` query string that the full route would accept as is, else ``None``.
-
-    The fast path answers only these; anything else (missing, empty or too long ``q``; ``k`` that is not plain ASCII
-    digits in range) goes down the FastAPI route, whose validation then writes the 422. So the fast path accepts a
-    subset of what the route accepts, reads it the same way (Starlette's ``parse_qsl`` of the latin-1 query string,
-    last value wins) and error bodies stay FastAPI's by construction.
-    """
-    q: str | None = None
-    k_raw: str | None = None
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if name == "q":
-            q = value
-        elif name == "k":
-            k_raw = value
-    if q is None or not 0 < len(q) <= max_chars:
-        return None
-    if k_raw is None:
-        return q, default_k
-    if not (0 < len(k_raw) <= 9 and k_raw.isascii() and k_raw.isdigit()):
-        return None
-    k = int(k_raw)
-    return (q, k) if 1 <= k <= max_k else None
-
-
-class SearchFastPath:
-    """ASGI shortcut for ``GET /search``, the call the search box makes on every keystroke.
-
-    FastAPI's routing, dependency solving and parameter validation cost about as much CPU as a precise search
-    itself. A well-formed request (see ``search_args``) goes straight to the same ``call`` the route uses (same
-    concurrency gate, timeout, worker thread and JSON body); everything else falls through to FastAPI unchanged.
-    Sits inside ``Hygiene`` and CORS, so request ids, size limits, access logs and CORS headers are the same on
-    both paths.
-    """
-
-    def __init__(self, app: Any, handler: Callable[[str, int], Any], max_chars: int, default_k: int, max_k: int) -> None:
-        self.app = app
-        self.handler = handler
-        self.limits = (max_chars, default_k, max_k)
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        if scope["type"] == "http" and scope["path"] == "/search" and scope["method"] == "GET":
-            args = search_args(scope.get("query_string", b""), *self.limits)
-            if args is not None:
-                scope[QUERY_KEY] = args[0]
-                try:
-                    response = await self.handler(*args)
-                except ZhidaError as exc:
-                    response = error_for(exc)
-                except Exception as exc:  # same answer as the app's catch-all handler
-                    response = _log_unexpected(scope["path"], args[0], exc)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _json_body(fn: Callable[..., Any], *args: Any) -> Any:
@@ -316,9 +269,70 @@ def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) 
         fut.set_result(result)
 
 
-def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bool = True) -> FastAPI:
-    """A new app serving ``searcher``. ``fast_search=False`` sends ``GET /search`` through FastAPI's own route too
-    (the tests compare both paths on the same requests)."""
+def _duplicate_keys_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InvalidRequestError(f"duplicate key {k!r} in the JSON body", field=k)
+        out[k] = v
+    return out
+
+
+async def json_body(request: Request, required: bool = True) -> Any:
+    """The request body as JSON, strictly: UTF-8, no duplicate keys, no NaN/Infinity. An empty body is ``None``
+    when ``required`` is false."""
+    raw = await request.body()
+    if not raw.strip() and not required:
+        return None
+    try:
+        return json.loads(raw, object_pairs_hook=_duplicate_keys_refused, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise InvalidRequestError("request body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"request body is not valid JSON: {exc.msg} (position {exc.pos})") from None
+    except RecursionError:
+        raise InvalidRequestError("request body nests too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidRequestError(f"{name} is not a JSON number")
+
+
+def validated(model: type[ModelT], obj: Any) -> ModelT:
+    """``obj`` checked against ``model`` in strict mode; the first problem becomes a 422 naming its field."""
+    try:
+        return model.model_validate(obj, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(x) for x in first.get("loc", ())) or None
+        raise InvalidRequestError(f"{field}: {first.get('msg')}" if field else str(first.get("msg")), field) from None
+
+
+def _query_parameters(settings: Settings, kind: str) -> list[dict[str, Any]]:
+    """OpenAPI description of the query-string parameters that ``search.request.parse`` reads."""
+    q_len = {"minLength": 1, "maxLength": settings.max_raw_query_chars}
+    params = [{"name": "q", "in": "query", "required": True, "description": "the query as typed",
+               "schema": {"type": "string", **q_len}}]
+    if kind == "search":
+        params.append({"name": "k", "in": "query", "required": False, "description": "number of results",
+                       "schema": {"type": "integer", "minimum": 1, "maximum": settings.max_k, "default": settings.default_k}})
+    elif kind == "suggest":
+        params.append({"name": "k", "in": "query", "required": False, "description": "number of suggestions",
+                       "schema": {"type": "integer", "minimum": 1, "maximum": settings.max_suggest_k,
+                                  "default": settings.default_suggest_k}})
+    else:
+        for t in ("t_precise", "t_fuzzy"):
+            params.append({"name": t, "in": "query", "required": False, "description": f"what-if {t}",
+                           "schema": {"type": "number", "minimum": 0, "maximum": 1}})
+    return params
+
+
+def _body_doc(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
+    """A new app serving ``searcher`` (or a ``Service`` around one)."""
     service = searcher if isinstance(searcher, Service) else Service(settings, searcher)
     app = FastAPI(title="Zhida", version="0.1.0",
                   description="Intent-routed search for a super-app search box: direct hits for names, "
@@ -343,9 +357,6 @@ def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bo
                 return _error(503, "timeout", f"request took longer than {settings.request_timeout_s}s")
         return Response(result, media_type="application/json") if isinstance(result, bytes) else result
 
-    if fast_search:  # innermost of the middlewares: CORS and Hygiene wrap it as they wrap the routes
-        app.add_middleware(SearchFastPath, handler=lambda q, k: call(service.search, q, k),
-                           max_chars=settings.max_raw_query_chars, default_k=settings.default_k, max_k=settings.max_k)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -356,7 +367,7 @@ def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bo
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
         first = errs[0] if errs else {}
-        loc = [str(x) for x in first.get("loc", ()) if x not in ("query", "body")]
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("query", "body", "path")]
         field = ".".join(loc) or None
         msg = f"{field}: {first.get('msg', 'invalid request')}" if field else str(first.get("msg", "invalid request"))
         return _error(422, "invalid_request", msg, field)
@@ -372,31 +383,33 @@ def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bo
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _log_unexpected(request.url.path, request.query_params.get("q", ""), exc)
 
-    def admin_token(authorization: str | None, x_admin_token: str | None) -> str | None:
-        if x_admin_token is not None:
-            return x_admin_token
-        if authorization and authorization.lower().startswith("bearer "):
-            return authorization[7:].strip()
-        return None
+    async def require_admin(credentials: BearerToken, x_admin_token: HeaderToken) -> None:
+        """The one admin check, before any body is read: a route that takes a body reads it after this."""
+        service.check_admin(x_admin_token if x_admin_token is not None else credentials.credentials if credentials else None)
 
-    @app.get("/search", response_model=SearchResponseOut, responses=_ERRORS)
-    async def search_get(q: str = Query(..., description="the query as typed", min_length=1, max_length=settings.max_raw_query_chars),
-                         k: int = Query(settings.default_k, ge=1, le=settings.max_k)) -> Any:
-        return await call(service.search, q, k)
+    admin = [Depends(require_admin)]
 
-    @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS)
-    async def search_post(body: SearchRequest) -> Any:
-        return await call(service.search, body.q, body.k)
+    @app.get("/search", response_model=SearchResponseOut, responses=_ERRORS,
+             openapi_extra={"parameters": _query_parameters(settings, "search")})
+    async def search_get(request: Request) -> Any:
+        p = parse(request.query_params, settings, text=True)
+        return await call(service.search, p.q, p.k)
 
-    @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS)
-    async def suggest(q: str = Query(..., description="what has been typed so far", min_length=1,
-                                     max_length=settings.max_raw_query_chars), k: int = Query(8, ge=1, le=20)) -> Any:
-        return await call(service.suggest, q, k)
+    @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS, openapi_extra=_body_doc(search_request_model(settings)))
+    async def search_post(request: Request) -> Any:
+        p = parse(_object(await json_body(request)), settings, text=False)
+        return await call(service.search, p.q, p.k)
 
-    @app.get("/explain", responses=_ERRORS)
-    async def explain(q: str = Query(..., min_length=1, max_length=settings.max_raw_query_chars), t_precise: float | None = Query(None, ge=0.0, le=1.0),
-                      t_fuzzy: float | None = Query(None, ge=0.0, le=1.0)) -> Any:
-        return await call(service.explain, q, t_precise, t_fuzzy)
+    @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS,
+             openapi_extra={"parameters": _query_parameters(settings, "suggest")})
+    async def suggest(request: Request) -> Any:
+        p = parse(request.query_params, settings, kind="suggest", text=True)
+        return await call(service.suggest, p.q, p.k)
+
+    @app.get("/explain", responses=_ERRORS, openapi_extra={"parameters": _query_parameters(settings, "explain")})
+    async def explain(request: Request) -> Any:
+        p = parse(request.query_params, settings, kind="explain", text=True)
+        return await call(service.explain, p.q, p.t_precise, p.t_fuzzy)
 
     @app.get("/healthz", responses={503: {"model": ErrorOut}})
     async def healthz() -> Any:
@@ -406,41 +419,41 @@ def create_app(settings: Settings, searcher: Searcher | Service, fast_search: bo
     async def readyz() -> Any:
         return service.ready()
 
-    @app.get("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN)
-    async def get_thresholds(authorization: str | None = Header(None), x_admin_token: str | None = Header(None)) -> Any:
-        service.check_admin(admin_token(authorization, x_admin_token))
+    @app.get("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN, dependencies=admin)
+    async def get_thresholds() -> Any:
         return service.get_thresholds()
 
-    @app.put("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN)
-    async def put_thresholds(body: ThresholdsRequest, authorization: str | None = Header(None),
-                             x_admin_token: str | None = Header(None)) -> Any:
-        service.check_admin(admin_token(authorization, x_admin_token))
+    @app.put("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN, dependencies=admin,
+             openapi_extra=_body_doc(ThresholdsRequest))
+    async def put_thresholds(request: Request) -> Any:
+        body = validated(ThresholdsRequest, await json_body(request))
         return service.set_thresholds(body.t_precise, body.t_fuzzy)
 
-    @app.post("/admin/reload", responses=_ADMIN)
-    async def reload(body: ReloadRequest | None = None, authorization: str | None = Header(None),
-                     x_admin_token: str | None = Header(None)) -> Any:
-        service.check_admin(admin_token(authorization, x_admin_token))
-        return await run_in_threadpool(service.reload, body.path if body else None)
+    @app.post("/admin/reload", responses=_ADMIN, dependencies=admin, openapi_extra=_body_doc(ReloadRequest, required=False))
+    async def reload(request: Request) -> Any:
+        obj = await json_body(request, required=False)
+        path = validated(ReloadRequest, obj).path if obj is not None else None
+        return await run_in_threadpool(service.reload, path)
 
-    @app.post("/admin/items", responses=_ADMIN)
-    async def upsert_items(body: ItemsRequest, authorization: str | None = Header(None),
-                           x_admin_token: str | None = Header(None)) -> Any:
-        service.check_admin(admin_token(authorization, x_admin_token))
+    @app.post("/admin/items", responses=_ADMIN, dependencies=admin, openapi_extra=_body_doc(ItemsRequest))
+    async def upsert_items(request: Request) -> Any:
+        body = validated(ItemsRequest, await json_body(request))
         return await run_in_threadpool(service.upsert, body.items)
 
-    @app.delete("/admin/items/{item_id}", responses=_ADMIN)
-    async def delete_item(item_id: str, authorization: str | None = Header(None),
-                          x_admin_token: str | None = Header(None)) -> Any:
-        service.check_admin(admin_token(authorization, x_admin_token))
+    @app.delete("/admin/items/{item_id}", responses=_ADMIN, dependencies=admin)
+    async def delete_item(item_id: str) -> Any:
         return await run_in_threadpool(service.delete, [item_id])
 
     return app
 
 
+def _object(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise InvalidRequestError(f"request body must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def app_from_env() -> FastAPI:
     """Factory for multi-process serving (``uvicorn --factory``): settings and index from ``ZHIDA_*``."""
     settings = Settings.load()
-    searcher = Searcher.load(settings.index_path, settings)
-    searcher.search("warm up", 1)
-    return create_app(settings, searcher)
+    return create_app(settings, open_searcher(settings.index_path, settings))

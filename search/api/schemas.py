@@ -1,31 +1,42 @@
-"""Pydantic models of the HTTP boundary (request bodies and documented responses)."""
+"""Pydantic models of the HTTP boundary: documented responses, and request bodies checked strictly.
+
+Search, suggest and explain parameters follow ``search.request`` (one set of rules for every entry point, limits
+from ``Settings``); ``search_request_model`` only describes them in the OpenAPI document with the same limits.
+Admin bodies are validated here in strict mode: a number is a JSON number, never a string or a boolean.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..config import Settings
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    q: str = Field(..., description="the query as typed", min_length=1, max_length=1024)
-    k: int = Field(10, description="number of results, 1-50", ge=1, le=50)
+def search_request_model(settings: Settings) -> type[BaseModel]:
+    """The ``POST /search`` body as documented (the rules themselves live in ``search.request``)."""
+    return create_model(
+        "SearchRequest",
+        __config__=ConfigDict(extra="forbid"),
+        q=(str, Field(..., description="the query as typed", min_length=1, max_length=settings.max_raw_query_chars)),
+        k=(int, Field(settings.default_k, description=f"number of results, 1-{settings.max_k}", ge=1, le=settings.max_k)),
+    )
 
 
 class ThresholdsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    t_precise: float = Field(..., ge=0.0, le=1.0)
-    t_fuzzy: float = Field(..., ge=0.0, le=1.0)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    t_precise: float = Field(..., ge=0.0, le=1.0, allow_inf_nan=False)
+    t_fuzzy: float = Field(..., ge=0.0, le=1.0, allow_inf_nan=False)
 
 
 class ReloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     path: str | None = Field(None, description="index folder to load; default: the one being served")
 
 
 class ItemsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[dict[str, Any]] = Field(..., description="catalog records (same fields as catalog.jsonl) to add or replace",
                                         min_length=1, max_length=1000)
 

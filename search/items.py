@@ -1,0 +1,148 @@
+"""The catalog as the query path sees it: items by document number and the lookups the stages share.
+
+Document numbers are rows of ``ItemTable.items``; both retrieval backends address items by them (see
+``search.backend``). Besides the items the table holds what every stage needs per item — normalised tags for
+the fuzzy re-rank, which items are content, id → document — and, for backends that take catalog changes
+(Milvus), the documents deleted and the names added since the index folder was built. Every table is
+replaced by one assignment, so a concurrent query sees the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .matching import NAME_FEATURES, NameMatch
+from .normalize import compact, normalize
+from .store import IndexReader, IndexWriter
+from .types import Hit, Item
+
+ITEMS_FILE = "items.jsonl"
+_EXACT_NAME = NAME_FEATURES.index("exact_name")
+
+
+def normalized_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Tags as the re-ranker compares them; the item's own tuple when normalising changes nothing (no copy)."""
+    out = tuple(normalize(t) for t in tags)
+    return tags if out == tags else out
+
+
+class CompactNames(Sequence[str]):
+    """``compact(item.name)`` by document number, computed when asked (suggest looks at a few): a list would hold
+    a second copy of every name (90 MB at 1M items)."""
+
+    def __init__(self, table: ItemTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table.items)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return compact(self._table.items[i].name)
+
+
+class ItemTable:
+    def __init__(self, items: Iterable[Item]) -> None:
+        self.items: list[Item] = list(items)
+        self.tags: list[tuple[str, ...]] = [normalized_tags(it.tags) for it in self.items]
+        self.doc_of: dict[str, int] = {it.id: i for i, it in enumerate(self.items)}
+        self.is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
+        self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
+        self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
+        self.compact_names = CompactNames(self)
+        self.built_size = len(self.items)  # documents in the index folder this table was loaded from
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_live(self) -> int:
+        """Items that can be returned (all of them unless some were deleted in place)."""
+        return len(self.items) - len(self.deleted)
+
+    @property
+    def changed(self) -> bool:
+        """Whether items were added or deleted in place since the index folder was built."""
+        return len(self.items) != self.built_size or bool(self.deleted)
+
+    def item(self, item_id: str) -> Item | None:
+        i = self.doc_of.get(item_id)
+        return None if i is None or i in self.deleted else self.items[i]
+
+    def hit(self, i: int, score: float, reason: str) -> Hit:
+        it = self.items[i]
+        return Hit(it.id, it.name, it.type, it.category, score, it.actions, reason)
+
+    def known(self, docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A backend's answer without documents this process does not know yet (added through another process;
+        known after a reload). Documents come ascending, so the last one tells."""
+        if len(docs) and int(docs[-1]) >= len(self.items):
+            keep = docs < len(self.items)
+            return docs[keep], scores[keep]
+        return docs, scores
+
+    def with_added(self, match: NameMatch, cq: str, exact_boost: float) -> NameMatch:
+        """Exact-name signal for items added since the build (the sorted lexicon is rebuilt only by a build)."""
+        doc = self.added_names.get(cq)
+        if doc is None or doc in self.deleted:
+            return match
+        boosts = dict(match.boosts)
+        boosts[doc] = (exact_boost, "名称匹配")
+        feats = list(match.features)
+        feats[_EXACT_NAME] = 1.0
+        return NameMatch(boosts, tuple(feats), True)
+
+    # -- in-place catalog changes (backends that allow them) --------------------------------------------
+    def assign(self, items: Sequence[Item]) -> list[int]:
+        """Document numbers for ``items``: their current one, or the next free ones for new ids."""
+        docs, n_new = [], 0
+        for it in items:
+            d = self.doc_of.get(it.id)
+            if d is None:
+                d = len(self.items) + n_new
+                n_new += 1
+            docs.append(d)
+        return docs
+
+    def apply(self, docs: Sequence[int], items: Sequence[Item]) -> None:
+        """Bring the tables in line with the backend after an upsert (or a resync at load)."""
+        items_list = list(self.items)
+        tags = list(self.tags)
+        content = list(self.is_content.tolist())
+        gaps: set[int] = set()
+        for d, it in zip(docs, items, strict=True):
+            while d >= len(items_list):  # a gap (an added item deleted since) stays a deleted placeholder
+                gaps.add(len(items_list))
+                items_list.append(it)
+                tags.append(())
+                content.append(False)
+            gaps.discard(d)
+            items_list[d] = it
+            tags[d] = normalized_tags(it.tags)
+            content[d] = it.type == "content"
+            for n in (it.name, *it.aliases):
+                self.added_names[compact(n)] = d  # compact normalises
+            self.doc_of[it.id] = d
+        self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
+        self.tags = tags
+        self.is_content = np.array(content, dtype=bool)
+        self.items = items_list
+
+    def delete(self, docs: Iterable[int]) -> None:
+        self.deleted = self.deleted | frozenset(docs)
+
+    # -- index folder ---------------------------------------------------------------------------------
+    def save(self, w: IndexWriter) -> None:
+        w.jsonl(ITEMS_FILE, [it.to_dict() for it in self.items], "catalog items, in document-number order")
+
+    @classmethod
+    def load(cls, r: IndexReader) -> ItemTable:
+        from .catalog import Interner, item_from_dict
+
+        share = Interner()
+        return cls(item_from_dict(d, share) for d in r.iter_jsonl(ITEMS_FILE))
+
+
+__all__ = ["CompactNames", "ItemTable", "normalized_tags"]
