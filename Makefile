@@ -39,7 +39,7 @@ query: index ## answer one query from the default index: make query Q=睡不着
 	$(PY) -m search query "$(Q)" --index $(INDEX)
 
 validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
-	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED)
+	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED) --min-per-label 10
 
 test: $(STAMP) ## run the test suite (fast; slow benchmark-style tests excluded)
 	$(PY) -m pytest -q
@@ -50,8 +50,8 @@ test-all: $(STAMP) ## run every test, the slow ones included (100k-request load 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check search eval tests bench
 
-eval: index ## offline relevance evaluation on the dev queries (report in eval/out/)
-	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl
+eval: index ## offline relevance evaluation on the dev and hard dev sets (reports in eval/out/)
+	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl eval/queries/hard_dev.jsonl --out eval/out
 
 eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
 	$(PY) -m eval external --index $(INDEX) --shared $(SHARED)

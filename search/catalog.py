@@ -201,12 +201,24 @@ class TrainQuery:
 
 @dataclass(frozen=True)
 class DevQuery:
+    """A judged query. ``form`` (generated precise forms) or ``kind`` (hand-written kinds) says what sort of query
+    it is; ``accept_mixed`` marks a need whose mixed page (a service card, then providers) is also a right answer;
+    ``unknown_name`` a precise query naming something the catalog does not have (no relevant item)."""
+
     qid: str
     query: str
     intent: str
     relevant: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     form: str | None = None
+    kind: str | None = None
+    accept_mixed: bool = False
+    unknown_name: bool = False
+
+    @property
+    def group(self) -> str | None:
+        """What to break figures down by: the form, else the kind."""
+        return self.form or self.kind
 
 
 def load_train(path: str | Path) -> tuple[list[TrainQuery], list[str]]:
@@ -254,18 +266,24 @@ def load_dev(path: str | Path, item_ids: set[str] | None = None, taxonomy: Seque
                 errs += [f"judged id {i!r} is not in the catalog" for i in rel if i not in item_ids]
             if tax is not None:
                 errs += [f"category {c!r} is not in the taxonomy" for c in cats if c not in tax]
-            if intent == "precise" and list(rel.values()).count(2) != 1:
-                errs.append("a precise query needs exactly one grade-2 target")
-            if intent == "fuzzy" and not (5 <= len(rel) <= 20 and 1 <= len(cats) <= 4):
-                errs.append("a fuzzy query needs 5-20 judged items and 1-4 judged categories")
-            form = obj.get("form")
+            unknown = obj.get("unknown_name", False)
+            if not isinstance(unknown, bool) or not isinstance(obj.get("accept_mixed", False), bool):
+                errs.append("unknown_name and accept_mixed must be true or false")
+            elif intent == "precise" and list(rel.values()).count(2) != (0 if unknown else 1):
+                errs.append("a precise query needs exactly one grade-2 target (none when unknown_name)")
+            if intent == "fuzzy" and not (len(rel) <= 20 and 1 <= len(cats) <= 4):
+                errs.append("a fuzzy query needs at most 20 judged items and 1-4 judged categories")
+            form, kind = obj.get("form"), obj.get("kind")
             if form is not None and form not in QUERY_FORMS:
                 errs.append(f"form must be one of {list(QUERY_FORMS)}")
+            if kind is not None and not isinstance(kind, str):
+                errs.append("kind must be a string")
         if errs:
             problems.extend(f"line {n}: {e}" for e in errs)
             continue
         qids.add(qid)
-        out.append(DevQuery(qid, q, intent, dict(rel), dict(cats), obj.get("form")))
+        out.append(DevQuery(qid, q, intent, dict(rel), dict(cats), obj.get("form"), obj.get("kind"),
+                            bool(obj.get("accept_mixed", False)), bool(obj.get("unknown_name", False))))
     return out, problems
 
 
@@ -310,12 +328,22 @@ def coverage_problems(items: Sequence[Item], refs: Sequence[tuple[str, list[str]
     return probs
 
 
-def report(items: Sequence[Item], train: Sequence[TrainQuery] | None, dev: Sequence[DevQuery] | None) -> str:
+def label_floor_problems(items: Sequence[Item], taxonomy: Sequence[str], floor: int) -> list[str]:
+    """Taxonomy labels with fewer than ``floor`` items: a need in such a category cannot be answered well."""
+    cats = Counter(i.category for i in items)
+    return [f"category {c!r} has {cats.get(c, 0)} items (at least {floor} wanted)" for c in taxonomy if cats.get(c, 0) < floor]
+
+
+def report(items: Sequence[Item], train: Sequence[TrainQuery] | None, dev: Sequence[DevQuery] | None,
+           taxonomy: Sequence[str] = ()) -> str:
     lines = [f"catalog: {len(items)} items"]
     lines.append("  by type: " + ", ".join(f"{k} {v}" for k, v in Counter(i.type for i in items).most_common()))
     cats = Counter(i.category for i in items)
-    lines.append(f"  by category ({len(cats)} of the taxonomy used):")
+    lines.append(f"  by category ({len(cats)} of the {len(taxonomy) or len(cats)} taxonomy labels used):")
     lines.append("    " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
+    empty = [c for c in taxonomy if c not in cats]
+    if empty:
+        lines.append("    no item: " + ", ".join(empty))
     if train is not None:
         lines.append(f"intent_train: {len(train)} queries: " + ", ".join(
             f"{k} {v}" for k, v in Counter(t.intent for t in train).most_common()))
@@ -335,6 +363,8 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
     v.add_argument("--train", default=None, help="intent training queries (JSONL)")
     v.add_argument("--dev", default=None, help="labelled dev queries (JSONL)")
     v.add_argument("--shared", default="../shared/data", help="reference data folder for the coverage check")
+    v.add_argument("--min-per-label", type=int, default=0,
+                   help="fail when a taxonomy label has fewer items (the default catalog promises 10)")
     args = ap.parse_args(argv)
     from .errors import ZhidaError
 
@@ -342,6 +372,8 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
         tax_path = args.taxonomy or str(Path(args.catalog).with_name("taxonomy.txt"))
         taxonomy = load_taxonomy(tax_path)
         items, problems = parse_catalog(_read_jsonl(args.catalog), taxonomy)
+        if args.min_per_label > 0:
+            problems += label_floor_problems(items, taxonomy, args.min_per_label)
         train = dev = None
         if args.train:
             train, p = load_train(args.train)
@@ -361,7 +393,7 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
     except ZhidaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report(items, train, dev))
+    print(report(items, train, dev, taxonomy))
     if problems:
         print(f"\nFAILED: {len(problems)} problem(s)", file=sys.stderr)
         for p in problems[:200]:

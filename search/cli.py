@@ -271,6 +271,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for flag in ("taxonomy", "train", "dev", "shared"):
         if getattr(args, flag):
             argv += [f"--{flag}", getattr(args, flag)]
+    if args.min_per_label:
+        argv += ["--min-per-label", str(args.min_per_label)]
     return validate_main(argv)
 
 
@@ -316,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--train")
     v.add_argument("--dev")
     v.add_argument("--shared")
+    v.add_argument("--min-per-label", type=int, default=0, help="fail when a taxonomy label has fewer items")
     v.set_defaults(func=cmd_validate)
     return ap
 

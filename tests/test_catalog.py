@@ -59,10 +59,15 @@ def test_bad_json_line(tmp_path):
 def test_dev_checks_ids_and_overlap(tmp_path):
     dev = write_jsonl(tmp_path / "dev.jsonl", [
         {"qid": "p1", "query": "测试", "intent": "precise", "relevant": {"nope": 2}, "categories": {}},
-        {"qid": "f1", "query": "饿了", "intent": "fuzzy", "relevant": {"x-1": 1}, "categories": {"外卖": 2}},
+        {"qid": "f1", "query": "饿了", "intent": "fuzzy", "relevant": {"x-1": 1}, "categories": {}},
+        {"qid": "p2", "query": "打开闪电盒子", "intent": "precise", "relevant": {"x-1": 2}, "categories": {},
+         "unknown_name": True},
+        {"qid": "p3", "query": "打开某某", "intent": "precise", "relevant": {}, "categories": {}, "unknown_name": True},
     ])
     rows, probs = load_dev(dev, {"x-1"}, load_taxonomy(TAXONOMY))
-    assert any("nope" in p for p in probs) and any("5-20" in p for p in probs)
+    assert any("nope" in p for p in probs) and any("1-4 judged categories" in p for p in probs)
+    assert any("line 3" in p and "none when unknown_name" in p for p in probs)
+    assert [r.qid for r in rows] == ["p3"] and rows[0].unknown_name
     train = write_jsonl(tmp_path / "t.jsonl", [{"query": "测 试!", "intent": "precise"}])
     t, _ = load_train(train)
     dev2 = write_jsonl(tmp_path / "d2.jsonl", [{"qid": "p1", "query": "测试", "intent": "precise",
@@ -84,14 +89,16 @@ def test_repository_data_validates(capsys):
     """index_data/ and eval/queries/ at the sizes the project promises (coverage: only with ../shared)."""
     shared = ROOT.parent / "shared" / "data"
     rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--train", str(ROOT / "index_data/intent_train.jsonl"),
-                        "--dev", str(ROOT / "eval/queries/dev.jsonl"), "--shared", str(shared)])
+                        "--dev", str(ROOT / "eval/queries/dev.jsonl"), "--shared", str(shared), "--min-per-label", "10"])
     out = capsys.readouterr()
     assert rc == 0, out.err[-3000:]
     if reference_names(shared) is None:
         assert "coverage check skipped" in out.out
     items = load_catalog(ROOT / "index_data/catalog.jsonl", ROOT / "index_data/taxonomy.txt")
-    assert len(items) >= 1500
+    assert len(items) >= 3000
     assert sum(i.type in ("service", "mini_program") for i in items) >= 400
+    rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--shared", "/nonexistent", "--min-per-label", "10000"])
+    assert rc == 1 and "at least 10000 wanted" in capsys.readouterr().err
     train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
     assert len(train) >= 3000
     dev, _ = load_dev(ROOT / "eval/queries/dev.jsonl")
