@@ -20,10 +20,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = Settings.load(args.config)
     s = Searcher.load(args.index, settings)
-    queries = load_queries(args.queries, {it.id for it in s.items} if args.relevance == "items" else None)
-    report = evaluate(s, queries, args.relevance, args.out)
-    print(markdown(report))
-    print(f"\nreport: {Path(args.out) / 'report.json'} · TREC run and qrels files in {args.out}/")
+    paths = args.queries
+    for n, path in enumerate(paths):
+        queries = load_queries(path, {it.id for it in s.items} if args.relevance == "items" else None)
+        out = Path(args.out) if len(paths) == 1 else Path(args.out) / Path(path).stem
+        report = evaluate(s, queries, args.relevance, out, query_set=path)
+        print(("\n" if n else "") + markdown(report))
+        print(f"\nreport: {out / 'report.json'} · TREC run and qrels files and reliability.png in {out}/")
     return 0
 
 
@@ -62,7 +65,10 @@ def cmd_external(args: argparse.Namespace) -> int:
         print(f"\n# 2. SMP2019 intent (n={r['n']}; precise = app, website; fuzzy = cookbook, health, poetry, riddle)\n")
         print("| balanced accuracy | recall precise | recall fuzzy |\n|---|---|---|")
         print(f"| {r['balanced_accuracy']:.3f} | {r['recall_precise']:.3f} | {r['recall_fuzzy']:.3f} |")
-        print(f"\nroutes at the current thresholds: {r['routes']}\nanchor: {r['anchor']}")
+        print("\n| domain | n | → precise | → mixed | → fuzzy | answered acceptably |\n|---|---|---|---|---|---|")
+        for d, row in r["domains"].items():
+            print(f"| {d} | {row['n']} | {row['precise']} | {row['mixed']} | {row['fuzzy']} | {row['acceptable']:.3f} |")
+        print(f"\n({r['decision']}; routes at the current thresholds: {r['routes']})\nanchor: {r['anchor']}")
     else:
         print("\n# 2. SMP2019: skipped (external/smp2019_train.json not found)")
     qdir = shared / "queries"
@@ -98,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="evaluate the router and baselines on a labelled query set")
     r.add_argument("--index", default="index_data/index")
-    r.add_argument("--queries", default="eval/queries/dev.jsonl")
+    r.add_argument("--queries", nargs="+", default=["eval/queries/dev.jsonl"],
+                   help="one or more labelled query sets; with several, each gets its report in OUT/<set name>/")
     r.add_argument("--relevance", choices=["items", "categories"], default="items")
     r.add_argument("--out", default="eval/out/dev")
     r.set_defaults(func=cmd_run)

@@ -47,9 +47,9 @@ def keystrokes(searcher: Searcher, queries: Sequence[DevQuery], top: int = 3, k:
     used, full, found = [], [], 0
     by_form: dict[str, list[tuple[int, int]]] = {}
     for q in queries:
-        if q.intent != "precise":
+        target = next((i for i, g in q.relevant.items() if g == 2), None)
+        if q.intent != "precise" or q.form is None or target is None:  # the generated name forms only
             continue
-        target = next(i for i, g in q.relevant.items() if g == 2)
         states = typing_states(q.query)
         if not states:
             continue
@@ -68,7 +68,7 @@ def keystrokes(searcher: Searcher, queries: Sequence[DevQuery], top: int = 3, k:
         found += ok
         used.append(hit)
         full.append(total)
-        by_form.setdefault(q.form or "?", []).append((hit, total))
+        by_form.setdefault(q.form, []).append((hit, total))
     return {
         "queries": len(used),
         "found_in_top": top,

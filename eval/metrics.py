@@ -111,6 +111,30 @@ def balanced_accuracy(gold: Sequence[str], predicted: Sequence[str], positive: s
             "recall_fuzzy": float(recall_score(y, p, pos_label=False, zero_division=0))}
 
 
+def calibration(p: Sequence[float], positive: Sequence[bool], bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error of ``p`` as the probability of ``positive`` (Naeini et al., AAAI 2015; Guo et al.,
+    ICML 2017): ECE = Σ_b (n_b / n) · |mean(y in b) − mean(p in b)| over ``bins`` equal-width bins of p, with the
+    reliability curve from ``sklearn.calibration.calibration_curve`` (same bins) for the plot."""
+    from sklearn.calibration import calibration_curve
+
+    pa, ya = np.asarray(p, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if len(pa) == 0:
+        return {"n": 0}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, pa, side="right") - 1, 0, bins - 1)
+    ece, rows = 0.0, []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            gap = abs(float(ya[sel].mean()) - float(pa[sel].mean()))
+            ece += sel.mean() * gap
+            rows.append({"bin": b, "n": int(sel.sum()), "mean_p": float(pa[sel].mean()), "positive_rate": float(ya[sel].mean())})
+    frac, mean_p = calibration_curve(ya.astype(int), pa, n_bins=bins, strategy="uniform") if len(set(ya.tolist())) > 1 else ([], [])
+    extreme = float(np.mean((pa < 0.05) | (pa > 0.95)))
+    return {"n": int(len(pa)), "ece": float(ece), "bins": rows, "curve": {"mean_p": [float(x) for x in mean_p],
+            "positive_rate": [float(x) for x in frac]}, "share_below_0.05_or_above_0.95": extreme}
+
+
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"n": 0}

@@ -16,7 +16,7 @@ from search.store import manifest_checksum
 
 from . import metrics as M
 from .data import category_qrels, forms, item_qrels, write_trec_qrels, write_trec_run
-from .runs import SYSTEMS, RunResult, run_systems
+from .runs import PAGE_K, SYSTEMS, RunResult, run_systems
 
 
 def git_revision() -> str:
@@ -28,8 +28,70 @@ def git_revision() -> str:
         return "unknown"
 
 
+def _correct(q: DevQuery, routed: str) -> bool:
+    """The routing rule: a name goes precise; a need goes fuzzy, or mixed where its page (a service card, then
+    providers) is also right (``accept_mixed``)."""
+    return routed == q.intent or (q.intent == "fuzzy" and q.accept_mixed and routed == "mixed")
+
+
+def _rule_accuracy(queries: Sequence[DevQuery], routes: Mapping[str, str]) -> float:
+    return float(sum(_correct(q, routes[q.qid]) for q in queries) / len(queries)) if queries else float("nan")
+
+
+def _routing_by_group(queries: Sequence[DevQuery], res: RunResult) -> dict[str, dict[str, Any]]:
+    """Per form/kind: how the router routed it, rule accuracy and (names with a target) Success@1."""
+    out: dict[str, dict[str, Any]] = {}
+    for q in queries:
+        g = out.setdefault(f"{q.intent}:{q.group or '-'}", {"n": 0, "precise": 0, "fuzzy": 0, "mixed": 0, "correct": 0,
+                                                            "hits": 0, "targets": 0})
+        r = res.routes[q.qid]
+        g["n"] += 1
+        g[r] += 1
+        g["correct"] += _correct(q, r)
+        target = next((i for i, v in q.relevant.items() if v == 2), None) if q.intent == "precise" else None
+        if target is not None:
+            g["targets"] += 1
+            top = res.runs.get("router", {}).get(q.qid, [])
+            g["hits"] += bool(top) and top[0][0] == target
+    for g in out.values():
+        g["accuracy"] = g["correct"] / g["n"]
+        g["success@1"] = g["hits"] / g["targets"] if g["targets"] else None
+    return dict(sorted(out.items()))
+
+
+def _short_pages(queries: Sequence[DevQuery], res: RunResult, searcher: Searcher, cat_size: Mapping[str, int]) -> dict[str, Any]:
+    """Precise pages shorter than min(k, 6) where the catalog holds at least that many items of the named
+    thing's category: a name should come with its closest alternatives, not alone."""
+    need = min(PAGE_K, 6)
+    eligible = short = 0
+    examples: list[str] = []
+    for q in queries:
+        target = next((i for i, v in q.relevant.items() if v == 2), None)
+        if q.intent != "precise" or target is None or res.routes[q.qid] != "precise":
+            continue
+        it = searcher.item(target)
+        if it is None or cat_size.get(it.category, 0) < need:
+            continue
+        eligible += 1
+        if res.n_results.get(q.qid, 0) < need:
+            short += 1
+            if len(examples) < 10:
+                examples.append(f"{q.query} ({res.n_results.get(q.qid, 0)})")
+    return {"eligible": eligible, "short": short, "share": short / eligible if eligible else float("nan"),
+            "min_results": need, "examples": examples}
+
+
+def _unknown_names(queries: Sequence[DevQuery], res: RunResult) -> dict[str, Any] | None:
+    qs = [q for q in queries if q.unknown_name]
+    if not qs:
+        return None
+    return {"n": len(qs), "routed_precise": sum(res.routes[q.qid] == "precise" for q in qs) / len(qs),
+            "flagged_not_found": sum(res.not_found.get(q.qid, False) for q in qs) / len(qs)}
+
+
 def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "items",
-             out_dir: str | Path | None = None, systems: Sequence[str] = SYSTEMS) -> dict[str, Any]:
+             out_dir: str | Path | None = None, systems: Sequence[str] = SYSTEMS,
+             query_set: str | Path | None = None) -> dict[str, Any]:
     """Run every system over ``queries`` and compute the report (writes TREC files to ``out_dir``)."""
     res: RunResult = run_systems(searcher, queries, systems=systems)
     if relevance == "items":
@@ -50,6 +112,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
     by_form = {}
     for form, qids in sorted(forms(queries).items()):
         by_form[form] = {"n": len(qids), **M.ir_metrics(qrels, res.runs.get("router", {}), M.PRECISE_METRICS, qids)}
+    routing_by_group = _routing_by_group(queries, res)
     # significance: router vs the best baseline, per query group's headline metric
     sig = {}
     baselines = [s for s in ("bm25", "dense", "oracle") if s in systems]
@@ -65,12 +128,16 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
             sig[group] = {"baseline": best, **M.significance(qrels, res.runs, metric, qids, "router", best)}
     gold = {q.qid: q.intent for q in queries}
     suggest = None
-    if relevance == "items" and precise:
+    if relevance == "items" and any(q.form for q in queries if q.intent == "precise"):
         from .keystrokes import keystrokes
 
         suggest = keystrokes(searcher, queries)
+    cat_size: dict[str, int] = {}
+    for it in searcher.items:
+        cat_size[it.category] = cat_size.get(it.category, 0) + 1
     report = {
         "kind": "zhida-eval-report",
+        "query_set": str(query_set) if query_set else None,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "git_revision": git_revision(),
         "index": searcher.path,
@@ -78,7 +145,11 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "thresholds": searcher.thresholds.to_dict() | {"source": searcher.thresholds.source},
         "relevance": relevance,
         "queries": {"total": len(queries), "precise": len(precise), "fuzzy": len(fuzzy)},
-        "routing": M.routing(gold, res.routes),
+        "routing": {**M.routing(gold, res.routes), "accuracy_rule": _rule_accuracy(queries, res.routes)},
+        "routing_by_group": routing_by_group,
+        "short_precise_pages": _short_pages(queries, res, searcher, cat_size),
+        "unknown_names": _unknown_names(queries, res),
+        "calibration": M.calibration([res.p_precise[q.qid] for q in queries], [q.intent == "precise" for q in queries]),
         "systems": table,
         "precise_by_form": by_form,
         "significance": sig,
@@ -93,7 +164,35 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         for name in systems:
             write_trec_run(out / f"run.{name}.txt", res.runs[name], name)
         (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        reliability_plot(report["calibration"], out / "reliability.png")
     return report
+
+
+def reliability_plot(cal: Mapping[str, Any], path: Path) -> Path | None:
+    """Reliability diagram of p_precise: observed share of names per bin against the mean predicted p."""
+    if not cal.get("bins"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=1, label="perfectly calibrated")
+    xs = [b["mean_p"] for b in cal["bins"]]
+    ys = [b["positive_rate"] for b in cal["bins"]]
+    ax.plot(xs, ys, "o-", color="#3b7dd8", label=f"p_precise (ECE {cal['ece']:.3f})")
+    for b in cal["bins"]:
+        ax.annotate(str(b["n"]), (b["mean_p"], b["positive_rate"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("mean predicted p_precise (bin)")
+    ax.set_ylabel("share of gold-precise queries")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _f(x: Any) -> str:
@@ -101,12 +200,14 @@ def _f(x: Any) -> str:
 
 
 def markdown(r: Mapping[str, Any]) -> str:
-    lines = [f"## Zhida evaluation — {r['queries']['total']} queries ({r['queries']['precise']} precise, "
+    name = f"{Path(r['query_set']).name} — " if r.get("query_set") else ""
+    lines = [f"## Zhida evaluation — {name}{r['queries']['total']} queries ({r['queries']['precise']} precise, "
              f"{r['queries']['fuzzy']} fuzzy), relevance: {r['relevance']}",
              f"git {r['git_revision']} · index manifest sha256 {str(r['index_manifest_sha256'])[:12]} · thresholds "
              f"t_precise={r['thresholds']['t_precise']} t_fuzzy={r['thresholds']['t_fuzzy']}", ""]
     rt = r["routing"]
-    lines += ["### Routing", f"accuracy {_f(rt['accuracy'])} · routed mixed {_f(rt['mixed_share'])}", "",
+    rule = f" · accuracy with mixed accepted for needs naming a service {_f(rt['accuracy_rule'])}" if "accuracy_rule" in rt else ""
+    lines += ["### Routing", f"accuracy {_f(rt['accuracy'])}{rule} · routed mixed {_f(rt['mixed_share'])}", "",
               "| gold \\ routed | precise | fuzzy | mixed | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
     for g in ("precise", "fuzzy"):
         c, pc = rt["confusion"][g], rt["per_class"][g]
@@ -134,6 +235,25 @@ def markdown(r: Mapping[str, Any]) -> str:
                   "| form | n | keystrokes | full length |", "|---|---|---|---|"]
         for form, row in sg["by_form"].items():
             lines.append(f"| {form} | {row['n']} | {_f(row['mean_keystrokes'])} | {_f(row['mean_full_length'])} |")
+    if r.get("routing_by_group"):
+        lines += ["", "### Routing by form / kind (router)", "",
+                  "| gold:form | n | → precise | → fuzzy | → mixed | routing accuracy | Success@1 |", "|---|---|---|---|---|---|---|"]
+        for g, row in r["routing_by_group"].items():
+            lines.append(f"| {g} | {row['n']} | {row['precise']} | {row['fuzzy']} | {row['mixed']} | {_f(row['accuracy'])} | "
+                         f"{_f(row['success@1'])} |")
+    sp, un, cal = r.get("short_precise_pages"), r.get("unknown_names"), r.get("calibration")
+    if sp or un or cal:
+        lines += ["", "### Pages and calibration", ""]
+        if sp:
+            lines.append(f"- precise pages with fewer than {sp['min_results']} results (where the category has that many "
+                         f"items): {sp['short']} of {sp['eligible']} ({_f(sp['share'])})"
+                         + (f" — e.g. {', '.join(sp['examples'][:5])}" if sp["examples"] else ""))
+        if un:
+            lines.append(f"- names the catalog does not have (n={un['n']}): routed precise {_f(un['routed_precise'])}, "
+                         f"flagged not found {_f(un['flagged_not_found'])}")
+        if cal and cal.get("n"):
+            lines.append(f"- calibration of p_precise: ECE {_f(cal['ece'])} (10 bins); share of queries with p < 0.05 or "
+                         f"p > 0.95: {_f(cal['share_below_0.05_or_above_0.95'])}; reliability plot: reliability.png")
     lines += ["", "### Latency of this run (ms, in process, information only)", "", "| route | n | p50 | p99 |", "|---|---|---|---|"]
     for route, p in r["latency_ms"].items():
         lines.append(f"| {route} | {p['n']} | {_f(p.get('p50'))} | {_f(p.get('p99'))} |")

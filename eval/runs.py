@@ -21,6 +21,7 @@ from search.routing import route
 from search.searcher import Searcher
 
 SYSTEMS = ("router", "bm25", "dense", "oracle")
+PAGE_K = 10  # the page size a search box shows; short-page figures are about the first PAGE_K results
 
 
 @dataclass
@@ -29,6 +30,8 @@ class RunResult:
     routes: dict[str, str] = field(default_factory=dict)  # qid → router's label
     p_precise: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, list[float]] = field(default_factory=dict)  # router route → latencies
+    n_results: dict[str, int] = field(default_factory=dict)  # qid → results on the router's page at k = 10
+    not_found: dict[str, bool] = field(default_factory=dict)  # qid → the page says the named thing is not there
 
 
 def _ranked(ids: Sequence[str], depth: int) -> list[tuple[str, float]]:
@@ -50,6 +53,8 @@ def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50
         out.latency_ms.setdefault(label, []).append(ms)
         if "router" in systems:
             out.runs["router"][q.qid] = _ranked([h.id for h in page.results], depth)
+            out.n_results[q.qid] = min(len(page.results), PAGE_K)
+            out.not_found[q.qid] = page.not_found
         need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
         need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
         bm = [h.id for h in searcher.precise.rank(a, depth)] if need_bm25 else []

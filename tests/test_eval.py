@@ -67,7 +67,7 @@ def test_smp_domains(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps([{"text": "打开淘宝", "domain": "app"}, {"text": "红烧肉怎么做", "domain": "cookbook"},
                              {"text": "今天天气", "domain": "weather"}], ensure_ascii=False), encoding="utf-8")
-    assert smp_examples(p) == [("打开淘宝", "precise"), ("红烧肉怎么做", "fuzzy")]
+    assert smp_examples(p) == [("打开淘宝", "precise", "app"), ("红烧肉怎么做", "fuzzy", "cookbook")]
 
 
 def test_category_qrels(items50):
@@ -108,3 +108,12 @@ def test_keystrokes_on_fixture(searcher50):
     r = keystrokes(searcher50, qs)
     assert r["queries"] == 2 and r["found_share"] == 1.0
     assert 1 <= r["mean_keystrokes"] <= r["mean_full_length"] == (7 + 5) / 2
+
+
+def test_expected_calibration_error_hand_computed():
+    from eval.metrics import calibration
+
+    c = calibration([0.1, 0.1, 0.9, 0.9], [False, True, True, True])
+    # bin 1: mean p 0.1, half positive → gap 0.4 × weight 0.5; bin 9: mean p 0.9, all positive → gap 0.1 × 0.5
+    assert c["ece"] == pytest.approx(0.25) and c["n"] == 4 and len(c["bins"]) == 2
+    assert c["share_below_0.05_or_above_0.95"] == 0.0
