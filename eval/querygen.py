@@ -12,17 +12,29 @@ Precise queries are the forms people really type to reach a thing they can name 
     command      打开支付宝        a verb before the name (training only; not a dev form)
     partial      网易云音          a prefix that still names exactly one item
 
-Hand-written queries (fuzzy needs, and precise "name + service" mixed cases) live in
-``eval/queries/handwritten/``. The rule for those: a query is labelled by what the user mainly wants —
-if it names a catalog thing and wants that thing (肯德基优惠券, 附近的星巴克), it is precise; a need that
-mentions only a generic thing (附近的咖啡店) is fuzzy; a query that is exactly the name or alias of a
-catalog service (交电费, 打车) is precise, because that service is the answer.
+Only entities get name forms: brands, mini-programs and the platform's own functions (``search.types.ENTITY_TYPES``).
+A generic service or content item (密室逃脱, 助眠音乐) is named by a need, so its exact name is a *fuzzy* training
+query and it gets no other form.
+
+Hand-written queries live in ``eval/queries/handwritten/``: fuzzy needs, precise "name + service" cases, and
+``intent_extra_train.jsonl`` (needs containing a service's name, questions, 附近 queries, the platform's
+functions, long sentences, each with its ``kind``). The rule (eval/README.md): a query is labelled by what the user
+mainly wants — a named entity in any form (exact, alias, pinyin, typo, with a command or a suffix) is precise, and
+so is a command or name-shaped query naming something the catalog does not have; every need or question, and
+every activity many providers offer, is fuzzy. A hand-written query that is exactly an entity's name or alias is
+precise, one that is exactly a generic item's name fuzzy.
+
+On top, ``train_forms.json`` and the lists beside it generate more precise forms — commands and suffixes around
+entity names (打开{name}, {name}官网, open {name}), the functions' verb and noun surfaces (我要交电费, 我的收款码),
+invented names the catalog does not have (``unknown_names.txt``) alone and in commands, whole-name homophone
+typos (``homophone_typos.json``) alone and in commands — and fuzzy need forms over generic items' names
+({service}多少钱, 附近的{service}).
 
     python -m eval.querygen  [--catalog index_data/catalog.jsonl] [--seed 7]
 
-writes ``index_data/intent_train.jsonl`` and ``eval/queries/dev.jsonl`` (the dev fuzzy judgments come
-from ``eval/queries/handwritten/fuzzy_dev.jsonl``). No dev query equals a training query after
-normalisation (punctuation, spacing, case and script ignored).
+writes ``index_data/intent_train.jsonl``. The evaluation sets ``eval/queries/dev.jsonl`` and
+``eval/queries/hard_dev.jsonl`` are frozen (``--dev-out`` regenerates a dev set from the catalog's forms); no
+training query equals one of their queries after normalisation (punctuation, spacing, case and script ignored).
 """
 
 from __future__ import annotations
@@ -30,9 +42,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import zhconv
 from pypinyin import Style, lazy_pinyin, pinyin_dict
@@ -40,12 +54,20 @@ from pypinyin import Style, lazy_pinyin, pinyin_dict
 from search.catalog import load_catalog, query_key
 from search.normalize import compact
 from search.tokenize import has_cjk, pinyin_keys
-from search.types import Item
+from search.types import ENTITY_TYPES, Item
 
 FORMS = ("exact", "english", "pinyin", "initials", "typo", "traditional", "suffix", "partial")
 GENERIC_SUFFIXES = ("会员", "客服", "官网", "优惠券", "订单", "app", "电话", "附近", "怎么用", "登录")
 COMMAND_PREFIXES = ("打开", "进入", "我要用", "帮我打开", "去", "打开一下", "我要上", "启动")
 HANDWRITTEN = Path("eval/queries/handwritten")
+FROZEN = (Path("eval/queries/dev.jsonl"), Path("eval/queries/hard_dev.jsonl"))  # never trained on
+# generated training rows per kind (before duplicates are skipped)
+EXTRA_QUOTA = {"command": 160, "suffix": 80, "english": 70, "function": 90, "unknown_bare": 60, "unknown": 120,
+               "typo": 140, "typo_command": 70, "need": 600}
+VERBISH_START = ("找", "叫", "订", "买", "泡", "看", "换", "开", "租", "住", "卖", "回收", "预约", "上门", "打", "洗",
+                 "修", "送", "接", "搭", "拖", "检", "存", "问", "做", "领", "办", "包", "补", "种", "验", "拔", "学",
+                 "背", "练", "记", "跳", "点", "请", "去", "带", "陪", "捐", "提", "交", "申", "取", "起", "煲", "哄")
+TICKET_END = ("门票", "预约", "预订", "票", "查询", "报名", "申请", "办理", "抢票")
 
 
 def _common_homophones() -> dict[str, list[str]]:
@@ -77,7 +99,10 @@ def typo_of(name: str, rng: random.Random, homophones: dict[str, list[str]]) -> 
 
 
 def forms_of(it: Item, rng: random.Random, homophones: dict[str, list[str]], unique_prefix: set[str]) -> dict[str, str]:
+    """Precise forms of an entity's name (a generic item gets none: its name is a need)."""
     name = it.name
+    if it.type not in ENTITY_TYPES:
+        return {}
     out: dict[str, str] = {"exact": name}
     ascii_aliases = [a for a in it.aliases if a.isascii() and compact(a) and compact(a) != compact(name)]
     if ascii_aliases:
@@ -103,10 +128,6 @@ def forms_of(it: Item, rng: random.Random, homophones: dict[str, list[str]], uni
     out["suffix"] = name + suffix
     # training only (not a dev form): a verb in front, as people say it to an assistant or type it
     out["command"] = rng.choice(COMMAND_PREFIXES) + name
-    if it.type == "content":
-        # A content item is named by a need (学日语, 助眠白噪音): "name + word" is a need, not a name.
-        for form in ("suffix", "command", "partial"):
-            out.pop(form, None)
     if len(cname) >= 4 and has_cjk(cname):
         for ln in range(len(cname) - 1, 1, -1):
             if cname[:ln] in unique_prefix:
@@ -130,12 +151,123 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def generate(catalog: str, taxonomy: str, seed: int, n_dev_per_form: int, n_train_items: int) -> tuple[list[dict], list[dict]]:
+def _nounish(s: str) -> bool:
+    """A surface that reads well after words like 附近的 / 周末去: not a verb phrase, not a ticket or booking form."""
+    return not s.startswith(VERBISH_START) and not s.endswith(TICKET_END)
+
+
+def _weighted_order(rng: random.Random, rows: list, weight: Callable[[Any], float]) -> list:
+    """A popularity-weighted random order without replacement (Efraimidis & Spirakis 2006 keys)."""
+    keyed = sorted(((rng.random() ** (1.0 / max(weight(x), 1e-9)), i) for i, x in enumerate(rows)), reverse=True)
+    return [rows[i] for _, i in keyed]
+
+
+def _fill_in(template: str, name: str) -> str:
+    """``{name}`` filled; an ASCII name gets a space before a glued ASCII suffix (keep app, not keepapp)."""
+    if name.isascii():
+        template = re.sub(r"\{name\}(?=[A-Za-z])", "{name} ", template)
+    return template.format(name=name)
+
+
+def generated_forms(items: Sequence[Item], rng: random.Random, blocked: set[str]) -> list[dict]:
+    """Training rows from ``train_forms.json``, ``unknown_names.txt`` and ``homophone_typos.json`` (module
+    docstring); no row repeats a key in ``blocked``, which grows as rows are added."""
+    forms = json.loads((HANDWRITTEN / "train_forms.json").read_text(encoding="utf-8"))
+    unknown = [ln.strip() for ln in (HANDWRITTEN / "unknown_names.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+    typos = json.loads((HANDWRITTEN / "homophone_typos.json").read_text(encoding="utf-8"))
+    by_id = {it.id: it for it in items}
+    keys = {compact(k) for it in items for k in (it.name, *it.aliases)}
+    unknown = [u for u in unknown if compact(u) not in keys]  # a name the catalog gained is no longer unknown
+    rows: list[dict] = []
+    count: dict[str, int] = {}
+
+    def fill(kind: str, intent: str, candidates: Iterable[str]) -> None:
+        for q in candidates:
+            if count.get(kind, 0) >= EXTRA_QUOTA[kind]:
+                return
+            q = " ".join(q.split())
+            k = compact(q)
+            if k and k not in blocked:
+                blocked.add(k)
+                rows.append({"query": q, "intent": intent, "kind": kind})
+                count[kind] = count.get(kind, 0) + 1
+
+    cmd = forms["command"]
+    prefix_t = [t for t in cmd if not t.startswith("{name}")]
+    suffix_t = [t for t in cmd if t.startswith("{name}")]
+    eng_t = forms["command_english"]
+    entities = [it for it in items if it.type in ("brand", "mini_program") and has_cjk(it.name) and 2 <= len(compact(it.name)) <= 8]
+
+    def surface(it: Item) -> str:
+        cjk_aliases = [a for a in it.aliases if has_cjk(a) and 2 <= len(compact(a)) <= 8]
+        return rng.choice(cjk_aliases) if cjk_aliases and rng.random() < 0.25 else it.name
+
+    popular = lambda it: it.popularity ** 2  # noqa: E731
+    fill("command", "precise", (rng.choice(prefix_t).format(name=surface(it)) for it in _weighted_order(rng, entities, popular)))
+    fill("suffix", "precise", (rng.choice(suffix_t).format(name=surface(it)) for it in _weighted_order(rng, entities, popular)))
+    ascii_names = [(k, it.popularity) for it in items if it.type in ("brand", "mini_program") for k in (it.name, *it.aliases)
+                   if k.isascii() and re.search(r"[A-Za-z]{2}", k) and len(k) <= 16 and not (len(k) <= 4 and it.popularity < 4)]
+
+    def english() -> Iterable[str]:
+        for name, _ in _weighted_order(rng, ascii_names, lambda x: x[1] ** 2):
+            shown = name.lower() if rng.random() < 0.5 else name
+            yield _fill_in(rng.choice(eng_t) if rng.random() < 0.6 else rng.choice(cmd), shown)
+
+    fill("english", "precise", english())
+    fn = [(x, "function_verb") for x in forms["function_surfaces"]["verb"]]
+    fn += [(x, "function_noun") for x in forms["function_surfaces"]["noun"]]
+    fn += [(it.name, "function_noun") for it in items if it.type == "function"]
+    rng.shuffle(fn)
+    fill("function", "precise", (rng.choice(forms[group]).format(name=x) for _ in range(3) for x, group in fn))
+    order = unknown[:]
+    rng.shuffle(order)
+    fill("unknown_bare", "precise", order)
+    rng.shuffle(order)
+    fill("unknown", "precise", (_fill_in(rng.choice(eng_t) if u.isascii() and rng.random() < 0.5 else rng.choice(cmd), u)
+                                for _ in range(3) for u in order))
+    typo_list = [t["typo"] for t in typos if t["target_id"] in by_id and by_id[t["target_id"]].type in ENTITY_TYPES]
+    rng.shuffle(typo_list)
+    fill("typo", "precise", typo_list)
+    rest = [t for t in typo_list if compact(t) not in blocked]
+    fill("typo_command", "precise", (rng.choice(cmd).format(name=t) for t in rest))
+    # needs over generic items' names and aliases
+    group_of = {n: g for g, names in forms["need_groups"].items() for n in names}
+    entity_keys = {compact(k) for it in items if it.type in ENTITY_TYPES for k in (it.name, *it.aliases)}
+    generic = sorted((it for it in items if it.type not in ENTITY_TYPES), key=lambda it: it.id)
+    rng.shuffle(generic)
+
+    def needs() -> Iterable[str]:
+        for _ in range(4):
+            for it in generic:
+                surfaces = [x for x in (it.name, *it.aliases) if 2 <= len(compact(x)) <= 8 and compact(x) not in entity_keys
+                            and not any(w in x for w in ("附近", "周边", "怎么", "去哪"))]
+                if not surfaces:
+                    continue
+                x = rng.choice(surfaces)
+                group = "content" if it.type == "content" else group_of.get(it.name, "common")
+                pool = list(forms["need"][group]) + ([] if group in ("content", "tool", "common") else forms["need"]["common"])
+                if not _nounish(x):
+                    pool = [t for t in pool if t.startswith("{service}")] or ["{service}"]
+                yield rng.choice(pool).format(service=x)
+
+    fill("need", "fuzzy", needs())
+    return rows
+
+
+def generate(catalog: str, taxonomy: str, seed: int, n_train_items: int,
+             n_dev_per_form: int = 0) -> tuple[list[dict], list[dict]]:
+    """Training queries (and, with ``n_dev_per_form``, a fresh dev set of precise forms and hand-written needs)."""
     rng = random.Random(seed)
     items = load_catalog(catalog, taxonomy)
     homophones = _common_homophones()
     unique_prefix = _unique_prefixes(items)
-    name_keys = {compact(k): it for it in items for k in (it.name, *it.aliases)}
+    entity_keys = {compact(k) for it in items if it.type in ENTITY_TYPES for k in (it.name, *it.aliases)}
+    generic_keys = {compact(k) for it in items if it.type not in ENTITY_TYPES for k in (it.name, *it.aliases)}
+
+    def by_rule(query: str, intent: str) -> str:
+        """Exactly an entity's name or alias: precise; exactly a generic item's: fuzzy; else as written."""
+        k = compact(query)
+        return "precise" if k in entity_keys else "fuzzy" if k in generic_keys else intent
 
     # Popular things are typed more: sample items weighted by popularity.
     weights = [it.popularity ** 2 for it in items]
@@ -143,7 +275,7 @@ def generate(catalog: str, taxonomy: str, seed: int, n_dev_per_form: int, n_trai
 
     dev: list[dict] = []
     used_dev_items: set[int] = set()
-    for form in FORMS:
+    for form in FORMS if n_dev_per_form else ():
         pool = [i for i, f in enumerate(per_item) if form in f and i not in used_dev_items]
         rng.shuffle(pool)
         pool.sort(key=lambda i: -weights[i] * rng.random())
@@ -151,27 +283,28 @@ def generate(catalog: str, taxonomy: str, seed: int, n_dev_per_form: int, n_trai
             used_dev_items.add(i)
             dev.append({"query": per_item[i][form], "intent": "precise", "form": form,
                         "relevant": {items[i].id: 2}, "categories": {items[i].category: 2}})
+    if n_dev_per_form:
+        for r in _read(HANDWRITTEN / "fuzzy_dev.jsonl"):
+            if compact(r["query"]) not in entity_keys:
+                dev.append({"query": r["query"], "intent": "fuzzy", "relevant": r.get("relevant", {}),
+                            "categories": r["categories"]})
 
     train: list[dict] = []
     order = rng.choices(range(len(items)), weights=weights, k=n_train_items)
     for i in dict.fromkeys(order):
         f = per_item[i]
+        if not f:  # a generic item: its own name is a need
+            train.append({"query": items[i].name, "intent": "fuzzy"})
+            continue
         picks = rng.sample(sorted(f), k=min(len(f), rng.choice((1, 2, 2, 3))))
         train.extend({"query": f[p], "intent": "precise"} for p in picks)
-
     for r in _read(HANDWRITTEN / "precise_mixed_train.jsonl"):
-        train.append({"query": r["query"], "intent": "precise"})
-    for r in _read(HANDWRITTEN / "fuzzy_train.jsonl"):
-        # A query that is exactly a catalog name or alias asks for that thing: precise (eval/README.md).
-        intent = "precise" if compact(r["query"]) in name_keys else "fuzzy"
-        train.append({"query": r["query"], "intent": intent})
-    for r in _read(HANDWRITTEN / "fuzzy_dev.jsonl"):
-        if compact(r["query"]) in name_keys:
-            continue
-        dev.append({"query": r["query"], "intent": "fuzzy", "relevant": r.get("relevant", {}),
-                    "categories": r["categories"]})
+        train.append({"query": r["query"], "intent": by_rule(r["query"], "precise")})
+    for name in ("fuzzy_train.jsonl", "intent_extra_train.jsonl"):
+        for r in _read(HANDWRITTEN / name):
+            train.append({"query": r["query"], "intent": by_rule(r["query"], r.get("intent", "fuzzy"))})
 
-    # De-duplicate; dev wins over train (the dev set is what we measure on).
+    # De-duplicate; evaluation sets win over training (they are what we measure on).
     dev_keys: set[str] = set()
     dev_out = []
     for d in dev:
@@ -179,13 +312,15 @@ def generate(catalog: str, taxonomy: str, seed: int, n_dev_per_form: int, n_trai
         if k and k not in dev_keys:
             dev_keys.add(k)
             dev_out.append(d)
-    seen: set[str] = set()
+    frozen = {query_key(r["query"]) for p in FROZEN if p.exists() for r in _read(p)}
+    seen: set[str] = set(dev_keys | frozen)
     train_out = []
     for t in train:
         k = query_key(t["query"])
-        if k and k not in seen and k not in dev_keys:
+        if k and k not in seen:
             seen.add(k)
             train_out.append(t)
+    train_out += [{"query": r["query"], "intent": r["intent"]} for r in generated_forms(items, rng, seen)]
     rng.shuffle(train_out)
     for n, d in enumerate(dev_out, 1):
         d["qid"] = f"{'p' if d['intent'] == 'precise' else 'f'}{n:04d}"
@@ -198,17 +333,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--catalog", default="index_data/catalog.jsonl")
     ap.add_argument("--taxonomy", default="index_data/taxonomy.txt")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--dev-per-form", type=int, default=26)
-    ap.add_argument("--train-items", type=int, default=900)
+    ap.add_argument("--train-items", type=int, default=1800, help="catalog items sampled (by popularity) for name forms")
     ap.add_argument("--train-out", default="index_data/intent_train.jsonl")
-    ap.add_argument("--dev-out", default="eval/queries/dev.jsonl")
+    ap.add_argument("--dev-out", default=None, help="also write a fresh dev set here (the project's dev set is frozen)")
+    ap.add_argument("--dev-per-form", type=int, default=26)
     args = ap.parse_args(argv)
-    train, dev = generate(args.catalog, args.taxonomy, args.seed, args.dev_per_form, args.train_items)
-    for path, rows in ((args.train_out, train), (args.dev_out, dev)):
+    train, dev = generate(args.catalog, args.taxonomy, args.seed, args.train_items, args.dev_per_form if args.dev_out else 0)
+    outs = [(args.train_out, train)] + ([(args.dev_out, dev)] if args.dev_out else [])
+    for path, rows in outs:
         with open(path, "w", encoding="utf-8") as fh:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"wrote {path}: {len(rows)} queries")
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["intent"]] = counts.get(r["intent"], 0) + 1
+        print(f"wrote {path}: {len(rows)} queries {counts}")
     return 0
 
 
