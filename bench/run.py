@@ -411,7 +411,7 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     res["build_wall_s"] = t2 - t0
     res["peak_rss"] = peak_rss()
     res["rss_after_build"] = rss_now()
-    res["dense_kind"] = s.manifest.get("kind")
+    res["dense_kind"] = s.parts.dense.kind
     emb = res["build_stages_s"].get("embeddings")
     if emb and res.get("derived") is None:
         res["encoder_build"] = {"items_per_s": len(items) / emb, "seconds": emb}
@@ -677,7 +677,7 @@ def worker_query(args: argparse.Namespace, build: dict[str, Any]) -> dict[str, A
         qv = s.encoder.encode([normalize(q) for q in fq])
         vectors = np.ascontiguousarray(np.asarray(s.vectors, dtype=np.float32))
         kinds = [k for k in args.faiss_kinds.split(",") if k]
-        res["faiss"] = faiss_bench(vectors, qv, settings, s.index, s.manifest.get("kind") or "flat", kinds,
+        res["faiss"] = faiss_bench(vectors, qv, settings, s.parts.dense.index, s.parts.dense.kind, kinds,
                                    sweep=not args.quick, hnsw_max_n=args.hnsw_max_n,
                                    build_times=build.get("build_stages_s", {}))
         res["faiss"]["vectors"] = build.get("vectors")

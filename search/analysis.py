@@ -1,7 +1,11 @@
 """Query analysis: everything computed for a query before it is routed, as one value.
 
 validate and normalise (``request``) → tokenise (jieba words, BM25 terms) → name signals over the lexicon
-(``matching``) → BM25 candidates → catalog features and the intent classifier's ``p_precise``.
+(``matching``), also on the name inside a command or suffix (``cues``: 帮我打开qq → qq) → BM25 candidates → near-name
+corrections among them → catalog features and the intent classifier's ``p_precise``.
+
+A query whose command or suffix wraps a name-shaped word the catalog does not have (打开闪电盒子, 小红伞app) is
+marked ``unknown_name``: the user wants one specific thing that is not here.
 
 Search, explain, evaluation and the threshold tuner all start from the same ``Analysis``, so what they
 measure is what is served.
@@ -17,11 +21,12 @@ import numpy as np
 
 from .backend import Backend
 from .config import Settings
+from .cues import Cues, split_command
 from .intent import IntentModel, dense_features
 from .items import ItemTable
 from .lexicon import Lexicon
-from .matching import NameMatch, match_names
-from .normalize import compact_normalized
+from .matching import NAME_FEATURES, NameMatch, match_names, near_names, with_near
+from .normalize import compact, compact_normalized
 from .request import validate_query
 from .tokenize import Tokenizer
 from .trace import Trace, mark, perf_counter
@@ -41,6 +46,13 @@ class Analysis:
     text_features: list[str]  # the classifier's text features (char n-grams and words)
     features: np.ndarray  # the classifier's catalog features (``intent.DENSE_FEATURES``)
     p_precise: float
+    cues: Cues | None = None  # command, suffix, question and need words (``cues``)
+    unknown_name: bool = False  # a wrapped name-shaped word that names nothing in the catalog
+
+    @property
+    def name(self) -> str:
+        """What the user names: the query without its command or suffix."""
+        return self.cues.core if self.cues is not None and self.cues.wrapped else self.compact
 
 
 class QueryAnalyzer:
@@ -66,24 +78,65 @@ class QueryAnalyzer:
         cq = compact_normalized(norm)
         t = mark(trace, "normalize", t)
         words = self.tokenizer.words(norm)
-        terms = self.tokenizer.terms(norm)
         t = mark(trace, "tokenize", t)
-        match = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
-                            contains_boost=s.contains_boost, content=self.table.is_content)
-        if self.table.added_names:
-            match = self.table.with_added(match, cq, s.exact_boost)
+        match = self.match(cq)
+        cues = split_command(cq, self.is_name)
+        if cues.wrapped and not _names_entity(match):  # the name inside the command: 帮我打开qq → qq
+            inner = self.match(cues.core)
+            if inner.strong:
+                match = inner
+        name = cues.core if cues.wrapped else cq
         t = mark(trace, "match", t)
+        terms = self.tokenizer.terms(name if cues.wrapped else norm)
+        t = mark(trace, "tokenize", t)
         limit = max(2, s.max_k if k is None else k)
         if self.backend.name != "embedded":
             limit = max(limit, s.milvus_bm25_limit)
         docs, scores = self.bm25(terms, limit)
         t = mark(trace, "bm25", t)
+        if not match.strong and len(name) >= 3:  # a mistyped name: one edit from a name among the BM25 candidates
+            match = with_near(match, near_names(name, self._names_of(docs, len(name))), s.exact_boost * 0.75)
+        unknown = (cues.wrapped and (cues.strong or bool(cues.suffix)) and cues.name_shaped() and not match.strong
+                   and not self.is_name(cues.core))
+        t = mark(trace, "match", t)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
-        feats = dense_features(match, top2.tolist(), cq)
+        feats = dense_features(match, top2.tolist(), cq, cues, unknown)
         text = self.text_analyzer(norm)
         p = self.intent.p_precise(text, feats) if self.intent is not None else 0.0
         mark(trace, "intent", t)
-        return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p)
+        return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p, cues, unknown)
+
+    def match(self, cq: str) -> NameMatch:
+        s = self.settings
+        m = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
+                        contains_boost=s.contains_boost, generic=self.table.is_generic)
+        return self.table.with_added(m, cq, s.exact_boost) if self.table.added_names else m
+
+    def is_name(self, cq: str) -> bool:
+        """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""
+        return bool(cq) and bool(self.lexicon.exact(cq))
+
+    def _names_of(self, docs: np.ndarray, length: int) -> list[tuple[int, list[str]]]:
+        """Compact names and aliases of ``docs`` that could be one edit from a ``length``-character name (a raw name
+        shorter than ``length - 1`` cannot be; compacting only removes characters)."""
+        items, deleted = self.table.items, self.table.deleted
+        out = []
+        for d in docs.tolist():
+            if d in deleted:
+                continue
+            names = [compact(n) for n in (items[d].name, *items[d].aliases) if length - 1 <= len(n) <= 2 * length + 4]
+            if names:
+                out.append((d, names))
+        return out
+
+
+_ENTITY = [NAME_FEATURES.index(f) for f in ("exact_name", "exact_alias", "exact_pinyin", "exact_initials", "homophone",
+                                              "near_name")]
+
+
+def _names_entity(match: NameMatch) -> bool:
+    """Whether the match names an entity exactly (name, alias, pinyin, initials, homophone or near-miss)."""
+    return any(match.features[i] > 0 for i in _ENTITY)
 
 
 __all__ = ["Analysis", "QueryAnalyzer"]

@@ -195,3 +195,19 @@ class FuzzyRecommender:
                           else f"语义相近 · {items[c.item].category}") for c in picked]
         mark(trace, "rerank", t)
         return hits
+
+    def similar(self, doc: int, n: int, exclude: set[int], trace: Trace | None = None) -> list[Hit]:
+        """The items closest to item ``doc`` (its alternatives: 肯德基 → 麦当劳, 汉堡王), its own category first, by
+        cosine of their stored vectors."""
+        t, table = perf_counter(), self.table
+        vec = self.backend.vectors([doc])[0]
+        ids, sims = self.backend.dense(vec, min(len(table.items), max(4 * n + 10, 40)))
+        cat = table.items[doc].category
+        same, other = [], []
+        for i, sim in zip(ids.tolist(), sims.tolist(), strict=True):
+            if i == doc or i in exclude or i in table.deleted or i >= len(table.items):
+                continue
+            (same if table.items[i].category == cat else other).append((i, sim))
+        picked = (same + other)[:n]
+        mark(trace, "rerank", t)
+        return [table.hit(i, sim, "同类推荐") for i, sim in picked]

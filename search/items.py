@@ -2,7 +2,7 @@
 
 Document numbers are rows of ``ItemTable.items``; both retrieval backends address items by them (see
 ``search.backend``). Besides the items the table holds what every stage needs per item — normalised tags for
-the fuzzy re-rank, which items are content, id → document — and, for backends that take catalog changes
+the fuzzy re-rank, which items are generic (services and content: their names are needs), id → document — and, for backends that take catalog changes
 (Milvus), the documents deleted and the names added since the index folder was built. Every table is
 replaced by one assignment, so a concurrent query sees the old state or the new one, never a mix.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from .matching import NAME_FEATURES, NameMatch
 from .normalize import compact, normalize
 from .store import IndexReader, IndexWriter
-from .types import Hit, Item
+from .types import ENTITY_TYPES, Hit, Item
 
 ITEMS_FILE = "items.jsonl"
 _EXACT_NAME = NAME_FEATURES.index("exact_name")
@@ -47,7 +47,7 @@ class ItemTable:
         self.items: list[Item] = list(items)
         self.tags: list[tuple[str, ...]] = [normalized_tags(it.tags) for it in self.items]
         self.doc_of: dict[str, int] = {it.id: i for i, it in enumerate(self.items)}
-        self.is_content = np.array([it.type == "content" for it in self.items], dtype=bool)
+        self.is_generic = np.array([it.type not in ENTITY_TYPES for it in self.items], dtype=bool)
         self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self.compact_names = CompactNames(self)
@@ -110,24 +110,24 @@ class ItemTable:
         """Bring the tables in line with the backend after an upsert (or a resync at load)."""
         items_list = list(self.items)
         tags = list(self.tags)
-        content = list(self.is_content.tolist())
+        generic = list(self.is_generic.tolist())
         gaps: set[int] = set()
         for d, it in zip(docs, items, strict=True):
             while d >= len(items_list):  # a gap (an added item deleted since) stays a deleted placeholder
                 gaps.add(len(items_list))
                 items_list.append(it)
                 tags.append(())
-                content.append(False)
+                generic.append(False)
             gaps.discard(d)
             items_list[d] = it
             tags[d] = normalized_tags(it.tags)
-            content[d] = it.type == "content"
+            generic[d] = it.type not in ENTITY_TYPES
             for n in (it.name, *it.aliases):
                 self.added_names[compact(n)] = d  # compact normalises
             self.doc_of[it.id] = d
         self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
         self.tags = tags
-        self.is_content = np.array(content, dtype=bool)
+        self.is_generic = np.array(generic, dtype=bool)
         self.items = items_list
 
     def delete(self, docs: Iterable[int]) -> None:

@@ -4,14 +4,20 @@ Shared by the direct-hit ranker (as score boosts that put the named item at rank
 classifier (as catalog-aware features). Kinds of match, strongest first:
 
 - exact: the compact query equals a name, alias, pinyin or initials key (肯德基, kfc, kendeji, kdj);
-- homophone: the query's pinyin equals a name's pinyin (肯得基 → kendeji → 肯德基), the commonest typo;
+- homophone: a toneless pinyin reading of the query equals a name's pinyin (肯得基 → kendeji → 肯德基), the
+  commonest typo; every reading of a polyphonic character is tried (行 → hang / xing);
 - contained: a name or alias occurs inside the query (星巴克会员, 附近的星巴克), scaled by coverage;
-- prefix: the query is the start of a key (网易云 → 网易云音乐), scaled by coverage.
+- prefix: the query is the start of a key (网易云 → 网易云音乐), scaled by coverage;
+- near (``near_names``, after BM25): a name of three or more characters one edit away from the query (星巴客).
+
+Matches on generic items (services many providers offer, content: 密室逃脱, 助眠音乐) feed their own features
+(``generic_exact``, ``generic_contained``): their names are needs, so naming one is no evidence of a precise intent.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +37,13 @@ NAME_FEATURES: tuple[str, ...] = (
     "starts_with_name",
     "contains_name",
     "prefix_hits_log",
-    "content_exact",
-    "content_contained",
+    "generic_exact",
+    "generic_contained",
+    "near_name",
 )
+HOMOPHONE_REASON = "同音纠错"
+NEAR_REASON = "近似纠错"
+CORRECTIONS = frozenset({HOMOPHONE_REASON, NEAR_REASON})  # a direct hit for a name the user mistyped
 
 
 @dataclass(frozen=True)
@@ -57,13 +67,13 @@ def match_names(
     prefix_boost: float = 20.0,
     contains_boost: float = 30.0,
     prefix_limit: int = 50,
-    content: np.ndarray | None = None,
+    generic: np.ndarray | None = None,
 ) -> NameMatch:
     """Signals for the compact query ``q`` (see module docstring).
 
-    ``content`` (bool per item) marks content items (助眠白噪音, 学日语): their names are needs, so a query
-    naming one is weaker evidence of a precise intent; their exact and contained matches feed the separate
-    ``content_exact`` / ``content_contained`` features instead of the name features (the boosts are the same).
+    ``generic`` (bool per item) marks generic items (密室逃脱, 助眠白噪音): their names are needs, so a query naming
+    one is weaker evidence of a precise intent; their exact and contained matches feed the separate
+    ``generic_exact`` / ``generic_contained`` features instead of the name features (the boosts are the same).
     """
     boosts: dict[int, tuple[float, str]] = {}
     f = dict.fromkeys(NAME_FEATURES, 0.0)
@@ -76,24 +86,28 @@ def match_names(
     if not q:
         return NameMatch({}, tuple(f.values()), False)
 
-    def is_content(item: int) -> bool:
-        return content is not None and bool(content[item])
+    def is_generic(item: int) -> bool:
+        return generic is not None and bool(generic[item])
 
     for item, kind in lexicon.exact(q):
         put(item, exact_boost * KIND_WEIGHT[kind], REASONS[kind])
         key = ("exact_name", "exact_alias", "exact_pinyin", "exact_pinyin", "exact_initials", "exact_initials")[kind]
-        if is_content(item):
-            f["content_exact"] = 1.0
+        if is_generic(item):
+            f["generic_exact"] = 1.0
         else:
             f[key] = 1.0
 
     if has_cjk(q) and not boosts:  # a homophone only matters when the characters themselves did not match
-        full, _ = pinyin_keys(q)
-        if full != q:
+        for full in pinyin_readings(q):
+            if full == q:
+                continue
             for item, kind in lexicon.exact(full):
-                if kind in (2, 3):
-                    put(item, exact_boost * 0.8 * KIND_WEIGHT[kind], "同音匹配")
-                    f["homophone"] = 1.0
+                if kind in (1, 2, 3):  # a pinyin key, or an ASCII alias that is the pinyin (xiaohongshu)
+                    put(item, exact_boost * 0.8 * KIND_WEIGHT[kind], HOMOPHONE_REASON)
+                    if is_generic(item):
+                        f["generic_exact"] = max(f["generic_exact"], 0.8)
+                    else:
+                        f["homophone"] = 1.0
 
     n = len(q)
     for item, kind, start, ln in lexicon.contained(q):
@@ -102,8 +116,8 @@ def match_names(
         cover = ln / n
         boost = contains_boost * cover * KIND_WEIGHT[kind] * (1.1 if start == 0 else 1.0)
         put(item, boost, "包含名称")
-        if is_content(item):
-            f["content_contained"] = max(f["content_contained"], cover)
+        if is_generic(item):
+            f["generic_contained"] = max(f["generic_contained"], cover)
             continue
         if start == 0:
             f["starts_with_name"] = max(f["starts_with_name"], cover)
@@ -120,7 +134,7 @@ def match_names(
             f["prefix_cover"] = max(f["prefix_cover"], cover)
 
     strong = (
-        f["exact_name"] + f["exact_alias"] + f["exact_pinyin"] + f["homophone"] > 0
+        f["exact_name"] + f["exact_alias"] + f["exact_pinyin"] + f["homophone"] + f["generic_exact"] > 0
         or f["starts_with_name"] >= 0.5
         or f["contains_name"] >= 0.6
         or f["prefix_cover"] >= 0.6
@@ -128,7 +142,79 @@ def match_names(
     return NameMatch(boosts, tuple(f.values()), strong)
 
 
+def pinyin_readings(q: str, limit: int = 8) -> list[str]:
+    """Toneless full-pinyin readings of ``q``: the default one first, then those a polyphonic character allows
+    (pypinyin heteronyms), at most ``limit``. ASCII runs stay as they are."""
+    from pypinyin import Style, pinyin
+
+    default = pinyin_keys(q)[0]
+    if len(q) > 8:
+        return [default]
+    options = [[x.lower() for x in dict.fromkeys(syls)] for syls in pinyin(q, style=Style.NORMAL, heteronym=True, errors="default")]
+    out = [default]
+    combos = [""]
+    for opts in options:
+        opts = ["".join(ch for ch in o if ch.isalnum()) for o in opts]
+        combos = [c + o for c in combos for o in opts][: limit * 2]
+    out.extend(c for c in combos if c and c not in out)
+    return out[:limit]
+
+
+def near_names(q: str, candidates: Iterable[tuple[int, Iterable[str]]], min_len: int = 3,
+               min_substitution_len: int = 4) -> list[tuple[int, str]]:
+    """(item, name) for names or aliases (compact, ≥ ``min_len`` characters) exactly one edit (Levenshtein: insert,
+    delete or substitute a character) away from the compact query ``q``: a mistyped name (携程旅形 → 携程旅行,
+    美团外 → 美团外卖). A substitution in a three-character name changes a third of it and as often names something
+    else (小红伞 is not 小红书), so substitutions need ``min_substitution_len`` characters; a homophone substitution is
+    caught earlier, by pinyin."""
+    from rapidfuzz.distance import Levenshtein
+
+    if len(q) < min_len:
+        return []
+    out: list[tuple[int, str]] = []
+    for item, names in candidates:
+        for n in names:
+            if (len(n) >= min_len and abs(len(n) - len(q)) <= 1 and n != q
+                    and (len(n) != len(q) or len(n) >= min_substitution_len)
+                    and Levenshtein.distance(q, n, score_cutoff=1) == 1):
+                out.append((item, n))
+                break
+    return out
+
+
+def with_near(match: NameMatch, near: list[tuple[int, str]], boost: float) -> NameMatch:
+    """``match`` plus near-name corrections (only where nothing stronger than a prefix matched)."""
+    if not near:
+        return match
+    boosts = dict(match.boosts)
+    for item, _ in near:
+        if item not in boosts or boosts[item][0] < boost:
+            boosts[item] = (boost, NEAR_REASON)
+    feats = list(match.features)
+    feats[NAME_FEATURES.index("near_name")] = 1.0
+    return NameMatch(boosts, tuple(feats), True)
+
+
 def boost_arrays(match: NameMatch) -> tuple[np.ndarray, np.ndarray]:
     items = np.fromiter(match.boosts.keys(), dtype=np.int64, count=len(match.boosts))
     vals = np.fromiter((b for b, _ in match.boosts.values()), dtype=np.float64, count=len(match.boosts))
     return items, vals
+
+
+def nearest_names(q: str, candidates: Iterable[tuple[int, Iterable[str]]], limit: int = 3,
+                  min_score: float = 50.0) -> list[tuple[int, float]]:
+    """Did-you-mean: (item, score 0–100) of the names most like the compact query ``q`` among ``candidates``,
+    by the better of character similarity and toneless-pinyin similarity (rapidfuzz's normalised Indel ratio)."""
+    from rapidfuzz import fuzz
+
+    qp = pinyin_keys(q)[0] if has_cjk(q) else q
+    best: dict[int, float] = {}
+    for item, names in candidates:
+        for n in names:
+            if not n:
+                continue
+            np_ = pinyin_keys(n)[0] if has_cjk(n) else n
+            sc = max(fuzz.ratio(q, n), fuzz.ratio(qp, np_))
+            if sc >= min_score and sc > best.get(item, -1.0):
+                best[item] = sc
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]

@@ -1,12 +1,16 @@
 """The answer page: the one definition of what each route shows.
 
 - **precise**: the precise ranking; its first result is the direct hit when the query names it (a strong name
-  match, or any name-match reason). A query with no lexical match at all falls back to recommendations —
-  better a semantic answer than none.
-- **fuzzy**: recommendations, grouped by category.
-- **mixed**: a direct-hit card on top when there is a strong name match, then recommendations (without the card's
-  item), grouped by category.
+  match, or any name-match reason), then the named thing's closest alternatives (same category first) until the
+  page has ``k`` results. A query with no lexical match at all falls back to recommendations — better a semantic
+  answer than none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
+  hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
+- **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
+  service is the card on top — the entry to its providers — and the recommendations follow.
+- **mixed**: a card on top when there is a strong name match (an entity or a service), then recommendations
+  (without the card's item), grouped by category.
 
+A direct hit reached through a corrected name (a homophone, a one-character slip) carries ``correction``.
 ``Searcher.search`` and the evaluation and tuning code all call ``PageBuilder.answer``; nothing else assembles a page.
 """
 
@@ -17,9 +21,16 @@ from dataclasses import dataclass, field
 from .analysis import Analysis
 from .fuzzy import FuzzyRecommender
 from .items import ItemTable
+from .matching import CORRECTIONS, NAME_FEATURES, nearest_names
+from .normalize import compact
 from .precise import KEYWORD_REASON, PreciseRanker
 from .trace import Trace, mark, perf_counter
 from .types import Hit, Route
+
+NOT_FOUND_PAGE = 5  # results on a page for a name the catalog does not have: the nearest names, then a few more
+_GENERIC_EXACT = NAME_FEATURES.index("generic_exact")
+_GENERIC_CONTAINED = NAME_FEATURES.index("generic_contained")
+GENERIC_CARD_COVER = 0.5  # a need shows a service card when the service's name is at least half of it
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,9 @@ class Page:
     direct_hit: Hit | None
     results: tuple[Hit, ...]
     groups: dict[str, list[str]] = field(default_factory=dict)  # category → result ids (fuzzy and mixed pages)
+    not_found: bool = False
+    did_you_mean: tuple[Hit, ...] = ()
+    correction: dict[str, str] | None = None
 
 
 class PageBuilder:
@@ -36,6 +50,8 @@ class PageBuilder:
         self.table = table
 
     def answer(self, a: Analysis, label: Route, k: int, trace: Trace | None = None) -> Page:
+        if label == "precise" and a.unknown_name:
+            return self._not_found(a, k, trace)
         direct: Hit | None = None
         if label == "precise":
             results = self.precise.rank(a, k, trace)
@@ -43,21 +59,51 @@ class PageBuilder:
                 direct = results[0]
             if not results:
                 results = self.fuzzy.recommend(a, k, trace=trace)
-        elif label == "fuzzy":
-            results = self.fuzzy.recommend(a, k, trace=trace)
+            elif direct is not None and len(results) < k:  # the named thing, then its closest alternatives
+                shown = {self.table.doc_of[h.id] for h in results}
+                results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace)
         else:
-            top = self.precise.rank(a, 1, trace) if a.match.strong else []
-            direct = top[0] if top else None
-            exclude = {self.table.doc_of[direct.id]} if direct else None
-            results = ([direct] if direct else []) + self.fuzzy.recommend(a, k - 1 if direct else k, exclude, trace)
+            card = self._card(a, label, trace)
+            direct = card
+            exclude = {self.table.doc_of[card.id]} if card else None
+            results = ([card] if card else []) + self.fuzzy.recommend(a, k - 1 if card else k, exclude, trace)
         t = perf_counter()
         groups: dict[str, list[str]] = {}
         if label != "precise":
             for h in results:
                 if direct is None or h.id != direct.id:
                     groups.setdefault(h.category, []).append(h.id)
+        correction = {"typed": a.name, "name": direct.name} if direct is not None and direct.reason in CORRECTIONS else None
         mark(trace, "page", t)
-        return Page(direct, tuple(results), groups)
+        return Page(direct, tuple(results), groups, correction=correction)
+
+    def _card(self, a: Analysis, label: Route, trace: Trace | None) -> Hit | None:
+        """The card on top of a mixed page (any strong name match) or of a fuzzy one (a generic service the need
+        names, covering at least half of it)."""
+        if label == "mixed":
+            top = self.precise.rank(a, 1, trace) if a.match.strong else []
+            return top[0] if top else None
+        f = a.match.features
+        if f[_GENERIC_EXACT] == 0 and f[_GENERIC_CONTAINED] < GENERIC_CARD_COVER:
+            return None
+        generic = self.table.is_generic
+        best = max(((b, i, r) for i, (b, r) in a.match.boosts.items() if i < len(generic) and generic[i]
+                    and i not in self.table.deleted), default=None)
+        return self.table.hit(best[1], best[0], best[2]) if best else None
+
+    def _not_found(self, a: Analysis, k: int, trace: Trace | None) -> Page:
+        items = self.table.items
+        candidates = {int(d) for d in a.bm25_docs.tolist()} | set(a.match.boosts)
+        near = nearest_names(a.name, ((i, [compact(n) for n in (items[i].name, *items[i].aliases)])
+                                      for i in sorted(candidates) if i not in self.table.deleted))
+        did = tuple(self.table.hit(i, sc, "你是不是要找") for i, sc in near)
+        n = min(k, NOT_FOUND_PAGE)
+        shown = {i for i, _ in near}
+        rest = self.fuzzy.recommend(a, max(0, n - len(did)), shown, trace) if len(did) < n else []
+        t = perf_counter()
+        page = Page(None, (*did, *rest)[:n], {}, not_found=True, did_you_mean=did)
+        mark(trace, "page", t)
+        return page
 
 
 __all__ = ["Page", "PageBuilder"]

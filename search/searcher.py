@@ -162,7 +162,8 @@ class Searcher:
         label = route(a.p_precise, th)
         page = self.pages.answer(a, label, k, trace)
         return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
-                              page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000)
+                              page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000,
+                              page.not_found, page.did_you_mean, page.correction)
 
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None, top: int = 10) -> dict[str, Any]:
         """Score, the features that moved it, and the route at the current thresholds and at the given ones."""

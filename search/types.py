@@ -98,7 +98,12 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResponse:
-    """What ``Searcher.search`` returns; ``to_dict()`` is exactly the HTTP response body."""
+    """What ``Searcher.search`` returns; ``to_dict()`` is exactly the HTTP response body.
+
+    ``not_found``: the query names one specific thing (a command or a name-shaped word) that the catalog does not
+    have; ``did_you_mean`` then lists the nearest names. ``correction``: the direct hit was reached through a
+    corrected name (a homophone or a one-character slip), ``{"typed": …, "name": …}``.
+    """
 
     query: str
     normalized: str
@@ -108,6 +113,9 @@ class SearchResponse:
     results: tuple[Hit, ...]
     groups: dict[str, list[str]] = field(default_factory=dict)
     took_ms: float = 0.0
+    not_found: bool = False
+    did_you_mean: tuple[Hit, ...] = ()
+    correction: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,5 +126,8 @@ class SearchResponse:
             "direct_hit": None if self.direct_hit is None else self.direct_hit.to_dict(),
             "results": [h.to_dict() for h in self.results],
             "groups": {k: list(v) for k, v in self.groups.items()},
+            "not_found": self.not_found,
+            "did_you_mean": [{"id": h.id, "name": h.name} for h in self.did_you_mean],
+            "correction": self.correction,
             "took_ms": round(self.took_ms, 3),
         }

@@ -1,4 +1,4 @@
-"""Issue 3's acceptance queries on the default catalog, built here with the default encoder (USE v3)."""
+"""Acceptance queries on the default catalog, built here with the default encoder (USE v3)."""
 
 import pytest
 
@@ -46,3 +46,39 @@ def test_loaded_index_prefills_the_encoder_token_table(default_index, default_se
     default_searcher.encoder.encode(["肯德基宅急送"])
     after = default_searcher.token_cache_info()
     assert after["misses"] == before["misses"] and after["hits"] > before["hits"]
+
+
+@pytest.mark.parametrize(
+    ("q", "name"),
+    [("帮我打开qq", "QQ"), ("访问百度的网页", "百度"), ("open taobao", "淘宝"), ("京东官网", "京东"), ("抖音app", "抖音")],
+)
+def test_commands_around_a_name_hit_it(default_searcher, q, name):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "precise", (q, r.intent)
+    assert r.direct_hit is not None and r.direct_hit.name == name and not r.not_found
+
+
+@pytest.mark.parametrize("q", ["打开闪电盒子", "搜索小红伞", "蓝鲸记账app"])
+def test_unknown_names_are_precise_and_not_found(default_searcher, q):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "precise", (q, r.intent)
+    assert r.not_found and r.direct_hit is None and 0 < len(r.results) <= 5
+
+
+def test_homophone_of_a_whole_name_is_a_correction(default_searcher):
+    r = default_searcher.search("小红树", 10)
+    assert r.direct_hit is not None and r.direct_hit.name == "小红书"
+    assert r.correction == {"typed": "小红树", "name": "小红书"}
+
+
+@pytest.mark.parametrize("q", ["周末和朋友玩密室逃脱", "宠物寄养一天多少钱", "装修要花多少钱", "高铁晚点了怎么办"])
+def test_needs_that_contain_a_service_name_are_not_names(default_searcher, q):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label in ("fuzzy", "mixed"), (q, r.intent)
+    assert len(r.results) >= 6
+
+
+def test_precise_page_carries_alternatives(default_searcher):
+    r = default_searcher.search("肯德基", 10)
+    assert r.direct_hit.name == "肯德基" and len(r.results) == 10
+    assert sum(h.category == "餐饮店" for h in r.results[1:]) >= 5

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from search.analysis import Analysis
+from search.cues import split_command
 from search.items import ItemTable
 from search.matching import NAME_FEATURES, NameMatch
 from search.page import PageBuilder
@@ -13,11 +14,12 @@ from search.precise import KEYWORD_REASON
 from search.types import Hit, Item
 
 
-def _item(i: int, cat: str) -> Item:
-    return Item(id=f"it-{i}", name=f"名{i}", type="brand", category=cat, description="测试条目" * 5)
+def _item(i: int, cat: str, name: str | None = None, type_: str = "brand") -> Item:
+    return Item(id=f"it-{i}", name=name or f"名{i}", type=type_, category=cat, description="测试条目" * 5)
 
 
-ITEMS = [_item(0, "餐饮店"), _item(1, "餐饮店"), _item(2, "音乐"), _item(3, "电台"), _item(4, "音乐")]
+ITEMS = [_item(0, "餐饮店", "肯德基"), _item(1, "餐饮店", "麦当劳"), _item(2, "音乐"), _item(3, "电台"), _item(4, "音乐"),
+         _item(5, "影视娱乐", "密室逃脱", "service"), _item(6, "餐饮店", "汉堡王")]
 TABLE = ItemTable(ITEMS)
 
 
@@ -35,23 +37,57 @@ class StubPrecise:
 
 
 class StubFuzzy:
-    def __init__(self, docs: list[int]) -> None:
-        self.docs, self.calls = docs, []
+    def __init__(self, docs: list[int], similar: list[int] = ()) -> None:
+        self.docs, self.calls, self.similar_docs = docs, [], list(similar)
 
     def recommend(self, a, k, exclude=None, trace=None):
         self.calls.append((k, exclude))
         return [_hit(d, "语义相近") for d in self.docs if not exclude or d not in exclude][:k]
 
-
-def _analysis(strong: bool) -> Analysis:
-    match = NameMatch({0: (100.0, "名称匹配")} if strong else {}, tuple([0.0] * len(NAME_FEATURES)), strong)
-    return Analysis("q", "q", "q", ("q",), ("q",), match, np.zeros(0, np.int64), np.zeros(0), 10, [], np.zeros(3), 0.5)
+    def similar(self, doc, n, exclude, trace=None):
+        return [_hit(d, "同类推荐") for d in self.similar_docs if d != doc and d not in exclude][:n]
 
 
-def test_precise_page_has_the_direct_hit_first():
-    page = PageBuilder(StubPrecise([0, 1]), StubFuzzy([2, 3]), TABLE).answer(_analysis(True), "precise", 5)
-    assert page.direct_hit is not None and page.direct_hit.id == "it-0"
-    assert [h.id for h in page.results] == ["it-0", "it-1"] and page.groups == {}
+def _analysis(strong: bool, boosts=None, features=None, unknown=False, reason="名称匹配", bm25=()) -> Analysis:
+    feats = features or tuple([0.0] * len(NAME_FEATURES))
+    match = NameMatch(boosts if boosts is not None else ({0: (100.0, reason)} if strong else {}), feats, strong)
+    return Analysis("q", "q", "q", ("q",), ("q",), match, np.array(bm25, np.int64), np.zeros(len(bm25)), 10, [],
+                    np.zeros(3), 0.5, None, unknown)
+
+
+def test_precise_page_has_the_direct_hit_first_then_its_alternatives():
+    page = PageBuilder(StubPrecise([0, 1]), StubFuzzy([2, 3], similar=[6, 1, 4]), TABLE).answer(_analysis(True), "precise", 4)
+    assert page.direct_hit is not None and page.direct_hit.id == "it-0" and not page.not_found
+    assert [h.id for h in page.results] == ["it-0", "it-1", "it-6", "it-4"] and page.groups == {}
+    assert page.correction is None
+
+
+def test_corrected_name_is_marked():
+    page = PageBuilder(StubPrecise([0], "同音纠错"), StubFuzzy([]), TABLE).answer(_analysis(True, reason="同音纠错"),
+                                                                               "precise", 1)
+    assert page.direct_hit.id == "it-0" and page.correction == {"typed": "q", "name": "肯德基"}
+
+
+def test_unknown_name_gets_not_found_nearest_names_and_a_short_list():
+    a = _analysis(False, unknown=True, bm25=[0, 1, 6])
+    a = Analysis("打开肯德鸡鸡", "打开肯德鸡鸡", "打开肯德鸡鸡", (), (), a.match, a.bm25_docs, a.bm25_scores, 10, [],
+                 np.zeros(3), 0.9, split_command("打开肯德鸡鸡"), True)
+    page = PageBuilder(StubPrecise([0]), StubFuzzy([2, 3, 4, 5, 6]), TABLE).answer(a, "precise", 10)
+    assert page.not_found and page.direct_hit is None
+    assert [h.id for h in page.did_you_mean] == ["it-0"] and page.results[0].id == "it-0"
+    assert len(page.results) == 5 and len({h.id for h in page.results}) == 5
+
+
+def test_need_naming_a_service_shows_the_service_card_first():
+    f = [0.0] * len(NAME_FEATURES)
+    f[NAME_FEATURES.index("generic_contained")] = 0.6
+    a = _analysis(False, boosts={5: (18.0, "包含名称"), 0: (3.0, "前缀匹配")}, features=tuple(f))
+    page = PageBuilder(StubPrecise([]), StubFuzzy([5, 2, 3]), TABLE).answer(a, "fuzzy", 3)
+    assert page.direct_hit.id == "it-5" and [h.id for h in page.results] == ["it-5", "it-2", "it-3"]
+    assert "it-5" not in {i for ids in page.groups.values() for i in ids}
+    f[NAME_FEATURES.index("generic_contained")] = 0.3  # a need that only mentions the service in passing
+    a = _analysis(False, boosts={5: (9.0, "包含名称")}, features=tuple(f))
+    assert PageBuilder(StubPrecise([]), StubFuzzy([5, 2, 3]), TABLE).answer(a, "fuzzy", 3).direct_hit is None
 
 
 def test_precise_page_without_a_name_match_has_no_direct_hit():

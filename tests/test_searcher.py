@@ -70,7 +70,8 @@ def test_non_string_query_rejected(searcher50):
 
 def test_to_dict_shape(searcher50):
     d = searcher50.search("肯德基", 3).to_dict()
-    assert set(d) == {"query", "normalized", "tokens", "intent", "direct_hit", "results", "groups", "took_ms"}
+    assert set(d) == {"query", "normalized", "tokens", "intent", "direct_hit", "results", "groups", "not_found",
+                      "did_you_mean", "correction", "took_ms"}
     assert set(d["intent"]) == {"label", "p_precise", "thresholds"}
     assert set(d["results"][0]) == {"id", "name", "type", "category", "score", "actions", "reason"}
 

@@ -119,8 +119,8 @@ def test_explain(admin_client):
     e = r.json()
     assert e["route"]["label"] == "precise" and e["route_at"]["label"] == "fuzzy"
     assert e["top_features"] and e["name_match"]["name"] == "星巴克"
-    z = e["logit"]
-    assert 1 / (1 + np.exp(-z)) == pytest.approx(e["p_precise"], abs=1e-5)
+    z, cal = e["logit"], e["calibration"]
+    assert 1 / (1 + np.exp(-(cal["a"] * z + cal["c"]))) == pytest.approx(e["p_precise"], abs=1e-5)
     assert admin_client.get("/explain", params={"q": ""}).status_code == 422
     assert admin_client.get("/explain", params={"q": "x", "t_precise": 2}).status_code == 422
 

@@ -67,14 +67,27 @@ class IntentOut(BaseModel):
     thresholds: ThresholdsOut
 
 
+class NameOut(BaseModel):
+    id: str
+    name: str
+
+
+class CorrectionOut(BaseModel):
+    typed: str = Field(..., description="the name as the user typed it")
+    name: str = Field(..., description="the catalog name it was corrected to")
+
+
 class SearchResponseOut(BaseModel):
     query: str
     normalized: str
     tokens: list[str]
     intent: IntentOut
-    direct_hit: HitOut | None
+    direct_hit: HitOut | None = Field(..., description="the card on top: the named thing, or the service a need names")
     results: list[HitOut]
-    groups: dict[str, list[str]]
+    groups: dict[str, list[str]] = Field(..., description="category → result ids, in the order of the need's facets")
+    not_found: bool = Field(..., description="the query names one thing the catalog does not have")
+    did_you_mean: list[NameOut] = Field(..., description="nearest names when not_found")
+    correction: CorrectionOut | None = Field(..., description="set when the direct hit is a corrected name")
     took_ms: float
 
 

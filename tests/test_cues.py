@@ -1,0 +1,51 @@
+"""Cues around a name (search/cues.py) and the name corrections of search/matching.py."""
+
+import pytest
+
+from search.cues import split_command
+from search.matching import near_names, nearest_names, pinyin_readings
+
+KNOWN = {"qq", "微信", "淘宝", "去哪儿"}
+
+
+@pytest.mark.parametrize(
+    ("q", "core", "verb", "suffix"),
+    [("帮我打开qq", "qq", "打开", ""), ("请帮我打开uc", "uc", "打开", ""), ("访问京东商城的网页", "京东商城", "访问", "的网页"),
+     ("opentaobao", "taobao", "open", ""), ("京东官网", "京东", "", "官网"), ("抖音app", "抖音", "", "app"),
+     ("开微信", "微信", "开", ""), ("百度浏览器打开", "百度浏览器", "打开", ""), ("打开下厨房找菜谱", "下厨房找菜谱", "打开", ""),
+     ("上海迪士尼", "上海迪士尼", "", ""), ("去医院", "去医院", "", ""), ("装修要花多少钱", "装修要花多少钱", "", "")],
+)
+def test_split_command(q, core, verb, suffix):
+    c = split_command(q, KNOWN.__contains__)
+    assert (c.core, c.verb, c.suffix) == (core, verb, suffix)
+
+
+def test_weak_verbs_need_a_known_name_and_flags():
+    assert split_command("去哪儿", KNOWN.__contains__).core == "去哪儿"  # the full name, not 哪儿
+    c = split_command("装修要花多少钱")
+    assert c.question and not c.wrapped
+    assert split_command("附近修手机").need
+    assert split_command("打开闪电盒子").name_shaped()
+    assert not split_command("搜索附近好吃的").name_shaped()
+
+
+def test_pinyin_readings_try_polyphones():
+    r = pinyin_readings("银行")
+    assert r[0] == "yinhang" or "yinhang" in r
+    assert len(set(r)) == len(r) and len(r) <= 8
+
+
+def test_near_names_one_edit():
+    cands = [(1, ["携程旅行"]), (2, ["携程旅行网"]), (3, ["肯德基"]), (4, ["小红书"])]
+    assert near_names("携程旅形", cands) == [(1, "携程旅行")]  # a substitution in a four-character name
+    assert near_names("携程旅", cands) == [(1, "携程旅行")]  # a character left out
+    assert near_names("小红伞", cands) == []  # a three-character substitution names something else
+    assert near_names("肯德", cands) == []  # too short to correct
+    assert near_names("肯德基", cands) == []  # the name itself is not a correction
+
+
+def test_nearest_names_by_characters_or_pinyin():
+    cands = [(1, ["闪电快递"]), (2, ["小红书"]), (3, ["京东"])]
+    got = nearest_names("闪电盒子", cands)
+    assert got and got[0][0] == 1 and all(i != 3 for i, _ in got)
+    assert nearest_names("xiaohongshu", [(2, ["小红书"])])[0][0] == 2
