@@ -228,3 +228,15 @@ def test_top_cards_matches_reference_hypothesis(synthetic, data):
     q = compact(q)
     if q:
         assert _cards(synthetic, q, k) == _reference_cards(rows, names, popularity, q, k)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item=st.integers(0, 2999), cut=st.integers(0, 6), other=st.text(alphabet=_POOL + "kd", max_size=3))
+def test_names_start_with_is_the_name_prefix_test(synthetic, item, cut, other):
+    import numpy as np
+
+    names, _, _, lex, _, cnames = synthetic
+    items = np.arange(len(names))
+    for prefix in {cnames[item][:cut] + other, cnames[item][:cut]} - {""}:
+        want = np.array([n.startswith(prefix) for n in cnames])
+        assert (lex.names_start_with(items, prefix) == want).all(), prefix
