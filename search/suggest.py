@@ -124,11 +124,17 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         lo, hi = lexicon._range(f)
         if hi <= lo:
             continue
-        rows = np.arange(lo, hi)
-        if kinds != ALL_KINDS:
-            rows = rows[np.isin(kinds_arr[lo:hi], list(kinds))]
-        if len(rows) > 4 * k:
-            rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
+        if kinds == ALL_KINDS:  # the whole range: partition a view of its priors, no row numbers made first
+            if hi - lo > 4 * k:
+                rows = lo + np.argpartition(prior[lo:hi], 4 * k - 1)[: 4 * k]
+            else:
+                rows = np.arange(lo, hi)
+        else:  # the wanted kinds through a table by kind code (np.isin without its set-up)
+            wanted = np.zeros(len(KIND_NAME), dtype=bool)
+            wanted[list(kinds)] = True
+            rows = lo + np.flatnonzero(wanted[kinds_arr[lo:hi]])
+            if len(rows) > 4 * k:
+                rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
         cands.append(rows)
     if mixed is not None and names is not None:
         # 肯dj: initials of the hanzi head + the letters (kdj) over the first 500 keys of that range, initials
@@ -146,12 +152,11 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
     rows = rows[np.argsort(prior[rows], kind="stable")]
     out: list[tuple[int, str]] = []
     seen: set[int] = set()
-    for r in rows.tolist():
-        item = int(lexicon.items[r])
+    for item, kind in zip(lexicon.items[rows].tolist(), lexicon.kinds[rows].tolist(), strict=True):
         if item in seen:
             continue
         seen.add(item)
-        out.append((item, MATCHED[KIND_NAME[int(lexicon.kinds[r])]]))
+        out.append((item, MATCHED[KIND_NAME[kind]]))
         if len(out) >= k:
             break
     return out
