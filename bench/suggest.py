@@ -1,9 +1,13 @@
 """Suggest latency: p50/p99 of ``Searcher.suggest`` for 1–4 keystroke prefixes at catalog sizes.
 
-    python -m bench.suggest [--indexes bench/out/index-10k,bench/out/index-100k] [--n 2000]
+    python -m bench.suggest [--indexes bench/out/index-10k,bench/out/index-100k] [--n 2000] [--slowest 20]
 
 Prefixes are what a user has typed after 1–4 keystrokes of real item names (pinyin letters for hanzi, as in
 eval/keystrokes.py): k, ke, 肯, 肯d … Single thread, after warm-up; prints one Markdown table per index.
+``--slowest N`` also lists the N slowest prefixes with their time and the branch of
+``search.suggest.top_cards`` they took: each typed form looked up (all kinds, or the pinyin kinds through
+the input's own pinyin) and, for hanzi + letters input (肯d), the mixed initials range, with the number of
+lexicon rows in each range.
 Target (issue 8): in-process p99 ≤ 0.5 ms at 100k names.
 """
 
@@ -18,7 +22,26 @@ import numpy as np
 
 from eval.keystrokes import typing_states
 from search.config import Settings
-from search.searcher import Searcher
+from search.normalize import compact_normalized
+from search.searcher import Searcher, validate_query
+from search.suggest import ALL_KINDS, mixed_tail, typed_forms
+from search.tokenize import pinyin_keys
+
+
+def branch(s: Searcher, text: str) -> str:
+    """The path ``top_cards`` takes for ``text``: each typed form with its kinds and range size, and the
+    mixed (hanzi head + letters) initials range when it runs."""
+    cq = compact_normalized(validate_query(text, s.settings))
+    parts = []
+    for form, kinds in typed_forms(cq):
+        lo, hi = s.lexicon._range(form)
+        parts.append(f"{'all' if kinds == ALL_KINDS else 'pinyin'} {form!r} {hi - lo} rows")
+    mixed = mixed_tail(cq)
+    if mixed is not None:
+        head, letters = mixed
+        lo, hi = s.lexicon._range(pinyin_keys(head)[1] + letters)
+        parts.append(f"mixed {head!r}+{letters!r} → {pinyin_keys(head)[1] + letters!r} {hi - lo} rows")
+    return "; ".join(parts)
 
 
 def main() -> int:
@@ -26,6 +49,8 @@ def main() -> int:
     ap.add_argument("--indexes", default="index_data/index,bench/out/index-10k,bench/out/index-100k")
     ap.add_argument("--n", type=int, default=2000, help="names sampled per index")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--slowest", type=int, default=0, metavar="N",
+                    help="also list the N slowest prefixes with their time and top_cards branch")
     args = ap.parse_args()
     settings = Settings(thresholds_path="/nonexistent", verify_index="size")
     for path in args.indexes.split(","):
@@ -44,17 +69,23 @@ def main() -> int:
                 s.suggest(t, 8)
         print(f"\n### suggest latency — {path} ({len(s.items):,} items, {len(s.lexicon):,} keys)\n")
         print("| keystrokes | prefixes | p50 ms | p99 ms | max ms | target | status |\n|---|---|---|---|---|---|---|")
+        timed: list[tuple[float, int, str]] = []
         for n, texts in by_len.items():
             lat = []
             for t in texts:
                 t0 = time.perf_counter()
                 s.suggest(t, 8)
                 lat.append((time.perf_counter() - t0) * 1000)
+            timed.extend(zip(lat, [n] * len(lat), texts, strict=True))
             a = np.array(lat)
             p99 = float(np.percentile(a, 99))
             judged = len(s.items) >= 100_000
             print(f"| {n} | {len(a)} | {np.percentile(a, 50):.3f} | {p99:.3f} | {a.max():.3f} | "
                   f"{'p99 ≤ 0.5 ms' if judged else ''} | {('PASS' if p99 <= 0.5 else '**FAIL**') if judged else ''} |")
+        if args.slowest > 0:
+            print(f"\n{args.slowest} slowest prefixes:\n\n| ms | keystrokes | prefix | top_cards branch |\n|---|---|---|---|")
+            for ms, n, t in sorted(timed, key=lambda r: -r[0])[: args.slowest]:
+                print(f"| {ms:.3f} | {n} | {t} | {branch(s, t)} |")
     return 0
 
 

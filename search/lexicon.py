@@ -85,6 +85,15 @@ class Lexicon:
         for i, key in enumerate(self.keys):
             first.setdefault(key, i)
         object.__setattr__(self, "_first", first)
+        # item → position of its name key (kind 0; every item with a non-empty compact name has exactly one),
+        # -1 without one. The name keys are sorted with all the others, so "item's name starts with p" is
+        # "_range(p) holds its name position": a name-prefix test over many items is two binary searches and
+        # one array comparison, and no name is computed (4 bytes per item).
+        name_rows = np.flatnonzero(self.kinds == 0)
+        n_items = int(self.items.max()) + 1 if len(self.items) else 0
+        name_pos = np.full(n_items, -1, dtype=np.int32)
+        name_pos[self.items[name_rows]] = name_rows
+        object.__setattr__(self, "_name_pos", name_pos)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -125,6 +134,13 @@ class Lexicon:
         lo, hi = self._range(prefix)
         hi = min(hi, lo + limit)
         return [(int(self.items[i]), int(self.kinds[i]), self.keys[i]) for i in range(lo, hi)]
+
+    def names_start_with(self, items: np.ndarray, prefix: str) -> np.ndarray:
+        """Boolean mask over ``items``: whose name (as the lexicon was built from it, compact form) starts with
+        ``prefix`` (non-empty)."""
+        lo, hi = self._range(prefix)
+        pos = self._name_pos[items]  # type: ignore[attr-defined]
+        return (pos >= lo) & (pos < hi)
 
     def count_prefix(self, prefix: str) -> int:
         lo, hi = self._range(prefix)

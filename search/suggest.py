@@ -136,7 +136,8 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
 
     ``mixed`` (head, letters) with ``names`` (compact item names): items whose name starts with the hanzi
     head and whose initials continue with the letters (肯dj → 肯德基); 肯d and 肯de are also reached through
-    the pinyin form (kend…).
+    the pinyin form (kend…). The name test reads the lexicon's own name keys (``Lexicon.names_start_with``),
+    the names its initials keys were made from; ``names`` only switches the mixed path on.
     """
     kinds_arr = lexicon.kinds
     cands: list[np.ndarray] = []
@@ -144,21 +145,27 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         lo, hi = lexicon._range(f)
         if hi <= lo:
             continue
-        rows = np.arange(lo, hi)
-        if kinds != ALL_KINDS:
-            rows = rows[np.isin(kinds_arr[lo:hi], list(kinds))]
-        if len(rows) > 4 * k:
-            rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
+        if kinds == ALL_KINDS:  # the whole range: partition a view of its priors, no row numbers made first
+            if hi - lo > 4 * k:
+                rows = lo + np.argpartition(prior[lo:hi], 4 * k - 1)[: 4 * k]
+            else:
+                rows = np.arange(lo, hi)
+        else:  # the wanted kinds through a table by kind code (np.isin without its set-up)
+            wanted = np.zeros(len(KIND_NAME), dtype=bool)
+            wanted[list(kinds)] = True
+            rows = lo + np.flatnonzero(wanted[kinds_arr[lo:hi]])
+            if len(rows) > 4 * k:
+                rows = rows[np.argpartition(prior[rows], 4 * k - 1)[: 4 * k]]
         cands.append(rows)
     if mixed is not None and names is not None:
-        # 肯dj: initials of the hanzi head + the letters (kdj) over initials keys, kept when the item's
-        # name really starts with the head — one binary search, no pinyin computed per key.
+        # 肯dj: initials of the hanzi head + the letters (kdj) over the first 500 keys of that range, initials
+        # keys kept when the item's name really starts with the head — binary searches and array
+        # comparisons, no pinyin or name computed per key.
         head, letters = mixed
         lo, hi = lexicon._range(pinyin_keys(head)[1] + letters)
-        rows = np.arange(lo, min(hi, lo + 500))
-        rows = rows[kinds_arr[rows] >= 4]
-        items = lexicon.items[rows].tolist()
-        rows = np.array([r for r, i in zip(rows.tolist(), items, strict=True) if names[i].startswith(head)], dtype=np.int64)
+        hi = min(hi, lo + 500)
+        rows = lo + np.flatnonzero(kinds_arr[lo:hi] >= 4)
+        rows = rows[lexicon.names_start_with(lexicon.items[rows], head)]
         cands.append(rows)
     if not cands:
         return []
@@ -166,12 +173,11 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
     rows = rows[np.argsort(prior[rows], kind="stable")]
     out: list[tuple[int, str]] = []
     seen: set[int] = set()
-    for r in rows.tolist():
-        item = int(lexicon.items[r])
+    for item, kind in zip(lexicon.items[rows].tolist(), lexicon.kinds[rows].tolist(), strict=True):
         if item in seen:
             continue
         seen.add(item)
-        out.append((item, MATCHED[KIND_NAME[int(lexicon.kinds[r])]]))
+        out.append((item, MATCHED[KIND_NAME[kind]]))
         if len(out) >= k:
             break
     return out
