@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the package with pinned dependencies (and dev tools)
 
 # rebuilt when the catalog, the training queries or the engine's code is newer than the index
-$(INDEX)/manifest.json: index_data/catalog.jsonl index_data/intent_train.jsonl index_data/taxonomy.txt $(wildcard search/*.py) | $(STAMP)
+$(INDEX)/manifest.json: index_data/catalog.jsonl index_data/intent_train.jsonl index_data/category_train.jsonl index_data/taxonomy.txt $(wildcard search/*.py) | $(STAMP)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
 
 index: $(INDEX)/manifest.json ## build the default index from index_data/ if missing or older than catalog/code

@@ -8,7 +8,7 @@ eval/keystrokes.py): k, ke, 肯, 肯d … Single thread, after warm-up; prints o
 ``search.suggest.top_cards`` they took: each typed form looked up (all kinds, or the pinyin kinds through
 the input's own pinyin) and, for hanzi + letters input (肯d), the mixed initials range, with the number of
 lexicon rows in each range.
-Target (issue 8): in-process p99 ≤ 0.5 ms at 100k names.
+Target: in-process p99 ≤ 0.5 ms at 100k names.
 """
 
 from __future__ import annotations

@@ -82,6 +82,38 @@ def diversity_at_10(run: Mapping[str, Sequence[tuple[str, float]]], category_of:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def need_metrics(run: Mapping[str, Sequence[tuple[str, float]]], queries: Sequence[Any], category_of: Mapping[str, str],
+                 category_size: Mapping[str, int], k: int = 10) -> dict[str, float]:
+    """Whether a page helps with a need, over queries with judged categories (means over queries):
+
+    - ``judged@10``: share of the first ``k`` results that carry a judgment (relevant or not), so that unjudged
+      items can neither hide a loss nor fake a gain in nDCG (Sakai, SIGIR 2007, "condensed" lists);
+    - ``category_precision@10``: share of the first ``k`` results whose category the need's judges marked relevant;
+    - ``facet_recall@10``: share of the judged categories (those the catalog has items of) that appear in the first
+      ``k`` results.
+    """
+    judged, prec, facet = [], [], []
+    for q in queries:
+        cats = {c for c, g in q.categories.items() if g > 0}
+        if not cats:
+            continue
+        top = [d for d, _ in run.get(q.qid, [])[:k]]
+        if top:
+            judged.append(sum(d in q.relevant or d in q.nonrelevant for d in top) / len(top))
+            prec.append(sum(category_of.get(d) in cats for d in top) / len(top))
+        else:
+            judged.append(0.0)
+            prec.append(0.0)
+        present = {c for c in cats if category_size.get(c, 0) > 0}
+        if present:
+            facet.append(len(present & {category_of.get(d) for d in top}) / len(present))
+    return {"judged@10": _mean(judged), "category_precision@10": _mean(prec), "facet_recall@10": _mean(facet)}
+
+
+def _mean(v: Sequence[float]) -> float:
+    return float(np.mean(v)) if len(v) else float("nan")
+
+
 def routing(gold: Mapping[str, str], predicted: Mapping[str, str]) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix (gold × {precise, fuzzy, mixed})."""
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support

@@ -81,6 +81,45 @@ def _short_pages(queries: Sequence[DevQuery], res: RunResult, searcher: Searcher
             "min_results": need, "examples": examples}
 
 
+def _worst_needs(needs: Sequence[DevQuery], qrels: Mapping[str, Mapping[str, int]], res: RunResult, searcher: Searcher,
+                 n: int = 20) -> list[dict[str, Any]]:
+    """The needs the router served worst (item nDCG@10), with what came back."""
+    qids = [q.qid for q in needs if q.qid in qrels]
+    if not qids or "router" not in res.runs:
+        return []
+    scores = M.per_query(qrels, res.runs["router"], "ndcg@10", qids)
+    by_id = {q.qid: q for q in needs}
+    out = []
+    for qid in sorted(scores, key=lambda x: (scores[x], x))[:n]:
+        q = by_id[qid]
+        shown = []
+        for d, _ in res.runs["router"].get(qid, [])[:5]:
+            it = searcher.item(d)
+            g = q.relevant.get(d, 0 if d in q.nonrelevant else None)
+            shown.append(f"{it.name if it else d} [{it.category if it else '?'}; {'unjudged' if g is None else g}]")
+        out.append({"qid": qid, "query": q.query, "ndcg@10": scores[qid], "route": res.routes[qid],
+                    "judged_categories": sorted(q.categories, key=lambda c: -q.categories[c]), "top5": shown})
+    return out
+
+
+def _category_model(searcher: Searcher, needs: Sequence[DevQuery]) -> dict[str, Any] | None:
+    """Top-1 / top-3 accuracy of the query→category model against the judged categories of the needs: the top
+    prediction is a judged category (top-1), one of the top three is (top-3)."""
+    predict = getattr(searcher, "predict_categories", None)
+    if predict is None or not needs:
+        return None
+    top1 = top3 = n = 0
+    for q in needs:
+        cats = {c for c, g in q.categories.items() if g > 0}
+        if not cats:
+            continue
+        pred = [c for c, _ in predict(q.query, 3)]
+        n += 1
+        top1 += bool(pred) and pred[0] in cats
+        top3 += bool(cats & set(pred))
+    return {"n": n, "top1": top1 / n if n else float("nan"), "top3": top3 / n if n else float("nan")}
+
+
 def _unknown_names(queries: Sequence[DevQuery], res: RunResult) -> dict[str, Any] | None:
     qs = [q for q in queries if q.unknown_name]
     if not qs:
@@ -103,11 +142,18 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
     precise = [q.qid for q in queries if q.intent == "precise"]
     fuzzy = [q.qid for q in queries if q.intent == "fuzzy"]
     category_of = {it.id: it.category for it in searcher.items}
+    cat_size: dict[str, int] = {}
+    for it in searcher.items:
+        cat_size[it.category] = cat_size.get(it.category, 0) + 1
+    needs = [q for q in queries if q.intent == "fuzzy"]
+    cat_qrels = category_qrels(needs, searcher.items)
     table: dict[str, dict[str, float]] = {}
     for name in systems:
         run = res.runs[name]
         row = {**M.ir_metrics(qrels, run, M.PRECISE_METRICS, precise), **M.ir_metrics(qrels, run, M.FUZZY_METRICS, fuzzy)}
         row["diversity@10"] = M.diversity_at_10(run, category_of, fuzzy)
+        row.update(M.need_metrics(run, needs, category_of, cat_size))
+        row["category_ndcg@10"] = M.ir_metrics(cat_qrels, run, ["ndcg@10"], fuzzy)["ndcg@10"] if cat_qrels else float("nan")
         table[name] = row
     by_form = {}
     for form, qids in sorted(forms(queries).items()):
@@ -132,9 +178,6 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         from .keystrokes import keystrokes
 
         suggest = keystrokes(searcher, queries)
-    cat_size: dict[str, int] = {}
-    for it in searcher.items:
-        cat_size[it.category] = cat_size.get(it.category, 0) + 1
     report = {
         "kind": "zhida-eval-report",
         "query_set": str(query_set) if query_set else None,
@@ -150,6 +193,8 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "short_precise_pages": _short_pages(queries, res, searcher, cat_size),
         "unknown_names": _unknown_names(queries, res),
         "calibration": M.calibration([res.p_precise[q.qid] for q in queries], [q.intent == "precise" for q in queries]),
+        "worst_needs": _worst_needs(needs, qrels, res, searcher),
+        "category_model": _category_model(searcher, needs),
         "systems": table,
         "precise_by_form": by_form,
         "significance": sig,
@@ -217,6 +262,17 @@ def markdown(r: Mapping[str, Any]) -> str:
               "| system | " + " | ".join(M.LABELS.get(c, c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in r["systems"].items():
         lines.append(f"| {name} | " + " | ".join(_f(row.get(c)) for c in cols) + " |")
+    ncols = ["ndcg@10", "judged@10", "category_precision@10", "facet_recall@10", "category_ndcg@10"]
+    if any(c in row for row in r["systems"].values() for c in ncols[1:]):
+        lines += ["", "### Needs: does the page help? (fuzzy queries)", "",
+                  "| system | item nDCG@10 | Judged@10 | category precision@10 | facet recall@10 | category nDCG@10 |",
+                  "|---|---|---|---|---|---|"]
+        for name, row in r["systems"].items():
+            lines.append(f"| {name} | " + " | ".join(_f(row.get(c)) for c in ncols) + " |")
+        cm = r.get("category_model")
+        if cm:
+            lines.append(f"\nquery→category model on the {cm['n']} needs' judged categories: top-1 {_f(cm['top1'])}, "
+                         f"top-3 {_f(cm['top3'])}")
     if r.get("significance"):
         lines += ["", "### Router vs best baseline (paired t-test, ranx)", "",
                   "| queries | metric | baseline | router | baseline score | p |", "|---|---|---|---|---|---|"]
@@ -254,6 +310,12 @@ def markdown(r: Mapping[str, Any]) -> str:
         if cal and cal.get("n"):
             lines.append(f"- calibration of p_precise: ECE {_f(cal['ece'])} (10 bins); share of queries with p < 0.05 or "
                          f"p > 0.95: {_f(cal['share_below_0.05_or_above_0.95'])}; reliability plot: reliability.png")
+    if r.get("worst_needs"):
+        lines += ["", "### The 20 needs served worst (router, item nDCG@10)", "", "| query | nDCG@10 | route | judged categories | first five results |",
+                  "|---|---|---|---|---|"]
+        for w in r["worst_needs"]:
+            lines.append(f"| {w['query']} | {_f(w['ndcg@10'])} | {w['route']} | {'、'.join(w['judged_categories'])} | "
+                         f"{'; '.join(w['top5'])} |")
     lines += ["", "### Latency of this run (ms, in process, information only)", "", "| route | n | p50 | p99 |", "|---|---|---|---|"]
     for route, p in r["latency_ms"].items():
         lines.append(f"| {route} | {p['n']} | {_f(p.get('p50'))} | {_f(p.get('p99'))} |")

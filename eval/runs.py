@@ -58,7 +58,7 @@ def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50
         need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
         need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
         bm = [h.id for h in searcher.precise.rank(a, depth)] if need_bm25 else []
-        dn = [h.id for h in searcher.fuzzy.recommend(a, depth)] if need_dense else []
+        dn = [h.id for h in searcher.fuzzy.recommend(a, depth).hits] if need_dense else []
         if "bm25" in systems:
             out.runs["bm25"][q.qid] = _ranked(bm, depth)
         if "dense" in systems:

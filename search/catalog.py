@@ -214,6 +214,7 @@ class DevQuery:
     kind: str | None = None
     accept_mixed: bool = False
     unknown_name: bool = False
+    nonrelevant: frozenset[str] = frozenset()  # items judged and found not helpful (for Judged@10)
 
     @property
     def group(self) -> str | None:
@@ -233,6 +234,25 @@ def load_train(path: str | Path) -> tuple[list[TrainQuery], list[str]]:
             problems.append(f"line {n}: intent must be 'precise' or 'fuzzy'")
         else:
             out.append(TrainQuery(obj["query"], obj["intent"]))
+    return out, problems
+
+
+def load_category_train(path: str | Path, taxonomy: Sequence[str]) -> tuple[list[tuple[str, dict[str, int]]], list[str]]:
+    """Training needs with judged categories, ``{query, categories: {label: 1|2}}`` per line."""
+    tax = set(taxonomy)
+    out: list[tuple[str, dict[str, int]]] = []
+    problems: list[str] = []
+    for n, obj, err in _read_jsonl(path):
+        if err:
+            problems.append(f"line {n}: {err}")
+            continue
+        cats = obj.get("categories") if isinstance(obj, dict) else None
+        if not (isinstance(obj, dict) and isinstance(obj.get("query"), str) and compact(obj["query"])):
+            problems.append(f"line {n}: needs a non-empty 'query'")
+        elif not (isinstance(cats, dict) and cats and all(c in tax and g in (1, 2) for c, g in cats.items())):
+            problems.append(f"line {n}: categories must map taxonomy labels to 1 or 2")
+        else:
+            out.append((obj["query"], dict(cats)))
     return out, problems
 
 
@@ -271,8 +291,13 @@ def load_dev(path: str | Path, item_ids: set[str] | None = None, taxonomy: Seque
                 errs.append("unknown_name and accept_mixed must be true or false")
             elif intent == "precise" and list(rel.values()).count(2) != (0 if unknown else 1):
                 errs.append("a precise query needs exactly one grade-2 target (none when unknown_name)")
-            if intent == "fuzzy" and not (len(rel) <= 20 and 1 <= len(cats) <= 4):
-                errs.append("a fuzzy query needs at most 20 judged items and 1-4 judged categories")
+            if intent == "fuzzy" and not 1 <= len(cats) <= 4:
+                errs.append("a fuzzy query needs 1-4 judged categories")
+            nonrel = obj.get("nonrelevant", [])
+            if not (isinstance(nonrel, list) and all(isinstance(x, str) for x in nonrel)) or set(nonrel) & set(rel):
+                errs.append("nonrelevant must list item ids not judged relevant")
+            elif item_ids is not None:
+                errs += [f"judged id {i!r} is not in the catalog" for i in nonrel if i not in item_ids]
             form, kind = obj.get("form"), obj.get("kind")
             if form is not None and form not in QUERY_FORMS:
                 errs.append(f"form must be one of {list(QUERY_FORMS)}")
@@ -283,7 +308,8 @@ def load_dev(path: str | Path, item_ids: set[str] | None = None, taxonomy: Seque
             continue
         qids.add(qid)
         out.append(DevQuery(qid, q, intent, dict(rel), dict(cats), obj.get("form"), obj.get("kind"),
-                            bool(obj.get("accept_mixed", False)), bool(obj.get("unknown_name", False))))
+                            bool(obj.get("accept_mixed", False)), bool(obj.get("unknown_name", False)),
+                            frozenset(obj.get("nonrelevant", []))))
     return out, problems
 
 

@@ -28,7 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .catalog import load_catalog, load_train
+    from .catalog import load_catalog, load_category_train, load_taxonomy, load_train
     from .searcher import Searcher
     from .store import sha256_file
 
@@ -42,16 +42,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     train, problems = load_train(train_path)
     if problems:
         raise ZhidaError(f"{train_path}: " + "; ".join(problems[:5]))
-    stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "write"]
+    stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "categories", "write"]
     bar = tqdm(total=len(stages), desc="build", unit="stage", disable=args.quiet, file=sys.stderr)
 
     def progress(msg: str) -> None:
         bar.set_postfix_str(msg)
         bar.update(1)
 
-    searcher = Searcher.build(items, [(t.query, t.intent) for t in train], s, progress=progress)
+    cat_train: list[tuple[str, dict[str, int]]] = []
+    if Path(s.category_train_path).exists():
+        cat_train, problems = load_category_train(s.category_train_path, load_taxonomy(taxonomy))
+        if problems:
+            raise ZhidaError(f"{s.category_train_path}: " + "; ".join(problems[:5]))
+    searcher = Searcher.build(items, [(t.query, t.intent) for t in train], s, progress=progress, category_train=cat_train)
     meta = {"catalog": str(catalog), "catalog_sha256": sha256_file(Path(catalog)),
-            "intent_train_sha256": sha256_file(Path(train_path))}
+            "intent_train_sha256": sha256_file(Path(train_path)),
+            "category_train": {"path": s.category_train_path, "rows": len(cat_train),
+                               "sha256": sha256_file(Path(s.category_train_path)) if cat_train else None}}
     path = searcher.save(out, meta)
     progress("done")
     bar.close()

@@ -50,6 +50,7 @@ class Settings:
     catalog_path: str = "index_data/catalog.jsonl"  # catalog the default index is built from
     taxonomy_path: str = "index_data/taxonomy.txt"  # the category vocabulary items must use
     intent_train_path: str = "index_data/intent_train.jsonl"  # labelled queries the classifier learns
+    category_train_path: str = "index_data/category_train.jsonl"  # training needs with judged categories (optional)
     index_path: str = "index_data/index"  # index folder served by default
     thresholds_path: str = "index_data/thresholds.json"  # written by the tuner; overrides t_* below
 
@@ -91,9 +92,18 @@ class Settings:
     # services that fit a need about equally, the one people use comes first. Dev fuzzy nDCG@10 (make eval):
     # 0 → 0.435, 0.01 → 0.449, 0.02 → 0.451, 0.03 → 0.455, 0.05 → 0.451; 0.02 sits inside that flat region
     popularity_weight: float = 0.02
-    mmr_lambda: float = 0.75  # MMR trade-off: 1 = pure relevance, 0 = pure diversity
-    per_category_cap: int = 3  # at most this many results of one category in a fuzzy answer
-    min_fuzzy_results: int = 6  # fuzzy answers aim for at least this many results
+    mmr_lambda: float = 1.0  # MMR trade-off: 1 = pure relevance (diversity comes from the need's facets), 0 = pure diversity
+    main_category_cap: int = 6  # results of the need's main category (the most likely one)
+    per_category_cap: int = 3  # results of each other category in a fuzzy answer
+    min_fuzzy_results: int = 6  # a fuzzy answer shows at least this many results where the catalog allows
+    # --- query → category model (search/categories.py) ---
+    category_knn_weight: float = 0.5  # α: weight of the neighbours' categories against the text classifier
+    category_knn_neighbours: int = 30  # nearest items that vote
+    category_knn_temperature: float = 0.05  # τ: vote weight exp(cosine / τ)
+    category_weight: float = 0.3  # re-rank prior: relevance += weight · p(item's category | need)
+    facet_min_prob: float = 0.1  # a category is one of the need's facets from this probability
+    max_facets: int = 4  # facets a page is organised by
+    facet_extra_candidates: int = 10  # popular items of each facet added to the dense candidates
 
     # --- serving ---------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -144,6 +154,12 @@ class Settings:
             raise ConfigError("milvus_bm25_limit must be in 1..16384, milvus_shards and milvus_replicas >= 1")
         if not (0 <= self.embedding_cache_size <= 10_000_000) or not (0 <= self.encoder_token_cache <= 1_000_000):
             raise ConfigError("embedding_cache_size must be in 0..10000000 and encoder_token_cache in 0..1000000")
+        if not (0.0 <= self.category_knn_weight <= 1.0) or self.category_knn_temperature <= 0:
+            raise ConfigError("category_knn_weight must be in 0..1 and category_knn_temperature > 0")
+        if not (1 <= self.per_category_cap <= self.main_category_cap) or not (1 <= self.max_facets <= 20):
+            raise ConfigError("need 1 <= per_category_cap <= main_category_cap and 1 <= max_facets <= 20")
+        if not (0.0 <= self.mmr_lambda <= 1.0) or not (0.0 <= self.facet_min_prob <= 1.0):
+            raise ConfigError("mmr_lambda and facet_min_prob must be in 0..1")
         if not (0 <= self.worker_threads <= 64):
             raise ConfigError("worker_threads must be in 0..64 (0 = auto)")
         if self.verify_index not in ("full", "size"):

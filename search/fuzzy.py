@@ -12,13 +12,15 @@ under a hard cap of ``per_category_cap`` results per category, so a need gets a 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from .analysis import Analysis
 from .backend import Backend
+from .categories import CategoryModel
 from .config import Settings
 from .dense import QueryEncoder
 from .items import ItemTable
@@ -83,8 +85,10 @@ def mmr(
     k: int,
     lam: float = 0.75,
     per_category_cap: int = 3,
+    caps: Mapping[str, int] | None = None,
 ) -> list[Candidate]:
-    """MMR selection with a per-category cap; ``vectors`` rows align with ``cands``.
+    """MMR selection with a cap per category (``caps[category]``, else ``per_category_cap``); ``vectors`` rows align
+    with ``cands``.
 
     Returned candidates carry their MMR marginal score as ``relevance``. It never increases from one pick
     to the next (every candidate's penalty can only grow as the picked set grows), so results are sorted
@@ -92,13 +96,14 @@ def mmr(
     """
     if not cands:
         return []
-    picks = _mmr_loop(cands, vectors, categories, k, lam, per_category_cap) if len(cands) <= 64 else \
-        _mmr_arrays(cands, vectors, categories, k, lam, per_category_cap)
+    cap = (lambda c: caps.get(c, per_category_cap)) if caps else (lambda c: per_category_cap)
+    picks = _mmr_loop(cands, vectors, categories, k, lam, cap) if len(cands) <= 64 else \
+        _mmr_arrays(cands, vectors, categories, k, lam, cap)
     return [Candidate(cands[i].item, m, cands[i].reason) for i, m in picks]
 
 
 def _mmr_loop(cands: Sequence[Candidate], vectors: np.ndarray, categories: Sequence[str], k: int, lam: float,
-              per_category_cap: int) -> list[tuple[int, float]]:
+              cap: Callable[[str], int]) -> list[tuple[int, float]]:
     """MMR in plain Python: for the usual ~40 candidates it beats a dozen small numpy calls per pick. Same IEEE
     double arithmetic as ``_mmr_arrays`` and the same first-index tie break (tests/test_dense.py checks)."""
     v = np.asarray(vectors, dtype=np.float32)
@@ -121,7 +126,7 @@ def _mmr_loop(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seque
         available[i] = False
         left -= 1
         cat = categories[i]
-        if per_cat.get(cat, 0) >= per_category_cap:
+        if per_cat.get(cat, 0) >= cap(cat):
             continue
         per_cat[cat] = per_cat.get(cat, 0) + 1
         out.append((i, best))
@@ -133,7 +138,7 @@ def _mmr_loop(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seque
 
 
 def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Sequence[str], k: int, lam: float,
-                per_category_cap: int) -> list[tuple[int, float]]:
+                cap: Callable[[str], int]) -> list[tuple[int, float]]:
     """MMR over numpy arrays: scales better when many candidates are re-ranked (k = 50 → 200 candidates)."""
     rel = np.array([c.relevance for c in cands], dtype=np.float64)
     v = np.asarray(vectors, dtype=np.float32)
@@ -149,7 +154,7 @@ def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seq
         i = int(np.argmax(score))
         available[i] = False
         cat = categories[i]
-        if per_cat.get(cat, 0) >= per_category_cap:
+        if per_cat.get(cat, 0) >= cap(cat):
             continue
         per_cat[cat] = per_cat.get(cat, 0) + 1
         out.append((i, float(score[i])))
@@ -157,15 +162,54 @@ def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seq
     return out
 
 
+@dataclass(frozen=True)
+class Recommendation:
+    hits: list[Hit]
+    facets: list[tuple[str, float]]  # the need's categories, most likely first, with p(category | need)
+
+
 class FuzzyRecommender:
-    def __init__(self, settings: Settings, table: ItemTable, backend: Backend, encoder: QueryEncoder) -> None:
+    """Relevance first, organised by the need's facets.
+
+    1. Candidates: the dense index's nearest items, plus the most popular items of each facet category (the need's
+       likely categories, from the query→category model) that the dense search missed.
+    2. Relevance = cosine + ``tag_weight`` × (matched tags + category named) + ``popularity_weight`` × (popularity − 3)
+       + ``category_weight`` × p(item's category | need).
+    3. Selection by MMR (``mmr_lambda``, 1 = pure relevance) under caps: ``main_category_cap`` results of the main
+       facet, ``per_category_cap`` of each other facet, and no result outside the facets unless the page would
+       otherwise have fewer than ``min_fuzzy_results``.
+    Without a category model, every category is capped at ``per_category_cap`` (the page is diversified by MMR).
+    """
+
+    def __init__(self, settings: Settings, table: ItemTable, backend: Backend, encoder: QueryEncoder,
+                 categories: CategoryModel | None = None) -> None:
         self.settings = settings
         self.table = table
         self.backend = backend
         self.encoder = encoder
+        self.categories = categories
+        self.label_index = categories.index if categories is not None else {}
 
-    def recommend(self, a: Analysis, k: int, exclude: set[int] | None = None, trace: Trace | None = None) -> list[Hit]:
-        """Dense neighbours re-ranked by matched tags and popularity, then MMR with a per-category cap."""
+    def category_probs(self, a: Analysis, ids: np.ndarray, sims: np.ndarray) -> np.ndarray | None:
+        """p(category | need) from the model, its neighbours' vote over the first ``category_knn_neighbours`` of
+        ``ids`` (already retrieved, best first)."""
+        if self.categories is None:
+            return None
+        s, items, index = self.settings, self.table.items, self.label_index
+        m = min(len(ids), s.category_knn_neighbours)
+        codes = np.array([index.get(items[i].category, -1) if 0 <= i < len(items) else -1 for i in ids[:m].tolist()],
+                         dtype=np.int64)
+        keep = codes >= 0
+        return self.categories.predict(a.text_features, codes[keep], sims[:m][keep], s.category_knn_weight,
+                                       s.category_knn_temperature)
+
+    def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:
+        if p is None or self.categories is None:
+            return []
+        top = self.categories.top(p, self.settings.max_facets)
+        return [(c, pc) for n, (c, pc) in enumerate(top) if n == 0 or pc >= self.settings.facet_min_prob]
+
+    def recommend(self, a: Analysis, k: int, exclude: set[int] | None = None, trace: Trace | None = None) -> Recommendation:
         s, table, t = self.settings, self.table, perf_counter()
         qv = self.encoder(a.normalized)
         t = mark(trace, "encode", t)
@@ -173,12 +217,26 @@ class FuzzyRecommender:
         n = min(max(s.fuzzy_candidates, 4 * k), len(items))
         ids, sims = self.backend.dense(qv, n)
         t = mark(trace, "dense", t)
+        p = self.category_probs(a, ids, sims)
+        facets = self.facets_of(p)
+        if facets and s.facet_extra_candidates > 0:  # popular items of the facets that the dense search missed
+            seen = set(ids.tolist())
+            extra = [d for c, _ in facets for d in table.top_of_category(c, s.facet_extra_candidates + len(seen))
+                     if d not in seen][: s.facet_extra_candidates * len(facets)]
+            extra = list(dict.fromkeys(extra))
+            if extra:
+                ev = self.backend.vectors(extra)
+                ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
+                sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
+        t = mark(trace, "categories", t)
+        prob = {c: float(p[i]) for c, i in self.label_index.items()} if p is not None else {}
+        cw = s.category_weight
         match_tags = TagMatcher(a.normalized, a.words)
         cat_hit: dict[str, bool] = {}
         matched: dict[int, list[str]] = {}
         cands: list[Candidate] = []
         for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
-            if i < 0 or (exclude and i in exclude) or i >= len(items):
+            if i < 0 or (exclude and i in exclude) or i >= len(items) or i in table.deleted:
                 continue
             tags = match_tags(all_tags[i])
             cat = items[i].category
@@ -186,15 +244,26 @@ class FuzzyRecommender:
             if ch is None:
                 ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
             matched[i] = tags
-            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3), ""))
+            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3) + cw * prob.get(cat, 0.0), ""))
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
+        cats = [items[c.item].category for c in cands]
         vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
-        picked = mmr(cands, vecs, [items[c.item].category for c in cands], k, s.mmr_lambda, s.per_category_cap)
+        if facets:
+            caps = {c: (s.main_category_cap if n == 0 else s.per_category_cap) for n, (c, _) in enumerate(facets)}
+            picked = mmr(cands, vecs, cats, k, s.mmr_lambda, 0, caps)  # the facets only
+            floor = min(k, s.min_fuzzy_results)
+            if len(picked) < floor:  # too few: fill with the best of the rest, in score order with the others
+                more = mmr(cands, vecs, cats, k, s.mmr_lambda, s.per_category_cap, caps)
+                got = {c.item for c in picked}
+                picked += [c for c in more if c.item not in got][: floor - len(picked)]
+                picked.sort(key=lambda c: -c.relevance)
+        else:
+            picked = mmr(cands, vecs, cats, k, s.mmr_lambda, s.per_category_cap)
         hits = [table.hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[c.item][:3])) if matched[c.item]
                           else f"语义相近 · {items[c.item].category}") for c in picked]
         mark(trace, "rerank", t)
-        return hits
+        return Recommendation(hits, facets)
 
     def similar(self, doc: int, n: int, exclude: set[int], trace: Trace | None = None) -> list[Hit]:
         """The items closest to item ``doc`` (its alternatives: 肯德基 → 麦当劳, 汉堡王), its own category first, by

@@ -2,8 +2,8 @@
 
 Parts, in folder order: the items (``items``), BM25 postings (``bm25``), the name lexicon (``lexicon``), the
 intent model (``intent``), the jieba user dictionary (``tokenize``), the encoder (``dense``, chosen by the name
-in the manifest through ``dense.ENCODERS``), the item vectors and FAISS index (``dense``), and suggest's
-completions (``suggest``). Each part saves and loads itself through ``store``'s writer and reader, which alone
+in the manifest through ``dense.ENCODERS``), the item vectors and FAISS index (``dense``), suggest's
+completions (``suggest``) and the query→category model (``categories``). Each part saves and loads itself through ``store``'s writer and reader, which alone
 touch files (temporary folder, fsync, checksums, refusal of damaged files); a new part is a ``save``/``load``
 pair in its own module and one line in each of ``IndexParts.save`` and ``load_parts``.
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from .backend import EmbeddedBackend
 from .bm25 import BM25Index
+from .categories import CategoryModel, training_rows
 from .config import Settings
 from .dense import DenseIndex, Encoder, choose_index_type, limit_threads, load_encoder, new_encoder
 from .errors import IndexIntegrityError
@@ -64,10 +65,11 @@ class IndexParts:
     encoder: Encoder
     dense: DenseIndex
     completions: Completions
+    categories: CategoryModel
 
     def save(self, w: IndexWriter) -> None:
         for part in (self.table, self.tokenizer, self.bm25, self.lexicon, self.intent, self.completions, self.dense,
-                     self.encoder):
+                     self.encoder, self.categories):
             part.save(w)
 
     def meta(self, settings: Settings) -> dict[str, Any]:
@@ -91,14 +93,17 @@ def load_parts(r: IndexReader, settings: Settings) -> IndexParts:
         encoder = load_encoder(r, settings.encoder_token_cache, make_analyzer(tokenizer.words))
         dense = DenseIndex.load(r, n)
         completions = Completions.load(r)
+        categories = CategoryModel.load(r)
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexIntegrityError(f"index content is inconsistent: {exc}", str(r.path)) from exc
-    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions)
+    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions, categories)
 
 
 def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], settings: Settings,
-                encoder: Encoder | None = None, progress: Callable[[str], None] | None = None) -> IndexParts:
-    """Build every part from ``items`` and train the intent model on ``(query, intent)`` pairs.
+                encoder: Encoder | None = None, progress: Callable[[str], None] | None = None,
+                category_train: Sequence[tuple[str, dict[str, int]]] = ()) -> IndexParts:
+    """Build every part from ``items``, train the intent model on ``(query, intent)`` pairs and the category model on
+    the catalog's texts and ``(need, {category: grade})`` pairs.
 
     The intent model learns from the same analysis the served queries get: each training query goes through a
     ``QueryAnalyzer`` over the parts built so far (an untrained one: ``p_precise`` 0).
@@ -136,7 +141,11 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
         analyses = [analyzer.analyze(q) for q, _ in train]
         intent = IntentModel.train([a.normalized for a in analyses], np.vstack([a.features for a in analyses]),
                                    [1 if label == "precise" else 0 for _, label in train], text_analyzer)
-    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train))
+    say("categories")
+    texts, labels, weights = training_rows(items, category_train, normalize)
+    categories = CategoryModel.train(texts, labels, text_analyzer, weights)
+    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train),
+                      categories)
 
 
 def versions() -> dict[str, str]:

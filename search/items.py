@@ -52,6 +52,7 @@ class ItemTable:
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self.compact_names = CompactNames(self)
         self.built_size = len(self.items)  # documents in the index folder this table was loaded from
+        self._by_category: dict[str, np.ndarray] | None = None
 
     # -- lookups -----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -74,6 +75,22 @@ class ItemTable:
     def hit(self, i: int, score: float, reason: str) -> Hit:
         it = self.items[i]
         return Hit(it.id, it.name, it.type, it.category, score, it.actions, reason)
+
+    def top_of_category(self, category: str, n: int) -> list[int]:
+        """The ``n`` most popular live documents of ``category`` (then by document number)."""
+        by = self._by_category
+        if by is None:
+            groups: dict[str, list[int]] = {}
+            for d, it in enumerate(self.items):
+                groups.setdefault(it.category, []).append(d)
+            pop = [it.popularity for it in self.items]
+            by = {c: np.array(sorted(ds, key=lambda d: (-pop[d], d)), dtype=np.int64) for c, ds in groups.items()}
+            self._by_category = by  # built once, then one assignment: a concurrent reader sees it whole or builds its own
+        docs = by.get(category)
+        if docs is None:
+            return []
+        out = [d for d in docs[: n + len(self.deleted)].tolist() if d not in self.deleted]
+        return out[:n]
 
     def known(self, docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A backend's answer without documents this process does not know yet (added through another process;
@@ -126,6 +143,7 @@ class ItemTable:
                 self.added_names[compact(n)] = d  # compact normalises
             self.doc_of[it.id] = d
         self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
+        self._by_category = None
         self.tags = tags
         self.is_generic = np.array(generic, dtype=bool)
         self.items = items_list

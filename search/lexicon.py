@@ -142,6 +142,13 @@ class Lexicon:
         pos = self._name_pos[items]  # type: ignore[attr-defined]
         return (pos >= lo) & (pos < hi)
 
+    def name_key(self, item: int) -> str | None:
+        """The compact name the lexicon holds for ``item`` (as it was built), or None (no name key, or an item
+        added since the build)."""
+        pos = self._name_pos  # type: ignore[attr-defined]
+        p = int(pos[item]) if 0 <= item < len(pos) else -1
+        return self.keys[p] if p >= 0 else None
+
     def count_prefix(self, prefix: str) -> int:
         lo, hi = self._range(prefix)
         return hi - lo

@@ -58,21 +58,24 @@ class PageBuilder:
             if results and (a.match.strong or results[0].reason != KEYWORD_REASON):
                 direct = results[0]
             if not results:
-                results = self.fuzzy.recommend(a, k, trace=trace)
+                results = self.fuzzy.recommend(a, k, trace=trace).hits
             elif direct is not None and len(results) < k:  # the named thing, then its closest alternatives
                 shown = {self.table.doc_of[h.id] for h in results}
                 results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace)
-        else:
+        facets: list[tuple[str, float]] = []
+        if label != "precise":
             card = self._card(a, label, trace)
             direct = card
             exclude = {self.table.doc_of[card.id]} if card else None
-            results = ([card] if card else []) + self.fuzzy.recommend(a, k - 1 if card else k, exclude, trace)
+            rec = self.fuzzy.recommend(a, k - 1 if card else k, exclude, trace)
+            results, facets = ([card] if card else []) + rec.hits, rec.facets
         t = perf_counter()
-        groups: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {c: [] for c, _ in facets}  # the need's facets first, most likely first
         if label != "precise":
             for h in results:
                 if direct is None or h.id != direct.id:
                     groups.setdefault(h.category, []).append(h.id)
+        groups = {c: ids for c, ids in groups.items() if ids}
         correction = {"typed": a.name, "name": direct.name} if direct is not None and direct.reason in CORRECTIONS else None
         mark(trace, "page", t)
         return Page(direct, tuple(results), groups, correction=correction)
@@ -99,7 +102,7 @@ class PageBuilder:
         did = tuple(self.table.hit(i, sc, "你是不是要找") for i, sc in near)
         n = min(k, NOT_FOUND_PAGE)
         shown = {i for i, _ in near}
-        rest = self.fuzzy.recommend(a, max(0, n - len(did)), shown, trace) if len(did) < n else []
+        rest = self.fuzzy.recommend(a, max(0, n - len(did)), shown, trace).hits if len(did) < n else []
         t = perf_counter()
         page = Page(None, (*did, *rest)[:n], {}, not_found=True, did_you_mean=did)
         mark(trace, "page", t)

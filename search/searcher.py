@@ -66,7 +66,7 @@ class Searcher:
         self.analyzer = QueryAnalyzer(s, p.tokenizer, p.lexicon, self.table, backend, make_analyzer(p.tokenizer.words),
                                       p.intent)
         self.precise = PreciseRanker(self.table, backend, self.analyzer.bm25)
-        self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder)
+        self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder, p.categories)
         self.pages = PageBuilder(self.precise, self.fuzzy, self.table)
         self.suggester = Suggester(p.lexicon, p.completions, self.table)
 
@@ -113,10 +113,12 @@ class Searcher:
     # -- build / save / load -----------------------------------------------------------------------------
     @classmethod
     def build(cls, items: Sequence[Item], train: Sequence[tuple[str, str]], settings: Settings | None = None,
-              encoder: Encoder | None = None, progress: Callable[[str], None] | None = None) -> Searcher:
-        """Build every part from ``items`` and train the intent model on ``(query, intent)`` pairs."""
+              encoder: Encoder | None = None, progress: Callable[[str], None] | None = None,
+              category_train: Sequence[tuple[str, dict[str, int]]] = ()) -> Searcher:
+        """Build every part from ``items``; train the intent model on ``(query, intent)`` pairs and the category
+        model on the catalog and ``(need, {category: grade})`` pairs."""
         settings = settings or Settings()
-        parts = build_parts(items, train, settings, encoder, progress)
+        parts = build_parts(items, train, settings, encoder, progress, category_train)
         return cls(settings, parts, manifest={"dense_index": parts.dense.kind, "encoder": parts.encoder.meta()})
 
     def save(self, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
@@ -170,7 +172,9 @@ class Searcher:
         cur = self.thresholds
         what_if = Thresholds(cur.t_precise if t_precise is None else t_precise,
                              cur.t_fuzzy if t_fuzzy is None else t_fuzzy, source="explain")
-        return explain(self.analyzer.analyze(q), self.parts.intent, self.table, cur, what_if, top)
+        out = explain(self.analyzer.analyze(q), self.parts.intent, self.table, cur, what_if, top)
+        out["categories"] = [{"category": c, "p": round(p, 4)} for c, p in self.predict_categories(q, 5)]
+        return out
 
     def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:
         """Completions for a partial query (see ``search.suggest``): direct-hit cards, then query completions."""
@@ -179,6 +183,13 @@ class Searcher:
         norm = validate_query(q, self.settings)
         return {"query": echo(q), "normalized": norm, "suggestions": self.suggester.suggest(norm, k),
                 "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
+
+    def predict_categories(self, q: Any, n: int = 3) -> list[tuple[str, float]]:
+        """The most likely categories of a need, with p(category | need) (the fuzzy recommender's facets)."""
+        a = self.analyzer.analyze(q)
+        ids, sims = self.backend.dense(self.query_encoder(a.normalized), self.settings.category_knn_neighbours)
+        p = self.fuzzy.category_probs(a, ids, sims)
+        return self.parts.categories.top(p, n) if p is not None else []
 
     def set_thresholds(self, t: Thresholds) -> None:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""

@@ -33,7 +33,7 @@ from .errors import IndexIntegrityError
 T = TypeVar("T")
 
 FORMAT = "zhida-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: query→category model, intent cue features and calibration
 MANIFEST = "manifest.json"
 KEEP_VERSIONS = 2
 

@@ -198,7 +198,8 @@ class Suggester:
             return []
         table, names = self.table, self.table.compact_names
         cards = top_cards(self.lexicon, self.key_prior, typed_forms(cq), k, mixed_tail(cq), names)
-        texts = self.completions.top(cq, k, exclude={names[i] for i, _ in cards})
+        # the cards' own names are not offered again as completions (the lexicon's key; computed only for new items)
+        texts = self.completions.top(cq, k, exclude={self.lexicon.name_key(i) or names[i] for i, _ in cards})
         n_query = min(len(texts), max(1, k // 3)) if cards else len(texts)
         n_cards = min(len(cards), k - n_query)
         if table.deleted:

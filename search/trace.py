@@ -19,6 +19,7 @@ STAGES: tuple[str, ...] = (
     "precise",  # direct-hit ranking (BM25 + name boosts)
     "encode",  # query embedding
     "dense",  # nearest-neighbour search
+    "categories",  # query→category model and the facets' extra candidates
     "rerank",  # fuzzy re-rank and diversification
     "page",  # assembling the answer page
 )

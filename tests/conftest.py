@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.catalog import load_catalog, load_train
+from search.catalog import load_catalog, load_category_train, load_taxonomy, load_train
 from search.config import Settings
 from search.searcher import Searcher
 
@@ -59,8 +59,9 @@ def default_index(tmp_path_factory):
     """The default catalog built with the default encoder (USE v3) and saved once per session: (path, settings)."""
     items = load_catalog(ROOT / "index_data/catalog.jsonl", TAXONOMY)
     train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
+    cat_train, _ = load_category_train(ROOT / "index_data/category_train.jsonl", load_taxonomy(TAXONOMY))
     settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"))
-    s = Searcher.build(items, [(t.query, t.intent) for t in train], settings)
+    s = Searcher.build(items, [(t.query, t.intent) for t in train], settings, category_train=cat_train)
     path = tmp_path_factory.mktemp("default") / "index"
     s.save(path)
     return path, settings

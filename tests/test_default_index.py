@@ -27,8 +27,10 @@ def test_fuzzy_queries(default_searcher, q, helpful):
     r = default_searcher.search(q, 10)
     assert r.intent.label == "fuzzy", (q, r.intent)
     names = [h.name for h in r.results]
-    assert len(names) >= 6 and len({h.category for h in r.results}) >= 3
+    assert len(names) >= default_searcher.settings.min_fuzzy_results
     assert helpful & set(names[:5]), (q, names)
+    facets = [c for c, _ in default_searcher.predict_categories(q, default_searcher.settings.max_facets)]
+    assert list(r.groups)[0] == facets[0] and set(r.groups) <= set(facets) | {h.category for h in r.results}
 
 
 def test_loaded_index_prefills_the_encoder_token_table(default_index, default_searcher):

@@ -7,6 +7,7 @@ import pytest
 
 from search.analysis import Analysis
 from search.cues import split_command
+from search.fuzzy import Recommendation
 from search.items import ItemTable
 from search.matching import NAME_FEATURES, NameMatch
 from search.page import PageBuilder
@@ -42,7 +43,8 @@ class StubFuzzy:
 
     def recommend(self, a, k, exclude=None, trace=None):
         self.calls.append((k, exclude))
-        return [_hit(d, "语义相近") for d in self.docs if not exclude or d not in exclude][:k]
+        hits = [_hit(d, "语义相近") for d in self.docs if not exclude or d not in exclude][:k]
+        return Recommendation(hits, [(c, 0.5) for c in dict.fromkeys(h.category for h in hits)][::-1])
 
     def similar(self, doc, n, exclude, trace=None):
         return [_hit(d, "同类推荐") for d in self.similar_docs if d != doc and d not in exclude][:n]
@@ -101,10 +103,11 @@ def test_empty_precise_answer_falls_back_to_recommendations():
     assert [h.id for h in page.results] == ["it-2", "it-3"] and fuzzy.calls == [(5, None)]
 
 
-def test_fuzzy_page_is_grouped_by_category():
+def test_fuzzy_page_is_grouped_by_category_in_facet_order():
     page = PageBuilder(StubPrecise([0]), StubFuzzy([2, 3, 4]), TABLE).answer(_analysis(True), "fuzzy", 5)
     assert page.direct_hit is None
-    assert page.groups == {"音乐": ["it-2", "it-4"], "电台": ["it-3"]}
+    assert page.groups == {"电台": ["it-3"], "音乐": ["it-2", "it-4"]}
+    assert list(page.groups) == ["电台", "音乐"]  # the recommender's facets, most likely first
 
 
 @pytest.mark.parametrize("strong", [True, False])

@@ -21,15 +21,18 @@ def test_precise_direct_hit(searcher50, q, name):
 
 
 @pytest.mark.parametrize("q", ["睡不着", "周末带娃去哪", "头疼怎么办"])
-def test_fuzzy_recommendations_are_varied_and_grouped(searcher50, q):
+def test_fuzzy_recommendations_are_organised_by_facets(searcher50, q):
+    s = searcher50.settings
     r = searcher50.search(q, 10)
     assert r.intent.label == "fuzzy"
     assert r.direct_hit is None
-    assert len(r.results) >= 6
+    assert len(r.results) >= s.min_fuzzy_results
     cats = [h.category for h in r.results]
-    assert len(set(cats)) >= 3
-    assert max(cats.count(c) for c in set(cats)) <= searcher50.settings.per_category_cap
+    counts = sorted((cats.count(c) for c in set(cats)), reverse=True)
+    assert len(counts) >= 2 and counts[0] <= s.main_category_cap and all(c <= s.per_category_cap for c in counts[1:])
     assert sorted(i for ids in r.groups.values() for i in ids) == sorted(h.id for h in r.results)
+    facets = [c for c, _ in searcher50.predict_categories(q, s.max_facets)]
+    assert list(r.groups)[0] == facets[0]  # the main facet's group comes first
     assert all(h.reason for h in r.results)
 
 
@@ -83,7 +86,7 @@ def test_popularity_weight_moves_popular_services_up(searcher50):
 
     def recommend(weight):
         settings = s.settings.replace(popularity_weight=weight)
-        return [h.id for h in FuzzyRecommender(settings, s.table, s.backend, s.query_encoder).recommend(a, 10)]
+        return [h.id for h in FuzzyRecommender(settings, s.table, s.backend, s.query_encoder).recommend(a, 10).hits]
 
     plain = recommend(0.0)
     heavy = recommend(10.0)  # popularity dominates everything else

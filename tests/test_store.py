@@ -11,7 +11,7 @@ from conftest import settings_for
 
 from search.errors import IndexIntegrityError
 from search.searcher import Searcher
-from search.store import FORMAT, IndexWriter
+from search.store import FORMAT, FORMAT_VERSION, IndexWriter
 
 
 def _copy(index50, tmp_path):
@@ -30,7 +30,7 @@ def test_round_trip_same_answers(index50, searcher50):
 
 def test_manifest_says_what_everything_is(index50):
     m = json.loads((index50 / "manifest.json").read_text())
-    assert m["format"] == FORMAT and m["format_version"] == 1
+    assert m["format"] == FORMAT and m["format_version"] == FORMAT_VERSION
     assert m["n_items"] == 50 and "numpy" in m["versions"] and "config" in m
     for name, info in m["files"].items():
         assert (index50 / name).stat().st_size == info["bytes"]
