@@ -62,10 +62,13 @@ tune: index ## sweep the routing thresholds; report in eval/out/tune/ (add ARGS=
 bench-milvus: index ## embedded vs Milvus Lite backend on the default index: latency, throughput, upserts
 	$(PY) -m bench.milvus
 
-bench: index ## benchmarks (default catalog, 10k, 100k; SIZES=10k,100k,1m for 1M): tables to stdout, JSON in bench/out/
-	$(PY) -m bench.run --sizes $(or $(SIZES),10k,100k)
+bench: index ## benchmarks and the target table (default catalog, 10k, 100k; SIZES=10k,100k,1m adds 1M; ARGS=--quick)
+	$(PY) -m bench.run --sizes $(or $(SIZES),10k,100k) $(ARGS)
+
+bench-quick: index ## smoke run of the benchmark on the default catalog: the full target table, unrun targets marked
+	$(PY) -m bench.run --quick --sizes default
 
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench bench-milvus clean
+.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench bench-quick bench-milvus clean

@@ -89,7 +89,9 @@ TARGETS: dict[str, str] = {
     "http_rps": "HTTP default catalog ≥ 800 req/s",
     "http_p99": "HTTP default catalog p99 ≤ 30 ms",
     "http_errors": "HTTP default catalog zero errors",
-    "cold_start": "cold start ≤ 5 s (index built)",
+    "cold_start": "cold start, two workers, process → first answer ≤ 5 s (index built)",
+    "cold_start_1": "cold start, one process ≤ 5 s (information)",
+    "suggest_p99_100k": "100k suggest p99 ≤ 0.5 ms for 1–4 keystrokes, two seeds",
 }
 
 
@@ -654,6 +656,9 @@ def worker_query(args: argparse.Namespace, build: dict[str, Any]) -> dict[str, A
     res["mix"] = mix_info | {"measured_distinct": len(queries), "measured_by_source": sources, "warmup": len(warm)}
     say(f"[{args.size}] latency: {len(queries)} distinct queries after {len(warm)} warm-up queries")
     res["latency"] = latency_bench(s, warm, queries)
+    from bench.suggest import SEEDS, suggest_latency
+
+    res["suggest"] = [suggest_latency(s, 500 if args.quick else 2000, seed) for seed in SEEDS]
     res["rss_after_queries"] = rss_now()
     r = res["latency"]["routes"]
     say(f"[{args.size}] p99 precise {r['precise'].get('p99', float('nan')):.2f} ms, "
@@ -1009,6 +1014,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "where": where})
 
     s100 = sizes.get("100k", {})
+    sg = s100.get("query", {}).get("suggest") or []
+    worst = [(st["p99"], n, r["seed"]) for r in sg for n, st in r["by_keystrokes"].items()]
+    top = max(worst) if worst else None
+    add("suggest_p99_100k", f"worst p99 {top[0]:.3f} ms ({top[1]} keystrokes, seed {top[2]}) over {len(sg)} seeds"
+        if top else "not run", None if top is None else top[0] <= 0.5, "100k")
     lat = s100.get("query", {}).get("latency", {}).get("routes", {})
     for route, key, lim in (("precise", "precise_p99_100k", 2.0), ("fuzzy", "fuzzy_p99_100k", 5.0)):
         p99 = lat.get(route, {}).get("p99")
@@ -1035,7 +1045,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("http_p99", f"{fmt(p99, 1)} ms" if ld else "not run", None if not ld else (p99 is not None and p99 <= 30), "default")
     add("http_errors", str(ld["error_count"]) if ld else "not run", None if not ld else ld["error_count"] == 0, "default")
     cs = hd.get("cold_start_s")
-    add("cold_start", f"{cs:.2f} s" if cs is not None else "not run", None if cs is None else cs <= 5.0, "default")
+    w = hd.get("workers")
+    add("cold_start", f"{cs:.2f} s ({w or 1} worker{'s' if (w or 1) > 1 else ''})" if cs is not None else "not run",
+        None if cs is None or (w or 1) < 2 else cs <= 5.0, "default")
+    one = next((v.get("cold_start_s") for k, v in sizes.get("default", {}).items()
+                if k.startswith("http") and isinstance(v, dict) and (v.get("workers") or 1) == 1 and v.get("cold_start_s")), None)
+    add("cold_start_1", f"{one:.2f} s" if one is not None else "not run", None if one is None else one <= 5.0, "default")
     return rows
 
 
@@ -1132,6 +1147,18 @@ def print_tables(results: dict[str, Any]) -> None:
                 nn = lt["routes"][route]["n"]
                 p(f"| {route} | " + " | ".join(f"{sh.get(k, 0.0) * 100:.0f} %" for k in cols)
                   + f" | {sh['total_ms'] / max(nn, 1):.2f} |")
+            p("")
+        sg = q.get("suggest")
+        if sg:
+            p("Suggest as you type (p50 / p99 / max ms per keystroke count, one sample of names per seed):\n")
+            p("| keystrokes | " + " | ".join(f"seed {r['seed']}" for r in sg) + " |")
+            p("|---" * (len(sg) + 1) + "|")
+            for n in ("1", "2", "3", "4"):
+                cells = []
+                for r in sg:
+                    st = r["by_keystrokes"].get(n) or r["by_keystrokes"].get(int(n), {})
+                    cells.append(f"{fmt(st.get('p50'))} / {fmt(st.get('p99'))} / {fmt(st.get('max'))}")
+                p(f"| {n} | " + " | ".join(cells) + " |")
             p("")
         bm = q.get("bm25")
         if bm:

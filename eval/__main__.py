@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_external(args: argparse.Namespace) -> int:
-    from search.catalog import load_taxonomy, load_train
+    from search.catalog import load_category_train, load_taxonomy, load_train
     from search.searcher import Searcher
 
     from . import external as X
@@ -49,9 +49,11 @@ def cmd_external(args: argparse.Namespace) -> int:
     results: dict = {}
     if (shared / "iflytek").exists():
         train, _ = load_train(settings.intent_train_path)
+        tax = load_taxonomy(settings.taxonomy_path)
+        cat_train = load_category_train(settings.category_train_path, tax)[0] if Path(settings.category_train_path).exists() else []
         queries = load_queries(args.queries)
-        rep = X.iflytek_eval(shared, queries, settings, set(load_taxonomy(settings.taxonomy_path)),
-                             [(t.query, t.intent) for t in train], out / "iflytek")
+        rep = X.iflytek_eval(shared, queries, settings, set(tax), [(t.query, t.intent) for t in train], out / "iflytek",
+                             cat_train)
         results["iflytek"] = rep
         print(f"# 1. iFlytek catalog ({rep['catalog']['items']} real apps, {rep['catalog']['categories']} categories; "
               f"built in {rep['catalog']['build_seconds']}s), fuzzy dev queries, category-level relevance\n")

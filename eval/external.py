@@ -134,12 +134,14 @@ def traffic(searcher: Searcher, queries: Sequence[str]) -> dict[str, Any]:
 
 
 def iflytek_eval(shared: Path, queries: Sequence[DevQuery], settings: Settings, taxonomy: set[str],
-                 train: Sequence[tuple[str, str]], out_dir: Path) -> dict[str, Any]:
+                 train: Sequence[tuple[str, str]], out_dir: Path,
+                 category_train: Sequence[tuple[str, dict[str, int]]] = ()) -> dict[str, Any]:
+    """The fuzzy dev queries on an index built, as ``python -m search build`` builds one, from the iFlytek apps."""
     from .reports import evaluate
 
     items = iflytek_items(shared / "iflytek", taxonomy)
     t0 = time.perf_counter()
-    s = Searcher.build(items, train, settings)
+    s = Searcher.build(items, train, settings, category_train=category_train)
     s.path = None
     build_s = time.perf_counter() - t0
     fuzzy = [q for q in queries if q.intent == "fuzzy"]

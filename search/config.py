@@ -93,16 +93,16 @@ class Settings:
     # 0 → 0.435, 0.01 → 0.449, 0.02 → 0.451, 0.03 → 0.455, 0.05 → 0.451; 0.02 sits inside that flat region
     popularity_weight: float = 0.02
     mmr_lambda: float = 1.0  # MMR trade-off: 1 = pure relevance (diversity comes from the need's facets), 0 = pure diversity
-    main_category_cap: int = 6  # results of the need's main category (the most likely one)
-    per_category_cap: int = 3  # results of each other category in a fuzzy answer
+    main_category_cap: int = 7  # results of the need's main category (the most likely one)
+    per_category_cap: int = 2  # results of each other category in a fuzzy answer
     min_fuzzy_results: int = 6  # a fuzzy answer shows at least this many results where the catalog allows
     # --- query → category model (search/categories.py) ---
     category_knn_weight: float = 0.5  # α: weight of the neighbours' categories against the text classifier
     category_knn_neighbours: int = 30  # nearest items that vote
-    category_knn_temperature: float = 0.05  # τ: vote weight exp(cosine / τ)
-    category_weight: float = 0.3  # re-rank prior: relevance += weight · p(item's category | need)
-    facet_min_prob: float = 0.1  # a category is one of the need's facets from this probability
-    max_facets: int = 4  # facets a page is organised by
+    category_knn_temperature: float = 0.1  # τ: vote weight exp(cosine / τ)
+    category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
+    facet_min_prob: float = 0.05  # a category is one of the need's facets from this probability
+    max_facets: int = 3  # facets a page is organised by
     facet_extra_candidates: int = 10  # popular items of each facet added to the dense candidates
 
     # --- serving ---------------------------------------------------------------------------------

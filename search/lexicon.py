@@ -113,6 +113,10 @@ class Lexicon:
             raise IndexIntegrityError("lexicon points outside the catalog", r.name("lexicon_items.npy"))
         return lex
 
+    def prefix_range(self, prefix: str) -> tuple[int, int]:
+        """[lo, hi) of the sorted keys that start with ``prefix``."""
+        return self._range(prefix)
+
     def _range(self, prefix: str) -> tuple[int, int]:
         lo = bisect.bisect_left(self.keys, prefix)
         hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
