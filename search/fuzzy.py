@@ -229,8 +229,8 @@ class FuzzyRecommender:
                 ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
                 sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
-        prob = {c: float(p[i]) for c, i in self.label_index.items()} if p is not None else {}
-        cw = s.category_weight
+        index = self.label_index
+        cw = s.category_weight if p is not None else 0.0
         match_tags = TagMatcher(a.normalized, a.words)
         cat_hit: dict[str, bool] = {}
         matched: dict[int, list[str]] = {}
@@ -244,7 +244,8 @@ class FuzzyRecommender:
             if ch is None:
                 ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
             matched[i] = tags
-            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3) + cw * prob.get(cat, 0.0), ""))
+            prior = cw * float(p[index[cat]]) if cw and cat in index else 0.0  # type: ignore[index]
+            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3) + prior, ""))
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
         cats = [items[c.item].category for c in cands]
