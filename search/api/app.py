@@ -444,6 +444,9 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     async def delete_item(item_id: str) -> Any:
         return await run_in_threadpool(service.delete, [item_id])
 
+    from .console import console_router  # the analyst console: GET /console and its admin routes
+
+    app.include_router(console_router(service, settings, admin))
     return app
 
 
