@@ -266,27 +266,35 @@ function renderCharts() {
   drawHeat($("heat"), set, state.served, state.proposed);
 }
 
-function axes(svg, x0, y0, x1, y1, xlabel, ylabel, ticks) {
+function axes(svg, x0, y0, x1, y1, xlabel, ylabel, xr = [0, 1], yr = [0, 1], at = null) {
+  const ax = at ? at.x : (u) => x0 + u * (x1 - x0); // where the tick of fraction u of the range sits
+  const ay = at ? at.y : (u) => y0 - u * (y0 - y1);
   svg.append(s("line", { x1: x0, y1: y0, x2: x1, y2: y0, stroke: "#888" }));
   svg.append(s("line", { x1: x0, y1: y0, x2: x0, y2: y1, stroke: "#888" }));
-  for (const v of ticks) {
-    const x = x0 + v * (x1 - x0);
-    const y = y0 - v * (y0 - y1);
-    svg.append(s("text", { x, y: y0 + 12, "text-anchor": "middle" }, v.toFixed(1)));
-    svg.append(s("text", { x: x0 - 4, y: y + 3, "text-anchor": "end" }, v.toFixed(1)));
+  for (const u of [0, 0.5, 1]) {
+    const vx = xr[0] + u * (xr[1] - xr[0]);
+    const vy = yr[0] + u * (yr[1] - yr[0]);
+    svg.append(s("text", { x: ax(u), y: y0 + 12, "text-anchor": "middle" }, vx.toFixed(2)));
+    svg.append(s("text", { x: x0 - 4, y: ay(u) + 3, "text-anchor": "end" }, vy.toFixed(2)));
   }
   svg.append(s("text", { x: (x0 + x1) / 2, y: y0 + 24, "text-anchor": "middle" }, xlabel));
   svg.append(s("text", { x: 10, y: (y0 + y1) / 2, transform: `rotate(-90 10 ${(y0 + y1) / 2})`, "text-anchor": "middle" }, ylabel));
 }
 
+// The PR curve, zoomed on the part where the four threshold marks sit (a 0–1 frame squeezes them into a corner).
 function drawPR(svg, curve, marks) {
-  const [x0, y0, x1, y1] = [42, 206, 310, 10];
-  const X = (r) => x0 + r * (x1 - x0);
-  const Y = (p) => y0 - p * (y0 - y1);
-  axes(svg, x0, y0, x1, y1, "recall (gold precise with p ≥ t)", "precision", [0, 0.5, 1]);
+  const [x0, y0, x1, y1] = [46, 206, 310, 10];
+  const all = [marks.served.t_precise, marks.served.t_fuzzy, marks.proposed.t_precise, marks.proposed.t_fuzzy];
+  const lo = (k) => Math.max(0, Math.floor((Math.min(...all.map((m) => m[k])) - 0.1) * 20) / 20);
+  const xr = [lo(0), 1]; const yr = [lo(1), 1];
+  const X = (r) => x0 + ((r - xr[0]) / (xr[1] - xr[0])) * (x1 - x0);
+  const Y = (p) => y0 - ((p - yr[0]) / (yr[1] - yr[0])) * (y0 - y1);
+  axes(svg, x0, y0, x1, y1, "recall (gold precise with p ≥ t)", "precision", xr, yr);
+  const clip = s("clipPath", { id: "pr-clip" }, s("rect", { x: x0, y: y1 - 6, width: x1 - x0 + 6, height: y0 - y1 + 6 }));
+  svg.append(s("defs", {}, clip));
   const pts = [...curve].sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   svg.append(s("polyline", { points: pts.map(([r, p]) => `${X(r).toFixed(1)},${Y(p).toFixed(1)}`).join(" "),
-    fill: "none", stroke: "#1f5fbf", "stroke-width": 2 }));
+    fill: "none", stroke: "#1f5fbf", "stroke-width": 2, "clip-path": "url(#pr-clip)" }));
   const mark = ([r, p], shape, filled, color) => {
     const a = { fill: filled ? color : "#fff", stroke: color, "stroke-width": 2 };
     svg.append(shape === "circle" ? s("circle", { cx: X(r), cy: Y(p), r: 5, ...a })
@@ -308,11 +316,13 @@ function viridis(f) {
 }
 
 function drawHeat(svg, set, served, proposed) {
-  const [x0, y0, x1, y1] = [42, 206, 268, 10];
+  const [x0, y0, x1, y1] = [42, 206, 258, 10];
   const step = state.tuning.grid_step;
   const n = Math.round(1 / step) + 1;
   const cw = (x1 - x0) / n; const ch = (y0 - y1) / n;
-  const [lo, hi] = set.heat_range || [0, 1];
+  const vals = set.heatmap.map((c) => c.combined).filter((v) => v !== null).sort((a, b) => a - b);
+  const hi = vals.length ? vals[vals.length - 1] : 1;
+  const lo = vals.length ? vals[Math.floor(vals.length * 0.1)] : 0; // the worst tenth shares the darkest colour
   for (const c of set.heatmap) {
     if (c.combined === null) continue;
     const i = Math.round(c.t_precise / step); const j = Math.round(c.t_fuzzy / step);
@@ -321,19 +331,19 @@ function drawHeat(svg, set, served, proposed) {
     cell.append(s("title", {}, `t_precise ${c.t_precise.toFixed(2)}, t_fuzzy ${c.t_fuzzy.toFixed(2)}: ${c.combined.toFixed(3)}`));
     svg.append(cell);
   }
-  axes(svg, x0, y0, x1, y1, "t_precise", "t_fuzzy", [0, 0.5, 1]);
-  const X = (t) => x0 + (t + step / 2) * (x1 - x0) / (1 + step);
+  const X = (t) => x0 + (t + step / 2) * (x1 - x0) / (1 + step); // the centre of the cell of threshold t
   const Y = (t) => y0 - (t + step / 2) * (y0 - y1) / (1 + step);
+  axes(svg, x0, y0, x1, y1, "t_precise", "t_fuzzy", [0, 1], [0, 1], { x: X, y: Y });
   svg.append(s("circle", { cx: X(served.t_precise), cy: Y(served.t_fuzzy), r: 6, fill: "none", stroke: "#fff", "stroke-width": 2.5 }));
   const px = X(proposed.t_precise); const py = Y(proposed.t_fuzzy);
   svg.append(s("path", { d: `M${px - 5},${py - 5}L${px + 5},${py + 5}M${px - 5},${py + 5}L${px + 5},${py - 5}`,
     stroke: "#d1342f", "stroke-width": 3 }));
   // legend: the colour scale
   for (let k = 0; k < 20; k++) {
-    svg.append(s("rect", { x: 284, y: y0 - (k + 1) * (y0 - y1) / 20, width: 12, height: (y0 - y1) / 20 + 0.3, fill: viridis(k / 19) }));
+    svg.append(s("rect", { x: 266, y: y0 - (k + 1) * (y0 - y1) / 20, width: 12, height: (y0 - y1) / 20 + 0.3, fill: viridis(k / 19) }));
   }
-  svg.append(s("text", { x: 300, y: y1 + 8 }, fmt(hi, 2)));
-  svg.append(s("text", { x: 300, y: y0 }, fmt(lo, 2)));
+  svg.append(s("text", { x: 281, y: y1 + 8 }, fmt(hi, 2)));
+  svg.append(s("text", { x: 281, y: y0 }, `≤${fmt(lo, 2)}`));
   $("heat-title").textContent = `Objective heat map, ${fmt(lo, 2)} to ${fmt(hi, 2)}; proposed point t_precise ` +
     `${fmt(proposed.t_precise, 2)}, t_fuzzy ${fmt(proposed.t_fuzzy, 2)}`;
 }
