@@ -1,9 +1,10 @@
 """Request rules: what a query and its parameters may be, in one place for every entry point.
 
-``GET`` and ``POST /search``, ``/suggest``, ``/explain``, the console's admin what-if routes, the CLI and the engine itself read ``q``, ``k`` and the
-what-if thresholds through these functions, and every limit comes from ``Settings`` (``max_raw_query_chars``,
-``max_query_chars``, ``default_k``/``max_k``, ``default_suggest_k``/``max_suggest_k``). A violation is an
-``InvalidQueryError`` naming the field, which the HTTP layer turns into a 422 and the CLI into a message.
+``GET`` and ``POST /search``, ``/suggest``, ``/explain``, the console's admin what-if routes, the CLI and the engine
+itself read ``q``, ``k`` and the what-if thresholds through these functions, and every limit comes from ``Settings``
+(``max_raw_query_chars``, ``max_query_chars``, ``default_k``/``max_k``, ``default_suggest_k``/``max_suggest_k``). A
+violation is an ``InvalidQueryError`` naming the field, which the HTTP layer turns into a 422 and the CLI into a
+message.
 
 Two sources of parameters: a URL query string (every value is text: ``k`` must be plain digits) and a JSON
 body (``k`` must be a JSON integer — neither ``true`` nor ``"5"`` — and thresholds JSON numbers).
@@ -102,8 +103,9 @@ class Params:
 
 
 def parse(source: Mapping[str, Any], settings: Settings, *, kind: str = "search", text: bool) -> Params:
-    """Parameters of a ``search``, ``suggest`` or ``explain`` request from a query string (``text=True``) or a
-    JSON object. Unknown JSON fields are refused (a typo should not pass silently); a query string may carry others."""
+    """Parameters of a ``search``, ``suggest``, ``explain`` or admin ``whatif`` (a search at given thresholds) request
+    from a query string (``text=True``) or a JSON object. Unknown JSON fields are refused (a typo should not pass
+    silently); a query string may carry others."""
     allowed = EXPLAIN_FIELDS if kind == "explain" else WHATIF_FIELDS if kind == "whatif" else SEARCH_FIELDS
     if not text:
         unknown = sorted(str(f) for f in source if f not in allowed)
