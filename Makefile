@@ -41,10 +41,20 @@ query: index ## answer one query from the default index: make query Q=睡不着
 validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
 	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED) --min-per-label 10
 
-test: $(STAMP) ## run the test suite (fast; slow benchmark-style tests excluded)
+# The console's browser tests drive Debian's Chromium (Playwright's own browser download is not used); a CJK font
+# makes its Chinese legible. Installed when missing and possible (root with apt-get); otherwise those tests skip.
+browser-deps: ## install Chromium and a CJK font for the console's browser tests, when missing
+	@if command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and fonts-noto-cjk (apt-get) for the console's browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-noto-cjk fontconfig >/dev/null) || echo "warning: could not install chromium: the browser tests will skip"; \
+	else echo "note: chromium or a CJK font is missing and cannot be installed here (needs root and apt-get): the browser tests will skip"; fi
+
+test: $(STAMP) browser-deps ## run the test suite (fast; slow benchmark-style tests excluded)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) ## run every test, the slow ones included (100k-request load test)
+test-all: $(STAMP) browser-deps ## run every test, the slow ones included (100k-request load test)
 	$(PY) -m pytest -q -s -m ''
 
 lint: $(STAMP) ## ruff
@@ -71,4 +81,4 @@ bench-quick: index ## smoke run of the benchmark on the default catalog: the ful
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench bench-quick bench-milvus clean
+.PHONY: help install index rebuild run query validate browser-deps test test-all lint eval eval-external tune bench bench-quick bench-milvus clean

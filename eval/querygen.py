@@ -32,7 +32,12 @@ typos (``homophone_typos.json``) alone and in commands — and fuzzy need forms 
 
     python -m eval.querygen  [--catalog index_data/catalog.jsonl] [--seed 7]
 
-writes ``index_data/intent_train.jsonl``. The evaluation sets ``eval/queries/dev.jsonl`` and
+writes ``index_data/intent_train.jsonl``. With ``--reviewed index_data/labels_review.jsonl`` it also includes the labels
+analysts gave in the console (``search.labels``): the latest label of each query, winning over a generated label of
+the same query (an analyst's correction is the point); precise and fuzzy labels become training rows, and the
+categories of fuzzy and mixed labels rows of ``--category-train`` (the first category grade 2, others 1); a mixed
+label trains no intent (the classifier is binary) and labels of evaluation queries are left out and reported. The
+review file then records which labels were included (the console stops counting them as waiting). The evaluation sets ``eval/queries/dev.jsonl`` and
 ``eval/queries/hard_dev.jsonl`` are frozen (``--dev-out`` regenerates a dev set from the catalog's forms); no
 training query equals one of their queries after normalisation (punctuation, spacing, case and script ignored).
 """
@@ -328,6 +333,51 @@ def generate(catalog: str, taxonomy: str, seed: int, n_train_items: int,
     return train_out, dev_out
 
 
+def include_reviewed(train: list[dict], review_path: str, category_train_path: str) -> dict[str, Any]:
+    """Add the console's reviewed labels to ``train`` (in place) and to the category training file; see the module
+    docstring. Returns what was done, for the command's output."""
+    from search.labels import LabelReview
+
+    review = LabelReview(review_path)
+    labels = review.latest()
+    frozen = {query_key(r["query"]) for p in FROZEN if p.exists() for r in _read(p)}
+    by_key = {query_key(t["query"]): n for n, t in enumerate(train)}
+    report = {"labels": len(labels), "intent_added": 0, "intent_replaced": 0, "categories": 0, "mixed": 0,
+              "held_out": []}
+    cats: dict[str, dict] = {}
+    for lab in labels:
+        k = query_key(lab.query)
+        if not k or k in frozen:
+            report["held_out"].append(lab.query)
+            continue
+        if lab.label in ("precise", "fuzzy"):
+            row = {"query": lab.query, "intent": lab.label}
+            if k in by_key:
+                train[by_key[k]] = row
+                report["intent_replaced"] += 1
+            else:
+                by_key[k] = len(train)
+                train.append(row)
+                report["intent_added"] += 1
+        else:
+            report["mixed"] += 1
+        if lab.categories and lab.label != "precise":
+            cats[k] = {"query": lab.query, "categories": {c: 2 if i == 0 else 1 for i, c in enumerate(lab.categories)}}
+    if cats:
+        path = Path(category_train_path)
+        rows = [r for r in (_read(path) if path.exists() else []) if query_key(r["query"]) not in cats]
+        rows += list(cats.values())
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(path)
+        report["categories"] = len(cats)
+    every, included = review.read()
+    waiting_ids = {lab.id for lab in every} - included
+    if waiting_ids:
+        review.mark_included(waiting_ids, "intent_train and category_train")
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.querygen", description=__doc__.split("\n")[0])
     ap.add_argument("--catalog", default="index_data/catalog.jsonl")
@@ -337,8 +387,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--train-out", default="index_data/intent_train.jsonl")
     ap.add_argument("--dev-out", default=None, help="also write a fresh dev set here (the project's dev set is frozen)")
     ap.add_argument("--dev-per-form", type=int, default=26)
+    ap.add_argument("--reviewed", default=None,
+                    help="the console's label review file (index_data/labels_review.jsonl): include its labels")
+    ap.add_argument("--category-train", default="index_data/category_train.jsonl",
+                    help="category training file that reviewed fuzzy and mixed labels' categories go to")
     args = ap.parse_args(argv)
     train, dev = generate(args.catalog, args.taxonomy, args.seed, args.train_items, args.dev_per_form if args.dev_out else 0)
+    if args.reviewed:
+        rep = include_reviewed(train, args.reviewed, args.category_train)
+        print(f"reviewed labels from {args.reviewed}: {rep['labels']} queries; intent rows {rep['intent_added']} added, "
+              f"{rep['intent_replaced']} replacing generated ones; {rep['mixed']} mixed (no intent row); "
+              f"{rep['categories']} category rows in {args.category_train}; {len(rep['held_out'])} evaluation "
+              f"queries left out{': ' + ', '.join(rep['held_out'][:10]) if rep['held_out'] else ''}")
     outs = [(args.train_out, train)] + ([(args.dev_out, dev)] if args.dev_out else [])
     for path, rows in outs:
         with open(path, "w", encoding="utf-8") as fh:

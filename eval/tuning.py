@@ -6,7 +6,9 @@ the thresholds and looks up per-query metrics — the whole sweep is numpy over 
 
 Per grid point: routing precision/recall of each class (a query routed mixed counts as neither),
 the share routed mixed, Success@1 on gold-precise queries and nDCG@10 on gold-fuzzy queries, and the
-objective (default: the mean of those two).
+objective (default: the mean of those two). The table and ``point`` live in ``search.tuning``: the tuner also
+writes the tables of the dev and hard dev sets as a JSON artifact (``--table``, default
+``Settings.tuning_table_path``) from which the analyst console computes the same figures at any pair.
 
     python -m eval tune --index index_data/index --queries eval/queries/dev.jsonl \
         --min-precise-precision 0.98 --max-mixed 0.15 [--write]
@@ -23,7 +25,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,9 @@ import numpy as np
 from search.catalog import DevQuery
 from search.config import Thresholds
 from search.errors import ConfigError
-from search.routing import route
 from search.searcher import Searcher
-from search.types import Route
+from search.tuning import ROUTES, QueryTable, point, write_tables
 
-ROUTES: tuple[Route, ...] = ("precise", "fuzzy", "mixed")
 CONSTRAINTS = {
     "min_precise_precision": ("precise_precision", ">="),
     "min_precise_recall": ("precise_recall", ">="),
@@ -45,23 +45,6 @@ CONSTRAINTS = {
     "max_mixed": ("mixed_share", "<="),
 }
 OBJECTIVES = ("combined", "success@1", "ndcg@10", "accuracy")
-
-
-@dataclass(frozen=True)
-class QueryTable:
-    """Per query: gold label, classifier score, the answer under each route, and the metric it gets there."""
-
-    qids: list[str]
-    gold_precise: np.ndarray  # bool
-    p: np.ndarray  # float
-    metric: np.ndarray  # float (n, 3): Success@1 for gold-precise, nDCG@10 for gold-fuzzy, per ROUTES
-    forms: list[str | None] = field(default_factory=list)
-    answers: list[dict[str, list[str]]] = field(default_factory=list)  # per query: route → result ids
-
-    def routes(self, t_precise: float, t_fuzzy: float) -> np.ndarray:
-        """Index into ROUTES of every query's route at these thresholds (``search.routing.route``, the served rule)."""
-        th = Thresholds(t_precise, t_fuzzy)
-        return np.fromiter((ROUTES.index(route(float(p), th)) for p in self.p), dtype=np.int64, count=len(self.p))
 
 
 def build_table(searcher: Searcher, queries: Sequence[DevQuery], k: int = 10) -> QueryTable:
@@ -88,31 +71,7 @@ def build_table(searcher: Searcher, queries: Sequence[DevQuery], k: int = 10) ->
                 for qid, v in M.per_query(qrels, runs[r], name, qids).items():
                     metric[idx[qid], j] = v
     return QueryTable([q.qid for q in queries], np.array([q.intent == "precise" for q in queries]), np.array(p),
-                      metric, [q.form for q in queries], answers)
-
-
-def point(table: QueryTable, t_precise: float, t_fuzzy: float) -> dict[str, float]:
-    r = table.routes(t_precise, t_fuzzy)
-    g = table.gold_precise
-    m = table.metric[np.arange(len(r)), r]
-
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else 1.0
-
-    out = {
-        "t_precise": t_precise, "t_fuzzy": t_fuzzy,
-        "precise_precision": ratio(int(((r == 0) & g).sum()), int((r == 0).sum())),
-        "precise_recall": ratio(int(((r == 0) & g).sum()), int(g.sum())),
-        "fuzzy_precision": ratio(int(((r == 1) & ~g).sum()), int((r == 1).sum())),
-        "fuzzy_recall": ratio(int(((r == 1) & ~g).sum()), int((~g).sum())),
-        "mixed_share": float((r == 2).mean()) if len(r) else 0.0,
-        "accuracy": float((((r == 0) & g) | ((r == 1) & ~g)).mean()) if len(r) else 0.0,
-        "success@1": float(m[g].mean()) if g.any() else float("nan"),
-        "ndcg@10": float(m[~g].mean()) if (~g).any() else float("nan"),
-    }
-    parts = [v for v in (out["success@1"], out["ndcg@10"]) if v == v]
-    out["combined"] = float(np.mean(parts)) if parts else float("nan")
-    return out
+                      metric, [q.form for q in queries], answers, [q.query for q in queries], [q.kind for q in queries])
 
 
 def sweep(table: QueryTable, grid: Sequence[float]) -> list[dict[str, float]]:
@@ -307,6 +266,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, (key, op) in CONSTRAINTS.items():
         p.add_argument("--" + name.replace("_", "-"), type=float, default=None, help=f"constraint: {key} {op} value")
     p.add_argument("--out", default="eval/out/tune")
+    p.add_argument("--hard-queries", default="eval/queries/hard_dev.jsonl",
+                   help="a second query set kept in the table the console reads (not swept); '' to leave it out")
+    p.add_argument("--table", default=None,
+                   help="where to write the per-query table for the console (default: the tuning_table_path setting)")
     p.add_argument("--write", action="store_true", help="save the chosen thresholds (with provenance) to the thresholds file")
     p.set_defaults(func=cmd_tune)
 
@@ -337,6 +300,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     (out / "sweep.json").write_text(json.dumps({"points": points, "constraints": constraints, "objective": args.objective,
                                                 "chosen": choice.best, "runner_up": choice.runner_up,
                                                 "binding": choice.binding, **meta}, ensure_ascii=False, indent=1))
+    sets, set_meta = {"dev": table}, {"dev": {"path": args.queries, "queries_sha256": meta["queries_sha256"]}}
+    if args.hard_queries:
+        sets["hard_dev"] = build_table(s, load_queries(args.hard_queries, {it.id for it in s.items}))
+        set_meta["hard_dev"] = {"path": args.hard_queries, "queries_sha256": sha256_of(args.hard_queries)}
+    manifest = Path(args.index) / "manifest.json"
+    table_path = write_tables(args.table or settings.tuning_table_path, sets, set_meta, {
+        "created": meta["date"], "git_revision": meta["git_revision"], "index": args.index,
+        "index_manifest_sha256": sha256_of(manifest) if manifest.exists() else None,
+        "thresholds": meta["current thresholds"]})
     cur = point(table, s.thresholds.t_precise, s.thresholds.t_fuzzy)
     print(f"swept {len(points)} threshold pairs over {len(queries)} queries (scores computed once)")
     print(f"current  t_precise={cur['t_precise']:.2f} t_fuzzy={cur['t_fuzzy']:.2f}: {args.objective}={cur[args.objective]:.3f} "
@@ -355,6 +327,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
           + (f"binding constraint: {choice.binding} (every better pair violates it)" if choice.binding
              else "no constraint binds (this is the unconstrained optimum)"))
     print(f"report: {out / 'report.html'} (plots: {', '.join(str(f) for f in files.values())})")
+    print(f"per-query table for the console: {table_path} ({', '.join(f'{k} {len(v.qids)}' for k, v in sets.items())})")
     if args.write:
         path = write_thresholds(settings.thresholds_path, b["t_precise"], b["t_fuzzy"],
                                 {**meta, "constraints": constraints, "objective": args.objective,

@@ -134,6 +134,12 @@ class Settings:
     milvus_shards: int = 1  # shards of a new collection (a cluster spreads inserts over them)
     milvus_replicas: int = 1  # in-memory replicas loaded on a cluster (query nodes answering in parallel)
 
+    # --- analyst console (GET /console; search/console.py) ---
+    tuning_table_path: str = "eval/out/tune/table.json"  # per-query tuning table `python -m eval tune` writes
+    thresholds_history_path: str = "index_data/thresholds_history.jsonl"  # every threshold change (append-only)
+    labels_review_path: str = "index_data/labels_review.jsonl"  # analysts' query labels for the next training build
+    traffic_dir: str = "eval/out/mined"  # `python -m eval mine` output the console's traffic view reads
+
     # ---------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         if not (1 <= self.max_query_chars <= 1024):

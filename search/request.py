@@ -1,9 +1,10 @@
 """Request rules: what a query and its parameters may be, in one place for every entry point.
 
-``GET`` and ``POST /search``, ``/suggest``, ``/explain``, the CLI and the engine itself read ``q``, ``k`` and the
-what-if thresholds through these functions, and every limit comes from ``Settings`` (``max_raw_query_chars``,
-``max_query_chars``, ``default_k``/``max_k``, ``default_suggest_k``/``max_suggest_k``). A violation is an
-``InvalidQueryError`` naming the field, which the HTTP layer turns into a 422 and the CLI into a message.
+``GET`` and ``POST /search``, ``/suggest``, ``/explain``, the console's admin what-if routes, the CLI and the engine
+itself read ``q``, ``k`` and the what-if thresholds through these functions, and every limit comes from ``Settings``
+(``max_raw_query_chars``, ``max_query_chars``, ``default_k``/``max_k``, ``default_suggest_k``/``max_suggest_k``). A
+violation is an ``InvalidQueryError`` naming the field, which the HTTP layer turns into a 422 and the CLI into a
+message.
 
 Two sources of parameters: a URL query string (every value is text: ``k`` must be plain digits) and a JSON
 body (``k`` must be a JSON integer — neither ``true`` nor ``"5"`` — and thresholds JSON numbers).
@@ -16,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
+from .config import Settings, Thresholds
 from .errors import InvalidQueryError
 from .normalize import normalize
 
 SEARCH_FIELDS = frozenset({"q", "k"})
 EXPLAIN_FIELDS = frozenset({"q", "t_precise", "t_fuzzy"})
+WHATIF_FIELDS = frozenset({"q", "k", "t_precise", "t_fuzzy"})  # admin search at proposed thresholds (the console)
 
 
 def echo(q: Any) -> str:
@@ -101,9 +103,10 @@ class Params:
 
 
 def parse(source: Mapping[str, Any], settings: Settings, *, kind: str = "search", text: bool) -> Params:
-    """Parameters of a ``search``, ``suggest`` or ``explain`` request from a query string (``text=True``) or a
-    JSON object. Unknown JSON fields are refused (a typo should not pass silently); a query string may carry others."""
-    allowed = EXPLAIN_FIELDS if kind == "explain" else SEARCH_FIELDS
+    """Parameters of a ``search``, ``suggest``, ``explain`` or admin ``whatif`` (a search at given thresholds) request
+    from a query string (``text=True``) or a JSON object. Unknown JSON fields are refused (a typo should not pass
+    silently); a query string may carry others."""
+    allowed = EXPLAIN_FIELDS if kind == "explain" else WHATIF_FIELDS if kind == "whatif" else SEARCH_FIELDS
     if not text:
         unknown = sorted(str(f) for f in source if f not in allowed)
         if unknown:
@@ -117,7 +120,23 @@ def parse(source: Mapping[str, Any], settings: Settings, *, kind: str = "search"
         return Params(q, settings.default_k, validate_threshold(get("t_precise"), "t_precise"),
                       validate_threshold(get("t_fuzzy"), "t_fuzzy"))
     k = suggest_k(get("k"), settings) if kind == "suggest" else search_k(get("k"), settings)
+    if kind == "whatif":
+        return Params(q, k, validate_threshold(get("t_precise"), "t_precise"), validate_threshold(get("t_fuzzy"), "t_fuzzy"))
     return Params(q, k)
 
 
-__all__ = ["Params", "echo", "parse", "search_k", "suggest_k", "validate_k", "validate_query", "validate_threshold"]
+def what_if(source: Mapping[str, Any], current: Thresholds, *, text: bool) -> Thresholds:
+    """Proposed thresholds from ``t_precise``/``t_fuzzy`` (each a number in [0, 1]; one not given keeps its
+    current value); a pair with ``t_fuzzy > t_precise`` is refused naming ``t_fuzzy``."""
+    get = (lambda n: _from_text(n, source.get(n))) if text else source.get
+    tp = validate_threshold(get("t_precise"), "t_precise")
+    tf = validate_threshold(get("t_fuzzy"), "t_fuzzy")
+    tp = current.t_precise if tp is None else tp
+    tf = current.t_fuzzy if tf is None else tf
+    if tf > tp:
+        raise InvalidQueryError(f"t_fuzzy ({tf}) must not exceed t_precise ({tp})", field="t_fuzzy")
+    return Thresholds(tp, tf, source="what-if")
+
+
+__all__ = ["Params", "echo", "parse", "search_k", "suggest_k", "validate_k", "validate_query", "validate_threshold",
+           "what_if"]

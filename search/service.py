@@ -17,6 +17,8 @@ from .catalog import item_from_dict, item_problems, load_taxonomy
 from .config import Settings, Thresholds
 from .errors import BackendError, CatalogError, ZhidaError
 from .searcher import Searcher
+from .thresholds_history import ThresholdsHistory, clean_note
+from .tuning import TableFile
 
 
 class AdminDisabledError(ZhidaError):
@@ -41,6 +43,10 @@ class Service:
         self._searcher = searcher
         self._reload_lock = threading.Lock()
         self.reloads = 0
+        # the analyst console's state: every threshold change is recorded with the tuner's figures at both points
+        self.history = ThresholdsHistory(settings.thresholds_history_path)
+        self.tuning = TableFile(settings.tuning_table_path)
+        self._thresholds_lock = threading.Lock()
 
     @property
     def searcher(self) -> Searcher:
@@ -82,9 +88,14 @@ class Service:
         t = self._searcher.thresholds
         return {**t.to_dict(), "source": t.source}
 
-    def set_thresholds(self, t_precise: float, t_fuzzy: float, source: str = "admin api") -> dict[str, Any]:
+    def set_thresholds(self, t_precise: float, t_fuzzy: float, source: str = "admin api", note: str | None = None,
+                       rollback_of: int | None = None) -> dict[str, Any]:
+        """Validate, record in the history (refused when it cannot be recorded), then serve the new values."""
         t = Thresholds(t_precise, t_fuzzy, source=source)  # raises ConfigError when invalid; old values stay
-        self._searcher.set_thresholds(t)
+        with self._thresholds_lock:
+            before = self._searcher.thresholds
+            self.history.record(before, t, self.tuning.metrics(before, t), clean_note(note), rollback_of)
+            self._searcher.set_thresholds(t)
         return self.get_thresholds()
 
     def _taxonomy(self) -> set[str]:

@@ -19,7 +19,12 @@ TRAIN50 = DATA / "train50.jsonl"
 
 
 def settings_for(tmp: Path | None = None, **kw) -> Settings:
-    base = dict(encoder="svd", svd_dim=48, thresholds_path=str((tmp or Path("/nonexistent")) / "thresholds.json"))
+    """Fast test settings; every file the server reads or writes (thresholds, their history, labels, the tuning
+    table, mined traffic) under ``tmp``, or absent, never in the working tree."""
+    d = tmp or Path("/nonexistent")
+    base = dict(encoder="svd", svd_dim=48, thresholds_path=str(d / "thresholds.json"),
+                thresholds_history_path=str(d / "thresholds_history.jsonl"), labels_review_path=str(d / "labels.jsonl"),
+                tuning_table_path=str(d / "tuning_table.json"), traffic_dir=str(d / "mined"))
     base.update(kw)
     return Settings(**base)
 
@@ -71,3 +76,32 @@ def default_index(tmp_path_factory):
 def default_searcher(default_index):
     path, settings = default_index
     return Searcher.load(path, settings)
+
+
+# Judged queries over the 50-item catalog for the console's tuning table: scores spread so that moving t_fuzzy
+# below ~0.2 re-routes some of them (b站, 招行, 想学日语 score 0.17–0.2 on the test index).
+CONSOLE_QUERIES = [
+    ("肯德基", "precise", {"brand-0055": 2}), ("kfc", "precise", {"brand-0055": 2}), ("麦当劳", "precise", {"brand-0056": 2}),
+    ("星巴克会员", "precise", {"brand-0018": 2}), ("12306", "precise", {"brand-0144": 2}),
+    ("饿了么", "precise", {"brand-0167": 2}), ("滴滴", "precise", {"brand-0028": 2}), ("b站", "precise", {"brand-0045": 2}),
+    ("京东", "precise", {"brand-0009": 2}), ("招行", "precise", {"brand-0240": 2}),
+    ("睡不着", "fuzzy", {"ct-sleep-whitenoise": 2, "ct-mind-meditation": 2}), ("饿了", "fuzzy", {"svc-food-delivery": 2}),
+    ("周末带娃去哪", "fuzzy", {"ct-fun-kidsplaces": 2}), ("想学日语", "fuzzy", {"ct-lang-japanese": 2}),
+    ("在家锻炼", "fuzzy", {"ct-fit-home": 2}), ("买菜", "fuzzy", {"svc-food-buyveg": 2}),
+    ("看电影", "fuzzy", {"svc-tr-movie": 2}), ("心情不好", "fuzzy", {"mp-med-jiandan": 2}),
+]
+
+
+@pytest.fixture(scope="session")
+def tuning_table(tmp_path_factory, searcher50):
+    """The tuner's per-query table for the 50-item index (dev = the queries above, hard dev = their second half),
+    written as the artifact ``python -m eval tune`` writes."""
+    from eval.tuning import build_table
+    from search.catalog import DevQuery
+    from search.tuning import write_tables
+
+    qs = [DevQuery(f"{'p' if i == 'precise' else 'f'}{n:03d}", q, i, rel) for n, (q, i, rel) in enumerate(CONSOLE_QUERIES, 1)]
+    path = tmp_path_factory.mktemp("tune") / "table.json"
+    write_tables(path, {"dev": build_table(searcher50, qs), "hard_dev": build_table(searcher50, qs[len(qs) // 2:])},
+                 {"dev": {"path": "console-test", "queries_sha256": "0" * 64}}, {"created": "test", "index": "index50"})
+    return path

@@ -72,3 +72,22 @@ def test_missing_or_wrong_q():
         with pytest.raises(InvalidQueryError) as e:
             parse(src, S, text=text)
         assert e.value.field == "q"
+
+
+def test_what_if_thresholds():
+    from search.config import Thresholds
+    from search.request import what_if
+
+    cur = Thresholds(0.7, 0.3)
+    assert what_if({}, cur, text=True).to_dict() == {"t_precise": 0.7, "t_fuzzy": 0.3}
+    assert what_if({"t_fuzzy": "0.1"}, cur, text=True).to_dict() == {"t_precise": 0.7, "t_fuzzy": 0.1}
+    assert what_if({"t_precise": 0.9, "t_fuzzy": 0.9}, cur, text=False).to_dict() == {"t_precise": 0.9, "t_fuzzy": 0.9}
+    for src, field in (({"t_fuzzy": "0.8"}, "t_fuzzy"), ({"t_precise": "0.2"}, "t_fuzzy"), ({"t_precise": "x"}, "t_precise"),
+                       ({"t_precise": "nan"}, "t_precise"), ({"t_fuzzy": "-0.1"}, "t_fuzzy")):
+        with pytest.raises(InvalidQueryError) as e:
+            what_if(src, cur, text=True)
+        assert e.value.field == field
+    p = parse({"q": "kfc", "k": "3", "t_fuzzy": "0.1"}, Settings(), kind="whatif", text=True)
+    assert (p.k, p.t_precise, p.t_fuzzy) == (3, None, 0.1)
+    with pytest.raises(InvalidQueryError):
+        parse({"q": "kfc", "t_fuzzy": 0.1, "x": 1}, Settings(), kind="whatif", text=False)

@@ -138,3 +138,29 @@ def test_tuner_answers_are_the_served_answers(default_searcher):
         served = s.search(q.query, 10)
         assert served.intent.label == ROUTES[code], q.query
         assert answers[ROUTES[code]] == [h.id for h in served.results], q.query
+
+
+def test_table_artifact_round_trip_and_refusals(tmp_path):
+    from search.tuning import TableFile, read_tables, route_changes, write_tables
+
+    t = _table()
+    t = QueryTable(t.qids, t.gold_precise, t.p, t.metric, t.forms, [], [f"query {q}" for q in t.qids], [None] * len(t.qids))
+    path = write_tables(tmp_path / "table.json", {"dev": t}, {"dev": {"queries_sha256": "ab"}}, {"index": "x"})
+    back = read_tables(path)
+    assert back.provenance == {"index": "x"} and back.set_meta == {"dev": {"queries_sha256": "ab"}}
+    d = back.sets["dev"]
+    assert np.array_equal(d.gold_precise, t.gold_precise) and np.allclose(d.p, t.p) and np.allclose(d.metric, t.metric)
+    assert point(d, 0.6, 0.3) == pytest.approx(point(t, 0.6, 0.3))  # the server's figures are the tuner's
+    ch = route_changes(d, Thresholds(0.7, 0.3), Thresholds(0.7, 0.1))
+    assert ch and all(c["from"] == "fuzzy" and c["to"] == "mixed" and 0.1 < c["p_precise"] <= 0.3 for c in ch)
+    assert ch[0]["query"].startswith("query ")
+    f = TableFile(path)
+    assert f.get() is f.get()  # read once while the file is unchanged
+    assert TableFile(tmp_path / "none.json").get() is None and TableFile(tmp_path / "none.json").metrics(Thresholds(), Thresholds()) is None
+    for bad in ('{"kind": "zhida-tuning-table", "format_version": 9}', "not json",
+                '{"kind": "zhida-tuning-table", "format_version": 1, "routes": ["precise", "fuzzy", "mixed"], '
+                '"sets": {"dev": {"rows": [{"qid": "a", "query": "a", "gold": "maybe", "p_precise": 0.5, "metric": [0, 0, 0]}]}}}'):
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(ConfigError):
+            read_tables(tmp_path / "bad.json")
+    assert TableFile(tmp_path / "bad.json").metrics(Thresholds(), Thresholds()) is None

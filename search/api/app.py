@@ -427,7 +427,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
              openapi_extra=_body_doc(ThresholdsRequest))
     async def put_thresholds(request: Request) -> Any:
         body = validated(ThresholdsRequest, await json_body(request))
-        return service.set_thresholds(body.t_precise, body.t_fuzzy)
+        return await run_in_threadpool(service.set_thresholds, body.t_precise, body.t_fuzzy, note=body.note)
 
     @app.post("/admin/reload", responses=_ADMIN, dependencies=admin, openapi_extra=_body_doc(ReloadRequest, required=False))
     async def reload(request: Request) -> Any:
@@ -444,6 +444,9 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     async def delete_item(item_id: str) -> Any:
         return await run_in_threadpool(service.delete, [item_id])
 
+    from .console import console_router  # the analyst console: GET /console and its admin routes
+
+    app.include_router(console_router(service, settings, admin))
     return app
 
 

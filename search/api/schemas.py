@@ -28,6 +28,7 @@ class ThresholdsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     t_precise: float = Field(..., ge=0.0, le=1.0, allow_inf_nan=False)
     t_fuzzy: float = Field(..., ge=0.0, le=1.0, allow_inf_nan=False)
+    note: str | None = Field(None, max_length=500, description="why: kept with the change in the thresholds history")
 
 
 class ReloadRequest(BaseModel):
