@@ -3,7 +3,7 @@
 Under ``python -m search serve`` every worker is its own process, so the client runs in multiprocess mode: the
 server sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports this module, each process writes its samples
 to memory-mapped files there, and whichever worker answers ``/metrics`` merges all of them
-(``MultiProcessCollector``); a dead worker's files are marked by the arbiter's ``child_exit`` hook. Without the
+(``MultiProcessCollector``); the arbiter's ``child_exit`` hook marks a dead worker's files (search/server.py). Without the
 variable (tests, ``create_app`` in a script) the metrics live in this process's default registry.
 
 What is measured (seconds, Prometheus' base unit):
@@ -101,9 +101,3 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
-
-
-def worker_exited(pid: int) -> None:
-    """gunicorn's ``child_exit`` hook: the live-worker gauges of ``pid`` stop being reported."""
-    if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import shutil
 import sys
@@ -70,9 +71,11 @@ class ZhidaServer(BaseApplication):  # type: ignore[misc]
         s = self.settings
 
         def child_exit(_arbiter: Any, worker: Any) -> None:
-            from . import metrics
+            # the dead worker's live gauges stop being reported; the arbiter never imports search.metrics, whose
+            # metric objects would create sample files of the arbiter's own
+            from prometheus_client import multiprocess
 
-            metrics.worker_exited(worker.pid)
+            multiprocess.mark_process_dead(worker.pid)
 
         options: dict[str, Any] = {
             "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
@@ -101,7 +104,7 @@ class ZhidaServer(BaseApplication):  # type: ignore[misc]
         try:
             searcher = open_searcher(self.index, self.settings)
         except (ZhidaError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            logging.getLogger("zhida.error").error("error: cannot serve the index: %s", exc)
             sys.exit(3)  # gunicorn's WORKER_BOOT_ERROR: the arbiter stops instead of restarting in a loop
         return create_app(self.settings, searcher)
 
@@ -113,11 +116,14 @@ def serve(settings: Settings, index: str) -> int:
     for stale in Path(metrics_dir).glob("*.db"):  # a previous run's samples (prometheus-client: wipe on start)
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports prometheus_client
+    master = os.getpid()
     try:
         ZhidaServer(settings, index).run()
     except SystemExit as exc:
+        if os.getpid() != master:  # a worker's exit passes through this frame, inherited from the fork
+            raise
         return exc.code if isinstance(exc.code, int) else 1
     finally:
-        if own_dir:
+        if own_dir and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
