@@ -31,9 +31,9 @@ index: $(INDEX)/manifest.json ## build the default index from index_data/ if mis
 rebuild: $(STAMP) ## rebuild the default index (atomic: the old one serves until the new one is in place)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
 
-run: index ## build the default index if missing or stale, then serve it on 127.0.0.1:8000
+run: index ## build the default index if missing or stale, then serve it on 127.0.0.1:8000 (WORKERS=2 for two processes)
 	@echo "example: curl -s 'http://127.0.0.1:8000/search?q=%E8%82%AF%E5%BE%B7%E5%9F%BA&k=5'   (q=肯德基)"
-	$(PY) -m search serve --index $(INDEX)
+	$(PY) -m search serve --index $(INDEX) $(if $(WORKERS),--workers $(WORKERS))
 
 query: index ## answer one query from the default index: make query Q=睡不着
 	$(PY) -m search query "$(Q)" --index $(INDEX)
@@ -41,10 +41,16 @@ query: index ## answer one query from the default index: make query Q=睡不着
 validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
 	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED) --min-per-label 10
 
-test: $(STAMP) ## run the test suite (fast; slow benchmark-style tests excluded)
+# the reverse-proxy tests start deploy/nginx.conf: nginx from Debian's packages when it is missing (as root)
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || [ "$$(id -u)" != 0 ] || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null))
+
+test: $(STAMP) nginx ## run the test suite (fast; slow benchmark-style tests excluded)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) ## run every test, the slow ones included (100k-request load test)
+test-all: $(STAMP) nginx ## run every test, the slow ones included (100k-request load test)
 	$(PY) -m pytest -q -s -m ''
 
 lint: $(STAMP) ## ruff
@@ -68,4 +74,4 @@ bench: index ## benchmarks (default catalog, 10k, 100k; SIZES=10k,100k,1m for 1M
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate test test-all lint eval eval-external tune bench bench-milvus clean
+.PHONY: help install index rebuild run query validate nginx test test-all lint eval eval-external tune bench bench-milvus clean

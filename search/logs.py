@@ -8,7 +8,7 @@ the first 16 characters of ``q``). python-json-logger formats them. The same han
 gunicorn's handlers. ``log_format = "text"`` gives plain lines for a terminal.
 
 The request id lives in a context variable set by the HTTP middleware; the search thread runs in a copy of the
-request's context (anyio's ``to_thread``), so a line logged there carries it too.
+request's context, so a line logged there carries it too.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 gunicorn (https://docs.gunicorn.org) binds the socket, forks ``workers`` processes and supervises them: a worker
 that dies or stops answering its heartbeat (``worker_timeout_s``) is replaced while the others keep serving;
 SIGTERM drains (workers stop accepting, finish the requests in flight within ``graceful_timeout_s``, then exit);
-SIGHUP re-reads the settings and starts new workers, which load the index, before stopping the old ones
-gracefully; SIGTTIN / SIGTTOU add or remove a worker. Each worker runs uvicorn (uvloop, httptools) through the
+SIGHUP replaces every worker (the old ones finish their requests while the new ones load the index; connections
+made meanwhile wait in the listen queue); SIGTTIN / SIGTTOU add or remove a worker. Each worker runs uvicorn (uvloop, httptools) through the
 ``uvicorn-worker`` package's ``UvicornWorker``, configured here from ``Settings``: keep-alive timeout, a cap on
 open connections per worker (``limit_concurrency``: beyond it a request gets 503 at once), no ``server`` header,
 no access log of its own (the app writes one line per request with a bounded query prefix).

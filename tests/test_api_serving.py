@@ -152,8 +152,11 @@ def _gather(app, n, path="/search?q=kfc"):
 
 
 def test_searches_run_on_at_most_search_threads_threads(searcher50):
-    """The hand-off is anyio's thread pool under a capacity limiter of ``search_threads``."""
+    """The hand-off is a pool of ``search_threads`` threads; the search runs in the request's context (its
+    request id reaches log lines written there)."""
     import time
+
+    from search.logs import request_id
 
     state = {"now": 0, "peak": 0, "threads": set()}
     lock = threading.Lock()
@@ -164,6 +167,7 @@ def test_searches_run_on_at_most_search_threads_threads(searcher50):
                 state["now"] += 1
                 state["peak"] = max(state["peak"], state["now"])
                 state["threads"].add(threading.current_thread().name)
+                state.setdefault("ids", set()).add(request_id.get())
             time.sleep(0.02)
             with lock:
                 state["now"] -= 1
@@ -173,6 +177,7 @@ def test_searches_run_on_at_most_search_threads_threads(searcher50):
     rs = _gather(create_app(s, Slow(s, searcher50)), 12)
     assert [r.status_code for r in rs] == [200] * 12
     assert state["peak"] == 2 and threading.current_thread().name not in state["threads"]
+    assert len(state["ids"]) == 12 and all(len(i) == 32 for i in state["ids"])
 
 
 def test_a_timed_out_search_is_a_503_and_the_next_is_served(searcher50):

@@ -106,6 +106,24 @@ def test_a_killed_worker_is_replaced_while_requests_keep_succeeding(server):
     assert proc.poll() is None  # the arbiter kept running
 
 
+def test_sighup_replaces_every_worker_while_requests_keep_succeeding(server):
+    """The old workers finish their requests and stop while the new ones load the index; connections made
+    meanwhile wait in the listen queue and are answered (none refused)."""
+    base, proc, _ = server
+    before = _workers(proc.pid)
+    proc.send_signal(signal.SIGHUP)
+    codes: list[int] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        codes.append(httpx.get(base + "/search", params={"q": "睡不着"}, timeout=60).status_code)
+        now = _workers(proc.pid)
+        if len(now) == 2 and not now & before:
+            break
+        time.sleep(0.05)
+    assert len(now) == 2 and not now & before, (before, now)
+    assert codes and set(codes) == {200}
+
+
 def test_sigterm_lets_requests_in_flight_finish(server):
     """A request whose body is still arriving when SIGTERM comes gets its answer; then the server exits 0 and
     stops accepting."""
