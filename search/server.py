@@ -13,8 +13,9 @@ Every worker loads and warms the index itself after the fork (``open_searcher``)
 numpy nor FAISS, so no thread or BLAS state crosses a fork, and a restarted worker reads the index anew.
 
 What uvicorn does not bound — how long a client may take to send its headers, and how large they may be — is
-bounded by the reverse proxy in front (``deploy/nginx.conf``); connections are spread over the workers by the
-kernel (one shared socket), and across hosts by that load balancer.
+bounded by the reverse proxy in front (``deploy/nginx.conf``). Connections are spread over the workers by the
+kernel: with ``reuse_port`` (default) each worker has its own ``SO_REUSEPORT`` socket and the kernel hashes each
+new connection to one of them; across hosts a load balancer spreads them.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ZhidaServer(BaseApplication):  # type: ignore[misc]
             "timeout": s.worker_timeout_s,
             "keepalive": s.keepalive_timeout_s,
             "backlog": 2048,
+            "reuse_port": s.reuse_port,
             "logconfig_dict": logging_config(s.log_format, s.log_level),
             "loglevel": s.log_level,
             "accesslog": None,
