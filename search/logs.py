@@ -2,7 +2,7 @@
 
 Every line carries ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and ``request_id`` (empty
 outside a request), plus the fields a logger passes as ``extra`` (the access line's method, path, status, ms and
-the first 16 characters of ``q``). python-json-logger formats them. The same handler serves Zhida's loggers
+the first 16 characters of ``q``). python-json-logger formats them (with orjson, UTF-8 as is). The same handler serves Zhida's loggers
 (``zhida.*``), uvicorn's (``uvicorn.error``) and gunicorn's (``gunicorn.error``): gunicorn applies
 ``logging_config`` in its arbiter through its ``logconfig_dict`` setting, and its uvicorn workers log through
 gunicorn's handlers. ``log_format = "text"`` gives plain lines for a terminal.
@@ -42,11 +42,10 @@ def logging_config(fmt: str = "json", level: str = "info") -> dict[str, Any]:
     server's loggers (which do not propagate, so nothing is written twice)."""
     if fmt == "json":
         formatter: dict[str, Any] = {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",  # orjson: the access line is written per request
             "fmt": JSON_FIELDS,
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": True,  # "timestamp": ISO 8601 in UTC, first in the line
-            "json_ensure_ascii": False,
             # uvicorn adds an ANSI-coloured copy of its message for terminals
             "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         }

@@ -106,6 +106,7 @@ class Hygiene:
         self.max_admin_body_bytes = settings.max_admin_body_bytes or settings.max_body_bytes
         self.max_header_fields = settings.max_header_fields
         self.max_header_bytes = settings.max_header_bytes
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
@@ -152,10 +153,13 @@ class Hygiene:
         finally:
             request_id.reset(token)
             elapsed = time.perf_counter() - t0
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "other"
-            REQUEST_SECONDS.labels(endpoint).observe(elapsed)
-            REQUESTS.labels(endpoint, str(status)).inc()
+            endpoint = getattr(scope.get("route"), "path", None) or "other"
+            series = self._series.get((endpoint, status))
+            if series is None:  # route templates × statuses: a bounded set, looked up once each
+                series = self._series[(endpoint, status)] = (REQUEST_SECONDS.labels(endpoint),
+                                                             REQUESTS.labels(endpoint, str(status)))
+            series[0].observe(elapsed)
+            series[1].inc()
             if path != "/metrics":
                 q = ""  # the value the route reads: the last ``q`` (Starlette's QueryParams.get)
                 for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
