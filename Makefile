@@ -31,9 +31,9 @@ index: $(INDEX)/manifest.json ## build the default index from index_data/ if mis
 rebuild: $(STAMP) ## rebuild the default index (atomic: the old one serves until the new one is in place)
 	$(PY) -m search build --catalog index_data/catalog.jsonl --out $(INDEX)
 
-run: index ## build the default index if missing or stale, then serve it on 127.0.0.1:8000
+run: index ## build the default index if missing or stale, then serve it on 127.0.0.1:8000 (WORKERS=2 for two processes)
 	@echo "example: curl -s 'http://127.0.0.1:8000/search?q=%E8%82%AF%E5%BE%B7%E5%9F%BA&k=5'   (q=肯德基)"
-	$(PY) -m search serve --index $(INDEX)
+	$(PY) -m search serve --index $(INDEX) $(if $(WORKERS),--workers $(WORKERS))
 
 query: index ## answer one query from the default index: make query Q=睡不着
 	$(PY) -m search query "$(Q)" --index $(INDEX)
@@ -51,10 +51,16 @@ browser-deps: ## install Chromium and a CJK font for the console's browser tests
 	    chromium fonts-noto-cjk fontconfig >/dev/null) || echo "warning: could not install chromium: the browser tests will skip"; \
 	else echo "note: chromium or a CJK font is missing and cannot be installed here (needs root and apt-get): the browser tests will skip"; fi
 
-test: $(STAMP) browser-deps ## run the test suite (fast; slow benchmark-style tests excluded)
+# the reverse-proxy tests start deploy/nginx.conf: nginx from Debian's packages when it is missing (as root)
+nginx: ## install nginx (Debian) for the reverse-proxy tests, when missing
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || [ "$$(id -u)" != 0 ] || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null))
+
+test: $(STAMP) browser-deps nginx ## run the test suite (fast; slow benchmark-style tests excluded)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) browser-deps ## run every test, the slow ones included (100k-request load test)
+test-all: $(STAMP) browser-deps nginx ## run every test, the slow ones included (100k-request load test)
 	$(PY) -m pytest -q -s -m ''
 
 lint: $(STAMP) ## ruff
@@ -81,4 +87,4 @@ bench-quick: index ## smoke run of the benchmark on the default catalog: the ful
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate browser-deps test test-all lint eval eval-external tune bench bench-quick bench-milvus clean
+.PHONY: help install index rebuild run query validate browser-deps nginx test test-all lint eval eval-external tune bench bench-quick bench-milvus clean

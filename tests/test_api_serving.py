@@ -1,5 +1,5 @@
-"""Serving details of the app (search/api/app.py): error mapping, access log, CORS, JSON bodies, search threads,
-and the one set of request rules for GET and POST."""
+"""Serving details of the app (search/api/app.py): error mapping, access log, CORS, JSON bodies, the thread
+hand-off, and the one set of request rules for GET and POST."""
 
 import asyncio
 import json
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from search.api import create_app
-from search.api.app import SearchThreads, _json_body
+from search.api.app import _json_body
 from search.errors import (
     BackendError,
     ConfigError,
@@ -80,8 +80,8 @@ def test_get_and_post_follow_the_same_rules(client, q, k):
 def test_access_log_names_the_query_searched(client, caplog):
     with caplog.at_level(logging.INFO, logger="zhida.access"):
         client.get("/search?q=first&q=kfc")
-    rec = [json.loads(m.getMessage()) for m in caplog.records if m.name == "zhida.access"][-1]
-    assert rec["q"] == "kfc" and rec["status"] == 200 and rec["path"] == "/search"
+    rec = [m for m in caplog.records if m.name == "zhida.access"][-1]
+    assert rec.q == "kfc" and rec.status == 200 and rec.path == "/search" and len(rec.request_id) == 32
 
 
 def test_cors_headers(searcher50):
@@ -91,13 +91,13 @@ def test_cors_headers(searcher50):
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
 
 
-# --- the JSON body and the search threads ------------------------------------------------------------------
+# --- the JSON body and the thread hand-off -------------------------------------------------------------------
 
 
 def test_json_body_is_the_compact_utf8_json_of_the_result(searcher50):
     for q in ("肯德基", "周末带娃去哪", "kfc 点餐"):
         d = searcher50.search(q, 10).to_dict()
-        body = _json_body(lambda d=d: d)
+        body = _json_body(lambda d=d: d, (), False)
         assert json.loads(body) == d
         assert body == json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode() or b"e-" in body
 
@@ -105,25 +105,35 @@ def test_json_body_is_the_compact_utf8_json_of_the_result(searcher50):
 def test_json_body_falls_back_to_the_standard_encoder():
     import numpy as np
 
-    assert json.loads(_json_body(lambda: {"p": np.float64(0.25), "n": [1, 2]})) == {"p": 0.25, "n": [1, 2]}
+    assert json.loads(_json_body(lambda: {"p": np.float64(0.25), "n": [1, 2]}, (), False)) == {"p": 0.25, "n": [1, 2]}
     with pytest.raises(ValueError):
-        _json_body(lambda: {"p": np.float64("nan")})
+        _json_body(lambda: {"p": np.float64("nan")}, (), False)
     with pytest.raises(TypeError):
-        _json_body(lambda: {"p": object()})
+        _json_body(lambda: {"p": object()}, (), False)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_json_body_refuses_non_finite_floats(bad):
+def test_bodies_are_built_finite(bad):
+    """A non-finite number is refused where the body is built, whatever encoder writes it afterwards."""
+    from search.types import Hit, IntentDecision, finite
+
     with pytest.raises(ValueError, match="non-finite"):
-        _json_body(lambda: {"direct_hit": None, "results": [{"score": 0.5}, {"score": bad}]})
-    assert json.loads(_json_body(lambda: {"direct_hit": None, "q": "null", "s": 1.0})) == {"direct_hit": None, "q": "null",
-                                                                                           "s": 1.0}
+        Hit("a", "A", "brand", "c", bad, (), "r").to_dict()
+    with pytest.raises(ValueError, match="non-finite"):
+        IntentDecision("precise", bad, 0.7, 0.3).to_dict()
+    with pytest.raises(ValueError, match="non-finite"):
+        finite(bad)
+    assert finite(0.1234567) == 0.123457
 
 
 def test_non_finite_score_is_a_500_json_error(searcher50):
+    from search.types import Hit
+
     class NaNService(Service):
         def search(self, q, k=None):
-            return {"direct_hit": None, "results": [{"score": math.nan}]}
+            d = self.searcher.search(q, k).to_dict()
+            d["results"] = [Hit("a", "A", "brand", "c", math.nan, (), "r").to_dict()]
+            return d
 
     s = settings_for()
     c = TestClient(create_app(s, NaNService(s, searcher50)), raise_server_exceptions=False)
@@ -131,54 +141,60 @@ def test_non_finite_score_is_a_500_json_error(searcher50):
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
 
 
-def test_search_threads_return_results_and_exceptions():
-    threads = SearchThreads(2)
-
-    def boom():
-        raise KeyError("x")
+def _gather(app, n, path="/search?q=kfc"):
+    import httpx
 
     async def go():
-        ok = await asyncio.gather(*(threads.submit(lambda i=i: (i, threading.current_thread().name)) for i in range(20)))
-        with pytest.raises(KeyError):
-            await threads.submit(boom)
-        return ok
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await asyncio.gather(*(c.get(path) for _ in range(n)))
 
-    ok = asyncio.run(go())
-    assert [i for i, _ in ok] == list(range(20))
-    assert {name for _, name in ok} <= {"zhida-search-0", "zhida-search-1"}
-    started = list(threads._threads)
-    threads.close()
-    for t in started:
-        t.join(2)
-        assert not t.is_alive()
+    return asyncio.run(go())
 
 
-def test_search_threads_start_on_first_job_and_stop_with_the_app(searcher50):
-    import gc
+def test_searches_run_on_at_most_search_threads_threads(searcher50):
+    """The hand-off is a pool of ``search_threads`` threads; the search runs in the request's context (its
+    request id reaches log lines written there)."""
+    import time
 
-    app = create_app(settings_for(), searcher50)
-    threads = app.state.search_threads
-    assert threads._threads == []
-    TestClient(app).get("/search?q=kfc")
-    started = list(threads._threads)
-    assert len(started) == settings_for().search_threads and all(t.is_alive() for t in started)
-    del app
-    gc.collect()
-    for t in started:
-        t.join(2)
-        assert not t.is_alive()
+    from search.logs import request_id
+
+    state = {"now": 0, "peak": 0, "threads": set()}
+    lock = threading.Lock()
+
+    class Slow(Service):
+        def search(self, q, k=None):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+                state["threads"].add(threading.current_thread().name)
+                state.setdefault("ids", set()).add(request_id.get())
+            time.sleep(0.02)
+            with lock:
+                state["now"] -= 1
+            return super().search(q, k)
+
+    s = settings_for(worker_threads=2)
+    rs = _gather(create_app(s, Slow(s, searcher50)), 12)
+    assert [r.status_code for r in rs] == [200] * 12
+    assert state["peak"] == 2 and threading.current_thread().name not in state["threads"]
+    assert len(state["ids"]) == 12 and all(len(i) == 32 for i in state["ids"])
 
 
-def test_search_threads_survive_a_timed_out_job():
-    threads = SearchThreads(1)
+def test_a_timed_out_search_is_a_503_and_the_next_is_served(searcher50):
     gate = threading.Event()
 
-    async def go():
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.05):
-                await threads.submit(gate.wait, 5)
-        gate.set()
-        return await threads.submit(lambda: "next")
+    class Stuck(Service):
+        def search(self, q, k=None):
+            if q == "stuck":
+                gate.wait(5)
+            return super().search(q, k)
 
-    assert asyncio.run(go()) == "next"
-    threads.close()
+    s = settings_for(request_timeout_s=0.1, worker_threads=1)
+    app = create_app(s, Stuck(s, searcher50))
+    try:
+        (r,) = _gather(app, 1, "/search?q=stuck")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "timeout"
+    finally:
+        gate.set()
+    (r,) = _gather(app, 1)
+    assert r.status_code == 200

@@ -37,3 +37,27 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
         assert p.returncode == 2, (cmd, p.stderr)
         assert p.stderr.startswith("error:") and "Traceback" not in p.stderr
     assert not (tmp_path / "i").exists()
+
+
+def test_config_prints_each_setting_and_its_source(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cfg = tmp_path / "zhida.toml"
+    cfg.write_text('max_k = 40\nadmin_token = "s3cret"\n', encoding="utf-8")
+    env = {**os.environ, "ZHIDA_CONFIG": str(cfg), "ZHIDA_WORKERS": "3"}
+    p = subprocess.run([sys.executable, "-m", "search", "config", "--json"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = {r["name"]: r for r in json.loads(p.stdout)}
+    assert rows["max_k"] == {"name": "max_k", "value": 40, "source": f"file {cfg}"}
+    assert rows["workers"]["value"] == 3 and rows["workers"]["source"] == "env ZHIDA_WORKERS"
+    assert rows["default_k"]["source"] == "default"
+    assert rows["admin_token"]["value"] == "***" and "s3cret" not in p.stdout
+    text = subprocess.run([sys.executable, "-m", "search", "config"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "env ZHIDA_WORKERS" in text and "max_k" in text

@@ -315,8 +315,15 @@ def test_logs_are_json_with_bounded_query_and_request_id(searcher50, caplog):
     with caplog.at_level(logging.INFO, logger="zhida.access"):
         r = c.get("/search", params={"q": secret}, headers={"X-Request-ID": "rid-1"})
     assert r.headers["x-request-id"] == "rid-1"
-    rec = [json.loads(m.getMessage()) for m in caplog.records if m.name == "zhida.access"][-1]
-    assert rec["request_id"] == "rid-1" and rec["status"] == r.status_code
+    record = [m for m in caplog.records if m.name == "zhida.access"][-1]
+    from pythonjsonlogger.json import JsonFormatter
+
+    from search.logs import logging_config
+
+    options = {k: v for k, v in logging_config("json")["formatters"]["zhida"].items() if k != "()"}
+    rec = json.loads(JsonFormatter(**options).format(record))
+    assert rec["request_id"] == "rid-1" and rec["status"] == r.status_code and rec["logger"] == "zhida.access"
+    assert rec["level"] == "INFO" and rec["timestamp"]
     assert len(rec["q"]) <= 16 and "秘" * 20 not in caplog.text
 
 

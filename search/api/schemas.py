@@ -7,7 +7,7 @@ Admin bodies are validated here in strict mode: a number is a JSON number, never
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -40,6 +40,12 @@ class ItemsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[dict[str, Any]] = Field(..., description="catalog records (same fields as catalog.jsonl) to add or replace",
                                         min_length=1, max_length=1000)
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1)
+    kind: Literal["open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content"]
 
 
 class ActionOut(BaseModel):
@@ -123,3 +129,97 @@ class ThresholdsState(BaseModel):
     t_precise: float
     t_fuzzy: float
     source: str
+
+
+class CatalogItemIn(BaseModel):
+    """One catalog record, as in ``catalog.jsonl`` (documentation of ``POST /admin/items``; the records are checked
+    by the catalog's own rules, ``search.catalog.item_problems``, which name every problem)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$", description="stable id")
+    name: str = Field(..., min_length=1)
+    aliases: list[str] = Field(..., description="English names, short forms, former names")
+    type: Literal["brand", "mini_program", "function", "service", "content"]
+    category: str = Field(..., description="one label of the taxonomy")
+    description: str = Field(..., min_length=20, max_length=150)
+    tags: list[str] = Field(..., min_length=1, description="need and scene words a user would type")
+    actions: list[ActionIn] = Field(..., max_length=5, description="2-5 core entries (brand, mini_program, "
+                                                                   "function, service)")
+    popularity: int = Field(3, ge=1, le=5)
+
+
+class ItemsRequestDoc(BaseModel):
+    items: list[CatalogItemIn] = Field(..., min_length=1, max_length=1000, description="records to add or replace")
+
+
+class ItemsUpserted(BaseModel):
+    added: int
+    updated: int
+    items: int = Field(..., description="items served now")
+    backend: str
+
+
+class ItemsDeleted(BaseModel):
+    deleted: int
+    unknown: int = Field(..., description="ids not in the catalog")
+    items: int = Field(..., description="items served now")
+    backend: str
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class CacheInfoOut(BaseModel):
+    hits: int
+    misses: int
+    size: int
+    max: int | None = None
+
+
+class ReadyOut(BaseModel):
+    """``GET /readyz`` (and the answer of ``POST /admin/reload``). Without the admin token: status, counts and
+    versions; ``pid`` and ``index`` only with it."""
+
+    status: str
+    items: int
+    created: str | None = Field(None, description="when the served index was built")
+    encoder: str
+    dense_index: str
+    reloads: int
+    backend: dict[str, Any] = Field(..., description="backend name, health and item count")
+    embedding_cache: CacheInfoOut
+    encoder_token_cache: CacheInfoOut
+    version: str | None = Field(None, description="Zhida's version (without the admin token)")
+    index_format_version: int | None = Field(None, description="the index folder's format (without the admin token)")
+    pid: int | None = Field(None, description="server process (admin token only)")
+    index: str | None = Field(None, description="path of the served index folder (admin token only)")
+
+
+class FeatureOut(BaseModel):
+    feature: str
+    contribution: float
+
+
+class RouteOut(BaseModel):
+    label: str
+    t_precise: float
+    t_fuzzy: float
+
+
+class ExplainOut(BaseModel):
+    """``GET /explain``: the intent score, what moved it, and the route now and at what-if thresholds."""
+
+    query: str
+    normalized: str
+    tokens: list[str]
+    p_precise: float
+    logit: float
+    calibration: dict[str, Any] = Field(..., description="Platt scaling: method, a, c and the formula")
+    cues: dict[str, Any] | None = Field(..., description="command, suffix, question and need cues around a name")
+    top_features: list[FeatureOut]
+    catalog_features: dict[str, float]
+    name_match: dict[str, Any] | None = Field(..., description="the strongest name match: id, name, boost, reason")
+    route: RouteOut
+    route_at: RouteOut = Field(..., description="the route at the given t_precise / t_fuzzy")
+    categories: list[dict[str, Any]] = Field(..., description="the need's most likely categories with p")
