@@ -11,12 +11,21 @@ with ``os.replace`` — a reader sees the old index or the new one, never a mix,
 point leaves the previous index as it was. Arrays are ``.npy`` files read with ``allow_pickle=False``
 (optionally memory-mapped); structured data is JSON. Loading refuses anything it cannot trust, naming the
 file: a missing file, a size or checksum mismatch, another format or format version, a bad dtype/shape.
+
+A build also removes the temporaries of earlier builds of the same target that were killed: each build holds a
+lock (``flock``) on ``.<name>.tmp-<token>.lock`` while its ``.<name>.tmp-<token>`` entries exist, so entries whose
+lock nobody holds belong to a build that is gone. When the target is a plain folder (an index written by other
+means) it is swapped with the new symlink in one step (``renameat2(RENAME_EXCHANGE)``), then kept as a version.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import datetime as _dt
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -59,8 +68,12 @@ class IndexWriter:
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = Path(target)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:12]}"
+        parent = self.target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd, token = _take_build_lock(parent, self.target.name)
+        self._prefix = parent / f".{self.target.name}.tmp-{token}"
+        remove_stale_temporaries(self.target, keep=token)
+        self.tmp = self._prefix
         self.tmp.mkdir()
         self.files: dict[str, dict[str, Any]] = {}
 
@@ -113,18 +126,131 @@ class IndexWriter:
         vid = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
         final = versions / vid
         os.rename(self.tmp, final)
-        if self.target.exists() and not self.target.is_symlink():
-            # An index written by other means (a plain folder): keep it as a version, then switch.
-            os.rename(self.target, versions / f"{vid}-previous")
-        link = self.target.parent / f".{self.target.name}.link-{uuid.uuid4().hex[:8]}"
+        link = Path(f"{self._prefix}.link")
         os.symlink(os.path.join(versions.name, vid), link)
-        os.replace(link, self.target)
+        if os.path.lexists(self.target) and not self.target.is_symlink():
+            # An index written by other means (a plain folder): swap it with the link in one step, so the target
+            # is always a complete index, then keep it as a version.
+            _exchange(link, self.target)
+            os.rename(link, versions / f"{vid}-previous")
+        else:
+            os.replace(link, self.target)
         _fsync(self.target.parent)
         _prune(versions, keep={vid})
+        self._unlock()
         return self.target
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self._prefix}.link")
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self._prefix}.lock")
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def _take_build_lock(parent: Path, name: str) -> tuple[int, str]:
+    """Create and lock ``.<name>.tmp-<token>.lock`` for a new build; returns its descriptor and the token.
+
+    The lock is held until the build commits or aborts (the kernel drops it when the process dies). If another
+    build's clean-up removed the file between its creation and the lock, the file locked is not the one at the
+    path any more: take another token."""
+    while True:
+        token = uuid.uuid4().hex[:12]
+        path = parent / f".{name}.tmp-{token}.lock"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd, token
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str], keep: str = "") -> list[str]:
+    """Remove what builds of ``target`` that were killed left beside it (``.<name>.tmp-<token>`` folders, their
+    ``.link`` and ``.lock``); a build whose lock is held is running and is left alone. Returns the names removed."""
+    target = Path(target)
+    prefix = f".{target.name}.tmp-"
+    groups: dict[str, list[Path]] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for p in target.parent.iterdir():
+            if p.name.startswith(prefix):
+                token = p.name[len(prefix):].split(".", 1)[0]
+                if token != keep:
+                    groups.setdefault(token, []).append(p)
+    removed: list[str] = []
+    for token, paths in groups.items():
+        lock = target.parent / f"{prefix}{token}.lock"
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1  # no lock: left by a build that was killed after dropping it, or by an older Zhida
+        except OSError:
+            continue  # cannot tell: leave it
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # that build is running
+            for p in sorted(paths, key=lambda p: p == lock):  # the lock file last
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(p)
+                removed.append(p.name)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100  # linux/fcntl.h
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap the entries at ``a`` and ``b`` atomically (Linux ``renameat2(…, RENAME_EXCHANGE)``, glibc ≥ 2.28).
+
+    Where that is not available (another system, a file system without it) the swap is three renames, with a
+    moment in which ``b`` is missing."""
+    libc = _libc()
+    fn = getattr(libc, "renameat2", None) if libc is not None else None
+    if fn is not None:
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(b))
+    spare = Path(f"{a}.old")
+    os.rename(b, spare)
+    os.replace(a, b)
+    os.rename(spare, a)
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    """The C library (for ``renameat2``), or ``None`` where there is none to load."""
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        lib = None
+        if name:
+            with contextlib.suppress(OSError):
+                lib = ctypes.CDLL(name, use_errno=True)
+        _LIBC.append(lib)
+    return _LIBC[0]
 
 
 def _prune(versions: Path, keep: set[str]) -> None:

@@ -1,13 +1,17 @@
-"""Index folders: round trip, atomic replacement, and refusal of anything damaged (naming the file)."""
+"""Index folders: round trip, atomic replacement, clean-up after killed builds, and refusal of anything damaged
+(naming the file)."""
 
 import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
-from conftest import settings_for
+from conftest import CATALOG50, ROOT, TAXONOMY, TRAIN50, settings_for
 
 from search.errors import IndexIntegrityError
 from search.searcher import Searcher
@@ -127,3 +131,66 @@ def test_object_arrays_never_pickled(tmp_path):
     with pytest.raises(TypeError):
         w.array("bad.npy", np.array([object()]), "x")
     w.abort()
+
+
+# --- builds: atomic switch from a plain folder, and clean-up after killed builds ----------------------
+
+
+def test_switch_from_a_plain_folder_is_atomic(searcher50, tmp_path, monkeypatch):
+    """An index written by other means (a plain folder) is replaced by the symlink layout without a moment in which
+    the target is missing: every rename, symlink and replace the build makes leaves a complete index there."""
+    target = tmp_path / "index"
+    shutil.copytree(os.path.realpath(searcher50.save(tmp_path / "first")), target)
+    old_created = json.loads((target / "manifest.json").read_text())["created"]
+    seen = []
+
+    def checked(fn):
+        def run(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            seen.append((fn.__name__, (target / "manifest.json").is_file()))
+            return out
+        return run
+
+    for name in ("rename", "replace", "symlink"):
+        monkeypatch.setattr(os, name, checked(getattr(os, name)))
+    time.sleep(1.1)  # the manifests' creation times differ
+    searcher50.save(target)
+    monkeypatch.undo()
+    assert seen and all(ok for _, ok in seen), seen
+    assert target.is_symlink()
+    previous = [p for p in (tmp_path / ".index-versions").iterdir() if p.name.endswith("-previous")]
+    assert len(previous) == 1 and json.loads((previous[0] / "manifest.json").read_text())["created"] == old_created
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    Searcher.load(target, settings_for())
+
+
+def test_build_removes_temporaries_of_killed_builds_not_of_running_ones(searcher50, tmp_path):
+    target = tmp_path / "index"
+    searcher50.save(target)
+    legacy = tmp_path / ".index.tmp-0123456789ab"  # an earlier Zhida's leftover: no lock file
+    legacy.mkdir()
+    (legacy / "items.jsonl").write_text("x")
+    running = IndexWriter(target)  # a build in progress holds its lock
+    cmd = [sys.executable, "-m", "search", "build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY),
+           "--train", str(TRAIN50), "--out", str(target), "--encoder", "svd", "--quiet"]
+    env = {**os.environ, "ZHIDA_SVD_DIM": "48", "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json")}
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 60
+        killed = None
+        while time.monotonic() < end and p.poll() is None:
+            mine = [x for x in tmp_path.glob(".index.tmp-*") if x.is_dir() and x not in (legacy, running.tmp)]
+            if mine and any(mine[0].iterdir()):  # it has started writing files
+                killed = mine[0]
+                break
+            time.sleep(0.02)
+        assert killed is not None, "the build never started writing"
+    finally:
+        p.kill()
+        p.wait()
+    searcher50.save(target)
+    left = sorted(x.name for x in tmp_path.iterdir() if ".tmp-" in x.name)
+    assert left == sorted([running.tmp.name, running.tmp.name + ".lock"]), left
+    running.abort()
+    assert not [x for x in tmp_path.iterdir() if ".tmp-" in x.name]
+    Searcher.load(target, settings_for())
