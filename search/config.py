@@ -123,6 +123,15 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty → CORS off
     verify_index: str = "full"  # "full" (sha256 of every file) or "size" on load
 
+    # --- index loading fence (POST /admin/reload reads whatever folder a request names) ---------------
+    # a reload may only load a folder that lies, symlinks resolved, under this one; "" = the folder holding the
+    # index the server started with (index_data/ for index_data/index, whose versions live in index_data/)
+    index_root: str = ""
+    # a reload that has not finished loading, verifying and warming up by then is abandoned: 503, the old index
+    # keeps serving, the reload lock is free again (raise it for catalogs far beyond the default one)
+    reload_timeout_s: float = 60.0
+    max_manifest_bytes: int = 1_048_576  # a larger manifest.json is refused unread (a real one is about 10 KB)
+
     # --- retrieval backend (search.backend) ---
     backend: str = "embedded"  # "embedded" (CSR BM25 + FAISS in process) or "milvus" (pymilvus; incremental updates)
     milvus_uri: str = "index_data/milvus.db"  # a local path → Milvus Lite file; "http://host:19530" → a cluster
@@ -164,6 +173,8 @@ class Settings:
             raise ConfigError("worker_threads must be in 0..64 (0 = auto)")
         if self.verify_index not in ("full", "size"):
             raise ConfigError("verify_index must be 'full' or 'size'")
+        if not (0 < self.reload_timeout_s <= 86_400) or not (1024 <= self.max_manifest_bytes <= 1 << 30):
+            raise ConfigError("reload_timeout_s must be in (0, 86400] and max_manifest_bytes in 1024..2**30")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates
 
     @property
