@@ -141,6 +141,14 @@ class Settings:
     log_format: str = "json"  # "json" (one object a line: timestamp, level, logger, request_id, …) or "text"
     log_level: str = "info"  # debug | info | warning | error
     metrics_token: str = ""  # non-empty → GET /metrics requires it (Authorization: Bearer …); empty → open
+    # --- index loading fence (POST /admin/reload reads whatever folder a request names) ---------------
+    # a reload may only load a folder that lies, symlinks resolved, under this one; "" = the folder holding the
+    # index the server started with (index_data/ for index_data/index, whose versions live in index_data/)
+    index_root: str = ""
+    # a reload that has not finished loading, verifying and warming up by then is abandoned: 503, the old index
+    # keeps serving, the reload lock is free again (raise it for catalogs far beyond the default one)
+    reload_timeout_s: float = 60.0
+    max_manifest_bytes: int = 1_048_576  # a larger manifest.json is refused unread (a real one is about 10 KB)
 
     # --- retrieval backend (search.backend) ---
     backend: str = "embedded"  # "embedded" (CSR BM25 + FAISS in process) or "milvus" (pymilvus; incremental updates)
@@ -194,6 +202,8 @@ class Settings:
         if min(self.graceful_timeout_s, self.worker_timeout_s, self.keepalive_timeout_s, self.max_connections,
                self.max_header_fields, self.max_header_bytes, self.workers) < 1:
             raise ConfigError("timeouts, max_connections, max_header_* and workers must be >= 1")
+        if not (0 < self.reload_timeout_s <= 86_400) or not (1024 <= self.max_manifest_bytes <= 1 << 30):
+            raise ConfigError("reload_timeout_s must be in (0, 86400] and max_manifest_bytes in 1024..2**30")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates
 
     @property

@@ -273,7 +273,8 @@ class DenseIndex:
 
     @classmethod
     def load(cls, r: IndexReader, n_items: int) -> DenseIndex:
-        index = r.blob("dense.faiss", faiss.read_index, "FAISS")
+        # read from the descriptor the store checked, streamed in chunks (no second copy of the file in memory)
+        index = r.blob("dense.faiss", lambda fh: faiss.read_index(faiss.PyCallbackIOReader(fh.read)), "FAISS")
         vectors = r.array("dense_vectors.npy")
         if index.ntotal != n_items or vectors.shape[0] != n_items:
             raise IndexIntegrityError(f"parts disagree on the number of items ({n_items} items, {index.ntotal} "

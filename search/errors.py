@@ -68,3 +68,11 @@ class BackendError(ZhidaError):
     """The retrieval backend (e.g. a Milvus server or Milvus Lite file) failed or is unreachable."""
 
     code = "backend_error"
+
+
+class IndexLoadTimeoutError(BackendError):
+    """Loading an index folder took longer than its deadline (``reload_timeout_s``) and was abandoned; the old
+    index keeps serving. A subclass of ``BackendError`` because the caller meets it the same way — the service
+    cannot do this now (503, retry later) — not because of anything in the request."""
+
+    code = "reload_timeout"

@@ -135,16 +135,23 @@ class Searcher:
             raise
 
     @classmethod
-    def load(cls, path: str | Path, settings: Settings | None = None, mmap: bool = True) -> Searcher:
-        """Open an index folder, verifying it first; ``IndexIntegrityError`` names any untrusted file."""
+    def load(cls, path: str | Path, settings: Settings | None = None, mmap: bool = True,
+             root: str | Path | None = None, deadline: float | None = None) -> Searcher:
+        """Open an index folder, verifying it first; ``IndexIntegrityError`` names any untrusted file.
+
+        ``root``: the folder must lie under it (symlinks resolved); ``deadline``: a ``time.monotonic()`` value
+        after which the load stops with ``IndexLoadTimeoutError`` (see ``search.store``)."""
         settings = settings or Settings.load()
-        r = IndexReader(path, verify=settings.verify_index, mmap=mmap)
-        parts = load_parts(r, settings)
+        with IndexReader(path, verify=settings.verify_index, mmap=mmap, root=root, deadline=deadline,
+                         max_manifest_bytes=settings.max_manifest_bytes) as r:
+            parts = load_parts(r, settings)
         s = cls(settings, parts, load_thresholds(settings.thresholds_path, settings.thresholds), r.manifest, str(path))
         if settings.backend == "milvus":
             from .milvus import attach
 
+            r.check_deadline("the Milvus collection")
             s.use_backend(attach(settings, s.table, r.manifest, parts.encoder.dim, s.item_terms, parts.dense.vectors))
+        r.check_deadline("the encoder")
         parts.encoder.warm()  # last, once the load's transient buffers are freed
         return s
 

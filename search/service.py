@@ -3,19 +3,34 @@
 It holds the current ``Searcher`` and swaps it atomically on reload; routes are two-line hand-offs to
 its methods. Admin operations (thresholds, reload) live here too, so they can be tested and scripted
 without a server.
+
+A reload reads a folder named by a request, so it runs inside a fence: the folder must lie under
+``index_root``, its files are opened by ``search.store`` without following symlinks and only when regular and
+of the manifest's size, and the whole load (verify, read, warm up) runs on its own thread under a deadline
+(``reload_timeout_s``). At the deadline the caller stops waiting, the lock is released and a 503 says why; the
+abandoned load stops at its next check (between files, hashed blocks and rows) and what it loaded is dropped —
+it is handed over only to a caller still waiting, so it can never be swapped in later. A thread rather than a
+subprocess: the index must end up in this process's memory, and a subprocess could only check a folder that
+this process would then read again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import hmac
 import os
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from .catalog import item_from_dict, item_problems, load_taxonomy
 from .config import Settings, Thresholds
-from .errors import BackendError, CatalogError, ZhidaError
+from .errors import BackendError, CatalogError, IndexIntegrityError, IndexLoadTimeoutError, ZhidaError
 from .searcher import Searcher
 from .thresholds_history import ThresholdsHistory, clean_note
 from .tuning import TableFile
@@ -29,12 +44,93 @@ class UnauthorizedError(ZhidaError):
     code = "unauthorized"
 
 
-def open_searcher(path: str | Path, settings: Settings) -> Searcher:
+def open_searcher(path: str | Path, settings: Settings, root: str | Path | None = None,
+                  deadline: float | None = None) -> Searcher:
     """Load and verify an index folder, then warm it up: the one place every server process (and a reload) gets
-    its searcher, so first-query costs (model load, caches) are paid before traffic reaches it."""
-    searcher = Searcher.load(path, settings)
+    its searcher, so first-query costs (model load, caches) are paid before traffic reaches it. ``root`` and
+    ``deadline`` fence a reload (``Searcher.load``)."""
+    searcher = Searcher.load(path, settings, root=root, deadline=deadline)
     searcher.search("warm up", 1)
     return searcher
+
+
+def _malloc_trim() -> None:
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere nothing to do)."""
+    name = ctypes.util.find_library("c")
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(name).malloc_trim(0)
+
+
+def release(gone: weakref.ref[Searcher]) -> None:
+    """Free a searcher that was swapped out, as soon as no request uses it any more.
+
+    Its parts refer to each other in cycles, which reference counting alone does not free, and the automatic
+    collector reaches them only after many later allocations; meanwhile each reload left a whole index behind
+    (resident memory tripled over ten reloads). So: collect now, then return the freed pages to the system
+    (glibc keeps them in its arenas otherwise). A request still holding ``old`` keeps it alive until it ends; its
+    release then runs from a finalizer on the searcher. The caller passes a weak reference, holding none itself."""
+    gc.collect()
+    obj = gone()
+    if obj is None:
+        _malloc_trim()
+    else:
+        weakref.finalize(obj, _malloc_trim)
+        del obj
+
+
+class _Load:
+    """One reload's load on its own thread, so that the caller can stop waiting at the deadline.
+
+    The result is handed over only to a caller still waiting for it; once the caller has given up, the thread
+    drops what it loaded (releasing it) and nothing can swap it in."""
+
+    def __init__(self, path: Path, settings: Settings, root: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+        self._abandoned = False
+        self._result: Searcher | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(settings, root), name="zhida-reload", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings, root: Path) -> None:
+        searcher: Searcher | None = None
+        error: BaseException | None = None
+        try:
+            searcher = open_searcher(self.path, settings, root=root, deadline=self.deadline)
+        except ZhidaError as exc:
+            error = exc
+        except Exception as exc:  # content that passed the checks but cannot be used: refused, never a 500
+            error = IndexIntegrityError(f"cannot be loaded ({type(exc).__name__}: {exc})", str(self.path))
+        with self._lock:
+            if not self._abandoned:
+                self._result, self._error = searcher, error
+                searcher = None
+        self._finished.set()  # a searcher nobody waits for any more is dropped with this frame
+
+    def stopping(self) -> bool:
+        """Abandoned at its deadline and not yet stopped."""
+        return self._abandoned and self._thread.is_alive()
+
+    def result(self) -> Searcher:
+        """The loaded searcher, the load's error, or ``IndexLoadTimeoutError`` at the deadline (abandoning it)."""
+        self._finished.wait(max(0.0, self.deadline - time.monotonic()))
+        with self._lock:
+            if not self._finished.is_set():
+                self._abandoned = True
+                raise IndexLoadTimeoutError(
+                    f"loading {self.path} did not finish within reload_timeout_s ({self.timeout:g} s) and was "
+                    "abandoned; the old index keeps serving")
+            result, error = self._result, self._error
+            self._result = self._error = None
+        if error is not None:
+            raise error
+        if result is None:
+            raise IndexIntegrityError("the load produced nothing", str(self.path))
+        return result
 
 
 class Service:
@@ -42,11 +138,14 @@ class Service:
         self.settings = settings
         self._searcher = searcher
         self._reload_lock = threading.Lock()
+        self._loading: _Load | None = None  # the last reload's load (an abandoned one may still be stopping)
         self.reloads = 0
         # the analyst console's state: every threshold change is recorded with the tuner's figures at both points
         self.history = ThresholdsHistory(settings.thresholds_history_path)
         self.tuning = TableFile(settings.tuning_table_path)
         self._thresholds_lock = threading.Lock()
+        served = getattr(searcher, "path", None) or settings.index_path
+        self.index_root = Path(os.path.abspath(settings.index_root or Path(served).parent))
 
     @property
     def searcher(self) -> Searcher:
@@ -123,11 +222,26 @@ class Service:
         return {**out, "items": self._searcher.n_live, "backend": self._searcher.backend.name}
 
     def reload(self, path: str | None = None) -> dict[str, Any]:
-        """Load and verify an index folder, then swap it in; on any failure the old index keeps serving."""
-        target = path or self._searcher.path or self.settings.index_path
-        with self._reload_lock:
-            new = open_searcher(Path(target), self.settings)
-            new.set_thresholds(self._searcher.thresholds)  # live thresholds survive a reload
-            self._searcher = new
+        """Load and verify an index folder under ``index_root`` within ``reload_timeout_s``, then swap it in; on any
+        failure, or at the deadline, the old index keeps serving (module docstring: the fence)."""
+        target = Path(path or self._searcher.path or self.settings.index_path)
+        timeout = self.settings.reload_timeout_s
+        if not self._reload_lock.acquire(timeout=timeout):
+            raise IndexLoadTimeoutError(f"another reload or catalog change held the lock for {timeout:g} s; retry")
+        try:
+            if self._loading is not None and self._loading.stopping():
+                raise IndexLoadTimeoutError(f"the reload of {self._loading.path}, abandoned at its deadline, is still "
+                                            "stopping; retry shortly")
+            self._loading = _Load(target, self.settings, self.index_root, timeout)
+            new = self._loading.result()
+            with self._thresholds_lock:  # live thresholds survive a reload, a change made meanwhile included
+                new.set_thresholds(self._searcher.thresholds)
+                old, self._searcher = self._searcher, new
             self.reloads += 1
+            del new
+            gone = weakref.ref(old)
+            del old  # this frame's reference too: the requests in flight hold the only others
+            release(gone)
+        finally:
+            self._reload_lock.release()
         return self.ready()

@@ -224,7 +224,8 @@ def test_hot_reload_under_load(index50, searcher50, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(os.path.realpath(index50), bad)
     (bad / "bm25_data.npy").write_bytes(b"garbage")
-    st_ = settings_for(tmp_path, admin_token="tok")
+    # index50 and the test's own folders live in different temporary folders: their common parent is the index root
+    st_ = settings_for(tmp_path, admin_token="tok", index_root=str(tmp_path.parent))
     app = create_app(st_, Searcher.load(index50, st_))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
