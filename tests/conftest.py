@@ -19,7 +19,8 @@ TRAIN50 = DATA / "train50.jsonl"
 
 
 def settings_for(tmp: Path | None = None, **kw) -> Settings:
-    base = dict(encoder="svd", svd_dim=48, thresholds_path=str((tmp or Path("/nonexistent")) / "thresholds.json"))
+    base = dict(encoder="svd", svd_dim=48, thresholds_path=str((tmp or Path("/nonexistent")) / "thresholds.json"),
+                traffic_log=False)  # tests that record traffic turn it on with a store of their own
     base.update(kw)
     return Settings(**base)
 
@@ -60,7 +61,7 @@ def default_index(tmp_path_factory):
     items = load_catalog(ROOT / "index_data/catalog.jsonl", TAXONOMY)
     train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
     cat_train, _ = load_category_train(ROOT / "index_data/category_train.jsonl", load_taxonomy(TAXONOMY))
-    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"))
+    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"), traffic_log=False)
     s = Searcher.build(items, [(t.query, t.intent) for t in train], settings, category_train=cat_train)
     path = tmp_path_factory.mktemp("default") / "index"
     s.save(path)

@@ -45,15 +45,21 @@ from ..errors import (
     UnsupportedOperationError,
     ZhidaError,
 )
+from ..events import Event, RateLimitedError
+from ..querylog import LogContext
 from ..request import parse
 from ..searcher import Searcher
-from ..service import AdminDisabledError, Service, UnauthorizedError, open_searcher
+from ..service import AdminDisabledError, Service, TrafficOffError, UnauthorizedError, open_searcher
 from .schemas import (
     ErrorOut,
+    EventIn,
+    EventsAccepted,
+    EventsRequest,
     ItemsRequest,
     ReloadRequest,
     SearchResponseOut,
     SuggestOut,
+    SuggestSelectRequest,
     ThresholdsRequest,
     ThresholdsState,
     search_request_model,
@@ -69,6 +75,7 @@ HeaderToken = Annotated[str | None, Security(APIKeyHeader(name="X-Admin-Token", 
 access_log = logging.getLogger("zhida.access")
 error_log = logging.getLogger("zhida.error")
 LOG_QUERY_PREFIX = 16  # characters of query text a log line may carry
+MAX_USER_ID_CHARS = 256  # a client's X-User-ID (only its HMAC is stored)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 422, 503)}
 _ADMIN: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 409, 413, 422, 503)}
@@ -98,6 +105,7 @@ class Hygiene:
                 length = value.decode("latin-1")
         if not (0 < len(rid) <= 64 and rid.isascii() and rid.isprintable()):
             rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid  # routes read it (the query log records it)
         t0 = time.perf_counter()
         status = {"code": 500}
 
@@ -334,7 +342,12 @@ def _body_doc(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     """A new app serving ``searcher`` (or a ``Service`` around one)."""
     service = searcher if isinstance(searcher, Service) else Service(settings, searcher)
-    app = FastAPI(title="Zhida", version="0.1.0",
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        await run_in_threadpool(service.close)  # the query log writes what it still holds
+
+    app = FastAPI(title="Zhida", version="0.1.0", lifespan=lifespan,
                   description="Intent-routed search for a super-app search box: direct hits for names, "
                               "recommendations for needs.")
     app.state.service = service
@@ -343,6 +356,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     threads = SearchThreads(max(1, min(settings.search_threads, settings.max_concurrency)))
     app.state.search_threads = threads
     weakref.finalize(app, threads.close)  # threads hold no reference to the app, so apps are collected
+    weakref.finalize(app, service.close)  # an app used without its lifespan still writes its query log at exit
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` off the event loop under the concurrency bound and the timeout; a dict result is
@@ -393,12 +407,12 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
              openapi_extra={"parameters": _query_parameters(settings, "search")})
     async def search_get(request: Request) -> Any:
         p = parse(request.query_params, settings, text=True)
-        return await call(service.search, p.q, p.k)
+        return await call(service.search, p.q, p.k, *log_context(request))
 
     @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS, openapi_extra=_body_doc(search_request_model(settings)))
     async def search_post(request: Request) -> Any:
         p = parse(_object(await json_body(request)), settings, text=False)
-        return await call(service.search, p.q, p.k)
+        return await call(service.search, p.q, p.k, *log_context(request))
 
     @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS,
              openapi_extra={"parameters": _query_parameters(settings, "suggest")})
@@ -443,6 +457,51 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     @app.delete("/admin/items/{item_id}", responses=_ADMIN, dependencies=admin)
     async def delete_item(item_id: str) -> Any:
         return await run_in_threadpool(service.delete, [item_id])
+
+    # --- traffic: query-log context, behaviour events, suggest selections (search/traffic.py) ---------------
+    def log_context(request: Request) -> tuple[LogContext, ...]:
+        """The query log's context of a request (empty when traffic recording is off: nothing extra is passed)."""
+        if service.traffic is None:
+            return ()
+        user_id = request.headers.get("x-user-id")
+        if user_id is not None and not (1 <= len(user_id) <= MAX_USER_ID_CHARS):
+            raise InvalidRequestError(f"X-User-ID must be 1-{MAX_USER_ID_CHARS} characters", "X-User-ID")
+        return (LogContext(getattr(request.state, "request_id", "") or uuid.uuid4().hex, user_id),)
+
+    def traffic_error(exc: ZhidaError) -> JSONResponse:
+        if isinstance(exc, RateLimitedError):
+            return _error(429, exc.code, str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
+        if isinstance(exc, TrafficOffError):
+            return _error(403, exc.code, str(exc))
+        return error_for(exc)
+
+    traffic_responses: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (403, 413, 422, 429)}
+
+    @app.post("/events", status_code=202, response_model=EventsAccepted, responses=traffic_responses,
+              openapi_extra=_body_doc(EventsRequest))
+    async def events(request: Request) -> Any:
+        """Behaviour events (one object, or ``{"events": [...]}``): all stored durably before 202, or none."""
+        obj = _object(await json_body(request))
+        items = validated(EventsRequest, obj).events if "events" in obj else [validated(EventIn, obj)]
+        evs = [Event(e.event_id, e.request_id, e.type, e.item_id, e.position, e.ts) for e in items]
+        user_id = request.headers.get("x-user-id")
+        client = user_id or (request.client.host if request.client else "unknown")
+        try:
+            out = await run_in_threadpool(service.events, evs, client, user_id)
+        except (RateLimitedError, TrafficOffError) as exc:
+            return traffic_error(exc)
+        return JSONResponse(out, status_code=202)
+
+    @app.post("/suggest/select", status_code=202, responses=traffic_responses, openapi_extra=_body_doc(SuggestSelectRequest))
+    async def suggest_select(request: Request) -> Any:
+        """A suggestion the user picked, for the query log (the suggestions are made again and must match)."""
+        body = validated(SuggestSelectRequest, await json_body(request))
+        p = parse({"q": body.q, **({"k": body.k} if body.k is not None else {})}, settings, kind="suggest", text=False)
+        ctx = log_context(request)
+        if not ctx:
+            return traffic_error(TrafficOffError("traffic recording is off (traffic_log = false)"))
+        out = await run_in_threadpool(service.suggest_selected, p.q, p.k, body.position, body.selected, ctx[0])
+        return JSONResponse(out, status_code=202)
 
     return app
 
