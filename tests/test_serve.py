@@ -25,7 +25,8 @@ def _port() -> int:
 
 
 def _env(tmp_path) -> dict[str, str]:
-    return {**os.environ, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd"}
+    return {**os.environ, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd",
+            "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db")}
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 60) -> None:
