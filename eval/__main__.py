@@ -27,7 +27,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if qrels is not None:
             queries = with_qrels(queries, qrels)
         out = Path(args.out) if len(paths) == 1 else Path(args.out) / Path(path).stem
-        report = evaluate(s, queries, args.relevance, out, query_set=path)
+        report = evaluate(s, queries, args.relevance, out, query_set=path, judged_only=args.judged_only)
+        if args.qrels:
+            print(f"judgments: {args.qrels}" + (" (condensed lists: unjudged results removed)" if args.judged_only else ""))
         print(("\n" if n else "") + markdown(report))
         print(f"\nreport: {out / 'report.json'} · TREC run and qrels files and reliability.png in {out}/")
     return 0
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--relevance", choices=["items", "categories"], default="items")
     r.add_argument("--qrels", help="TREC qrels file (qid 0 docid grade) judging the queries instead of their own "
                    "item judgments, e.g. the implicit judgments of python -m eval mine")
+    r.add_argument("--judged-only", action="store_true", help="item metrics on condensed lists (unjudged results "
+                   "removed; Sakai 2007): for incomplete judgments such as mined ones")
     r.add_argument("--out", default="eval/out/dev")
     r.set_defaults(func=cmd_run)
     x = sub.add_parser("external", help="external benchmarks from ../shared/data")
