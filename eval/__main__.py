@@ -1,4 +1,4 @@
-"""``python -m eval {run,external,compare,tune,mine,simulate}`` — see eval/README.md."""
+"""``python -m eval {run,external,compare,tune,mine,simulate,agreement,loop}`` — see eval/README.md."""
 
 from __future__ import annotations
 
@@ -145,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ag.add_argument("--stats", default="eval/out/mined/query_stats.jsonl")
     ag.add_argument("--min-searches", type=int, default=20)
     ag.set_defaults(func=cmd_agreement)
+    lp = sub.add_parser("loop", help="split, serve, simulate, mine, retrain, evaluate (SIMULATED users)")
+    from .loop import add_arguments as loop_arguments
+    from .loop import cmd_loop
+
+    loop_arguments(lp)
+    lp.set_defaults(func=cmd_loop)
     t = sub.add_parser("tune", help="sweep the routing thresholds and recommend a pair")
     from .tuning import add_arguments
 

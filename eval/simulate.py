@@ -17,8 +17,12 @@ asked for, real Multi-CPR query text (``../shared/data/queries``) as unjudged ba
 - *Examination* is position-based (Craswell et al. 2008): rank r is looked at with probability
   ``θ_r = 1 / r^examination_decay``, independently of what happened above.
 - *Attractiveness* comes from the dev judgments: a precise user clicks the named item with ``precise_target``,
-  a grade-1 alternative with ``precise_alternative``; a fuzzy user clicks a grade-2 result with ``fuzzy_grade2`` and
-  a grade-1 result with ``fuzzy_grade1``. Anything else (judged not relevant or unjudged) is clicked with ``noise``.
+  a grade-1 alternative with ``precise_alternative``, anything else with ``noise``; a fuzzy user clicks a grade-2
+  result with ``fuzzy_grade2``, a grade-1 result with ``fuzzy_grade1``, and — browsing, comparing — opens a result
+  that turns out not to help (judged not relevant, or unjudged) with ``fuzzy_explore``: people looking for
+  something to meet a need click on the promise of a snippet more often than people going to a named thing
+  (Joachims et al. 2005 on clicks as judged from snippets; Lee, Liu & Cho 2005 on informational queries drawing
+  more, and more spread, clicks).
 - *After a click* a precise user who found the named item stops; a fuzzy user keeps browsing with probability
   ``fuzzy_continue`` (so fuzzy users spread clicks over the relevant results), a precise user after another click
   with ``precise_continue``.
@@ -55,6 +59,7 @@ class UserModel:
     fuzzy_grade2: float = 0.6
     fuzzy_grade1: float = 0.35
     noise: float = 0.03
+    fuzzy_explore: float = 0.1
     fuzzy_continue: float = 0.85
     precise_continue: float = 0.5
     convert: float = 0.3
@@ -94,7 +99,7 @@ def clicks_for(q: SimQuery, shown: Sequence[str], m: UserModel, rng: random.Rand
         if q.intent == "precise":
             a = m.precise_target if d == target else m.precise_alternative if g else m.noise
         elif q.intent == "fuzzy":
-            a = m.fuzzy_grade2 if g == 2 else m.fuzzy_grade1 if g == 1 else m.noise
+            a = m.fuzzy_grade2 if g == 2 else m.fuzzy_grade1 if g == 1 else m.fuzzy_explore
         else:
             a = m.noise
         if rng.random() < a:
