@@ -48,6 +48,12 @@ class EventRejectedError(InvalidRequestError):
             self.code = code
 
 
+class TrafficStoreError(ZhidaError):
+    """The traffic store cannot be read or written (disk full, permissions, a lock held too long): 503, retry."""
+
+    code = "traffic_store_unavailable"
+
+
 class RateLimitedError(ZhidaError):
     code = "rate_limited"
 
@@ -147,7 +153,10 @@ class EventSink:
             key = user_key(user_id, self._secret)
             for i, e in enumerate(events):
                 f = f"events[{i}]"
-                a = self._answered(e.request_id, deadline)
+                try:
+                    a = self._answered(e.request_id, deadline)
+                except (sqlite3.Error, OSError) as exc:
+                    raise TrafficStoreError(f"the traffic store cannot be read: {exc}") from None
                 if a is None:
                     raise EventRejectedError(f"request {e.request_id!r} was not answered here (or is no longer in the "
                                              "log)", f"{f}.request_id", "unknown_request")
@@ -169,9 +178,15 @@ class EventSink:
                 self.rejected += len(events)
             raise
         with self._lock:
-            if self._conn is None:
-                self._conn = store.connect(self.path, durable=True)
-            new = store.write_events(self._conn, rows)
+            try:
+                if self._conn is None:
+                    self._conn = store.connect(self.path, durable=True)
+                new = store.write_events(self._conn, rows)
+            except (sqlite3.Error, OSError) as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                raise TrafficStoreError(f"events were not stored: {exc}") from None
             n_new = sum(new)
             self.accepted += n_new
             self.duplicates += len(new) - n_new

@@ -185,7 +185,12 @@ class QueryLog:
                 except queue.Empty:
                     break
             if batch:
-                conn = self._write(conn, batch)
+                try:
+                    conn = self._write(conn, batch)
+                except Exception as exc:  # noqa: BLE001 — the writer must outlive any one batch; counted, logged
+                    log.error(json.dumps({"event": "querylog_batch_lost", "error": type(exc).__name__}))
+                    with self._lock:
+                        self.failed += len(batch)
             for f in flushes:
                 f.done.set()
         if conn is not None:
@@ -209,7 +214,7 @@ class QueryLog:
                     self.written += len(rows)
                     self.batches += 1
                 return conn
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:  # disk full, permissions, a lock held past the busy timeout
                 log.warning(json.dumps({"event": "querylog_write_failed", "attempt": attempt + 1, "error": str(exc)}))
                 if conn is not None:
                     conn.close()

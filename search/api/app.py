@@ -45,7 +45,7 @@ from ..errors import (
     UnsupportedOperationError,
     ZhidaError,
 )
-from ..events import Event, RateLimitedError
+from ..events import Event, RateLimitedError, TrafficStoreError
 from ..querylog import LogContext
 from ..request import parse
 from ..searcher import Searcher
@@ -473,9 +473,11 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
             return _error(429, exc.code, str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
         if isinstance(exc, TrafficOffError):
             return _error(403, exc.code, str(exc))
+        if isinstance(exc, TrafficStoreError):
+            return _error(503, exc.code, str(exc), headers={"Retry-After": "1"})
         return error_for(exc)
 
-    traffic_responses: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (403, 413, 422, 429)}
+    traffic_responses: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (403, 413, 422, 429, 503)}
 
     @app.post("/events", status_code=202, response_model=EventsAccepted, responses=traffic_responses,
               openapi_extra=_body_doc(EventsRequest))
@@ -488,7 +490,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         client = user_id or (request.client.host if request.client else "unknown")
         try:
             out = await run_in_threadpool(service.events, evs, client, user_id)
-        except (RateLimitedError, TrafficOffError) as exc:
+        except (RateLimitedError, TrafficOffError, TrafficStoreError) as exc:
             return traffic_error(exc)
         return JSONResponse(out, status_code=202)
 
