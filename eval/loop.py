@@ -12,7 +12,8 @@ runs), everything written under ``--out``:
 3. **mine** the log (``python -m eval mine``) and compare the mined labels with the simulator's hidden truth.
 4. **retrain**: ``python -m search build --extra-train mined/intent_labels.jsonl --holdout split/heldout.*``.
 5. **evaluate** the index before and after on the held-out halves (``python -m eval run``; ``compare``), and the
-   system ranking by the mined judgments (``--qrels mined/qrels.txt --judged-only``) next to the hand judgments.
+   systems by the mined judgments (``--qrels mined/qrels.txt --judged-only``) next to the same queries' hand
+   judgments.
 
 ``summary.json`` gathers the figures. They describe simulated users, not people.
 """
@@ -55,6 +56,25 @@ def split(paths: tuple[str, ...], out: Path, share: float = 0.5) -> dict[str, li
     return files
 
 
+def _hand_judged(traffic: list[Path], mined: Path, out: Path) -> Path:
+    """The traffic-half queries that have mined judgments, with their hand judgments and the mined query ids: the
+    same queries judged both ways."""
+    from search.normalize import normalize
+
+    qid = {json.loads(line)["query"]: json.loads(line)["qid"] for line in mined.read_text(encoding="utf-8").splitlines()
+           if line.strip()}
+    rows = []
+    for f in traffic:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                key = normalize(row["query"])
+                if key in qid:
+                    rows.append(json.dumps({**row, "qid": qid.pop(key)}, ensure_ascii=False))
+    out.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return out
+
+
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
     print("$ " + " ".join(cmd), flush=True)
     r = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
@@ -75,7 +95,8 @@ def _serve(index: str, db: Path, workers: int) -> tuple[subprocess.Popen[bytes],
     import httpx
 
     port = _port()
-    env = {**os.environ, "ZHIDA_TRAFFIC_DB": str(db), "ZHIDA_TRAFFIC_EVENT_RATE": "100000", "ZHIDA_TRAFFIC_LOG": "1"}
+    env = {**os.environ, "ZHIDA_TRAFFIC_DB": str(db), "ZHIDA_TRAFFIC_EVENT_RATE": "100000", "ZHIDA_TRAFFIC_LOG": "1",
+           "ZHIDA_TRAFFIC_USER_SECRET": os.urandom(16).hex()}  # user keys for this run only
     cmd = [sys.executable, "-m", "search", "serve", "--index", index, "--port", str(port), "--workers", str(workers)]
     print("$ ZHIDA_TRAFFIC_DB=" + str(db) + " python " + " ".join(cmd[1:]) + " &", flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,7 +140,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    _run([py, "-m", "eval", "mine", "--log", str(db), "--out", str(out / "mined")])
+    _run([py, "-m", "eval", "mine", "--log", str(db), "--out", str(out / "mined"), "--note",
+          "SIMULATED users (python -m eval simulate, eval/simulate.py): these figures describe the user model, not people"])
     agree = _run([py, "-m", "eval", "agreement", "--truth", str(out / "simulated/truth.jsonl"),
                   "--stats", str(out / "mined/query_stats.jsonl")])
     retrained = out / "index-retrained"
@@ -128,9 +150,11 @@ def cmd_loop(args: argparse.Namespace) -> int:
     before, after = out / "eval-before", out / "eval-after"
     _run([py, "-m", "eval", "run", "--index", args.index, "--queries", *map(str, files["heldout"]), "--out", str(before)])
     _run([py, "-m", "eval", "run", "--index", str(retrained), "--queries", *map(str, files["heldout"]), "--out", str(after)])
-    judged = out / "eval-mined-judgments"
+    judged, hand = out / "eval-mined-judgments", out / "eval-hand-judgments"
     _run([py, "-m", "eval", "run", "--index", args.index, "--queries", str(out / "mined/judged_queries.jsonl"),
           "--qrels", str(out / "mined/qrels.txt"), "--judged-only", "--out", str(judged)])
+    same = _hand_judged(files["traffic"], out / "mined/judged_queries.jsonl", out / "hand_judged_queries.jsonl")
+    _run([py, "-m", "eval", "run", "--index", args.index, "--queries", str(same), "--out", str(hand)])
     summary: dict[str, Any] = {"simulated": True, "note": "figures of simulated users (eval/simulate.py), not people",
                                "searches": args.searches, "seed": args.seed, "agreement": agree.strip().splitlines()[0],
                                "mined": json.loads((out / "mined/summary.json").read_text(encoding="utf-8")),
@@ -140,8 +164,9 @@ def cmd_loop(args: argparse.Namespace) -> int:
         name = f.stem
         summary["heldout"][name] = {"before": _headline(_report(before / name)), "after": _headline(_report(after / name))}
         _run([py, "-m", "eval", "compare", str(before / name / "report.json"), str(after / name / "report.json")])
-    summary["systems_by_mined_judgments"] = {k: {m: v[m] for m in ("hit_rate@1", "mrr@10", "ndcg@10")}
-                                             for k, v in _report(judged)["systems"].items()}
+    for name, path in (("systems_by_mined_judgments", judged), ("systems_by_hand_judgments", hand)):
+        summary[name] = {k: {m: v[m] for m in ("hit_rate@1", "mrr@10", "ndcg@10")}
+                         for k, v in _report(path)["systems"].items()}
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps(summary["heldout"], indent=1))
     print(f"summary: {out / 'summary.json'} (SIMULATED users)")

@@ -143,7 +143,7 @@ def read_log(db: str | Path, since: float | None = None) -> list[Search]:
 def entropy_bits(counts: Iterable[int]) -> float:
     c = [x for x in counts if x > 0]
     n = sum(c)
-    return float(-sum(x / n * math.log2(x / n) for x in c)) if n else 0.0
+    return max(0.0, float(-sum(x / n * math.log2(x / n) for x in c))) if n else 0.0  # never -0.0
 
 
 def query_stats(searches: Sequence[Search]) -> list[QueryStats]:
@@ -274,7 +274,7 @@ def _stats_row(s: QueryStats, label: tuple[str | None, str]) -> dict[str, Any]:
     return {"qid": qid_of(s.query), **d, "router": s.router, "behaviour": label[0], "why": label[1]}
 
 
-def write(m: Mined, out: Path, source: str) -> dict[str, Path]:
+def write(m: Mined, out: Path, source: str, names: Mapping[str, str] | None = None, note: str = "") -> dict[str, Path]:
     """Every output file of ``python -m eval mine``."""
     from .data import write_trec_qrels
     from .minereport import html_report
@@ -304,14 +304,14 @@ def write(m: Mined, out: Path, source: str) -> dict[str, Path]:
         "log_likelihood": m.model.log_likelihood, "theta_by_rank": [round(t, 4) for t in m.model.theta]}, indent=1),
         encoding="utf-8")
     counts = Counter(m.labels[s.query][0] or "none" for s in m.stats)
-    summary = {"kind": "zhida-mined", "source": source, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    summary = {"kind": "zhida-mined", "source": source, "note": note, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "period": m.period, "searches": m.searches, "queries": len(m.stats),
                "labels": {"precise": counts.get("precise", 0), "fuzzy": counts.get("fuzzy", 0), "none": counts.get("none", 0)},
                "disagreements": len(dis), "judged_queries": len(m.judged),
                "judgments": sum(len(v) for v in m.qrels.values()), "rules": asdict(m.rules),
                "click_model_theta": [round(t, 4) for t in m.model.theta]}
     files["summary.json"].write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
-    files["report.html"].write_text(html_report(m, summary, dis), encoding="utf-8")
+    files["report.html"].write_text(html_report(m, summary, dis, names or {}, note), encoding="utf-8")
     return files
 
 
@@ -320,6 +320,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="eval/out/mined")
     p.add_argument("--catalog", default="index_data/catalog.jsonl", help="categories of judged items (dev-format output)")
     p.add_argument("--since-days", type=float, help="only searches of the last N days")
+    p.add_argument("--note", default="", help="a line shown at the top of the report (say where the traffic came from)")
     for f in fields(MiningRules):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
                        help=f"rule (default {f.default})")
@@ -332,14 +333,16 @@ def cmd_mine(args: argparse.Namespace) -> int:
         raise ZhidaError(f"no traffic store at {args.log}")
     rules = MiningRules(**{f.name: getattr(args, f.name) for f in fields(MiningRules)})
     category_of: dict[str, str] = {}
+    names: dict[str, str] = {}
     if args.catalog and Path(args.catalog).exists():
-        category_of = {it.id: it.category for it in load_catalog(args.catalog, Path(args.catalog).with_name("taxonomy.txt"))}
+        for it in load_catalog(args.catalog, Path(args.catalog).with_name("taxonomy.txt")):
+            category_of[it.id], names[it.id] = it.category, it.name
     since = time.time() - args.since_days * 86400 if args.since_days else None
     searches = read_log(args.log, since)
     if not searches:
         raise ZhidaError(f"{args.log} holds no answered searches" + (" in that period" if since else ""))
     m = mine(searches, rules, category_of)
-    files = write(m, Path(args.out), str(args.log))
+    files = write(m, Path(args.out), str(args.log), names, args.note)
     s = json.loads(files["summary.json"].read_text(encoding="utf-8"))
     print(f"{s['searches']} searches of {s['queries']} queries; behaviour labels: {s['labels']['precise']} precise, "
           f"{s['labels']['fuzzy']} fuzzy, {s['labels']['none']} without a label; {s['disagreements']} disagree with "

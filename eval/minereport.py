@@ -36,22 +36,27 @@ def _cell(v: Any) -> str:
     return html.escape("–" if v is None else str(v))
 
 
-def html_report(m: Any, summary: Mapping[str, Any], disagreements: Sequence[Mapping[str, Any]]) -> str:
+def html_report(m: Any, summary: Mapping[str, Any], disagreements: Sequence[Mapping[str, Any]],
+                names: Mapping[str, str] | None = None, note: str = "") -> str:
     stats, labels, r = m.stats, m.labels, m.rules
+    names = names or {}
+
+    def item(d: str | None) -> str | None:
+        return None if d is None else f"{names[d]} ({d})" if d in names else d
     lab = summary["labels"]
     cols = ["query", "searches", "users", "CTR", "no-click", "clicks/clicking search", "entropy (bits)",
             "top result", "top share", "mean click pos.", "router", "behaviour"]
 
     def row(s: Any) -> list[Any]:
         return [s.query, s.volume, s.users, s.ctr, s.no_click_rate, s.clicks_per_clicked_search, s.click_entropy,
-                s.top_item, s.top_item_share, s.mean_click_position, s.routes, labels[s.query][0]]
+                item(s.top_item), s.top_item_share, s.mean_click_position, s.routes, labels[s.query][0]]
 
     top = [row(s) for s in stats[:TOP_N]]
     no_hit = sorted((s for s in stats if s.no_hit_rate > 0), key=lambda s: (-s.volume * s.no_hit_rate, s.query))[:TOP_N]
     low = sorted((s for s in stats if s.volume >= r.min_searches and s.no_hit_rate < 1),
                  key=lambda s: (s.ctr, -s.volume, s.query))[:TOP_N]
     theta = summary["click_model_theta"]
-    dis_rows = [[d["query"], d["behaviour"], d["routes"], d["volume"], d["clicks"], d["top_item"], d["top_item_share"],
+    dis_rows = [[d["query"], d["behaviour"], d["routes"], d["volume"], d["clicks"], item(d["top_item"]), d["top_item_share"],
                  d["clicks_per_clicked_search"], d["click_entropy"]] for d in disagreements]
     rule = (f"A query with at least {r.min_searches} searches and {r.min_clicks} clicks is <b>precise</b> when its top "
             f"result takes ≥ {r.precise_top_share:.0%} of the clicks and a clicking search clicks ≤ "
@@ -61,8 +66,9 @@ def html_report(m: Any, summary: Mapping[str, Any], disagreements: Sequence[Mapp
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Zhida traffic mining</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}
 td,th{{border:1px solid #ccc;padding:.2em .5em;font-size:90%;text-align:left}}th{{background:#f3f3f3}}
-.none{{color:#888}}.note{{color:#555;font-size:90%}}</style></head><body>
+.none{{color:#888}}.warn{{background:#fff3cd;padding:.4em;font-weight:bold}}.note{{color:#555;font-size:90%}}</style></head><body>
 <h1>Zhida traffic mining</h1>
+{f'<p class=warn>{html.escape(note)}</p>' if note else ''}
 <p>Source {html.escape(str(summary['source']))} · {summary['searches']} answered searches of {summary['queries']} queries
 from {_t(summary['period'][0])} to {_t(summary['period'][1])} · made {html.escape(summary['created'])}</p>
 <p>Behaviour labels: {lab['precise']} precise, {lab['fuzzy']} fuzzy, {lab['none']} without a label ·
