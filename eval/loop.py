@@ -136,7 +136,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     proc, base = _serve(args.index, db, args.workers)
     try:
         _run([py, "-m", "eval", "simulate", "--url", base, "--queries", *map(str, files["traffic"]), "--searches",
-              str(args.searches), "--seed", str(args.seed), "--out", str(out / "simulated")])
+              str(args.searches), "--seed", str(args.seed), "--background-share", "0", "--out", str(out / "simulated")])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

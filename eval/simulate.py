@@ -2,8 +2,8 @@
 
 **These are not people.** The simulator exists to show the learning loop working end to end (simulate → mine →
 labels and judgments → retrain → evaluate) and to test it; every figure it produces describes the model below, not
-real behaviour. It sends real query text — the judged dev sets (``eval/queries/*.jsonl``), plus, when present and
-asked for, real Multi-CPR query text (``../shared/data/queries``) as unjudged background traffic — to a server's
+real behaviour. It sends real query text — real Multi-CPR queries (``../shared/data/queries``) when present, as
+``--background-share`` (30 %) of the query pool, and the judged dev sets (``eval/queries/*.jsonl``) — to a server's
 ``GET /search`` and reports clicks and conversions to ``POST /events``, exactly as a client would.
 
 **The user model** (``UserModel``; every number is a field and an option):
@@ -27,7 +27,10 @@ asked for, real Multi-CPR query text (``../shared/data/queries``) as unjudged ba
   ``fuzzy_continue`` (so fuzzy users spread clicks over the relevant results), a precise user after another click
   with ``precise_continue``.
 - *Conversion.* A click on a grade-2 result converts with probability ``convert``.
-- *Unjudged queries* (background text): clicks by ``noise`` only; their hidden truth is unknown.
+- *Unjudged queries* (Multi-CPR text): no judgments say what would attract a click, so these users click by
+  ``noise`` only and their hidden truth is unknown. They make the log look like a real one (volume, no-hit and
+  low-CTR queries in the report) but teach nothing: ``python -m eval loop`` replays judged text only, since labels
+  mined from unjudged text would describe the noise model.
 
 ``truth.jsonl`` (one row per query searched: the normalised text the server answered with, the hidden intent, the
 target, the number of searches) is written beside the summary so the mined labels can be checked against it.
@@ -177,8 +180,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="judged query sets whose text is replayed and whose judgments drive the users")
     p.add_argument("--background", default="../shared/data/queries",
                    help="folder of Multi-CPR query files replayed as unjudged traffic when present ('' = none)")
-    p.add_argument("--background-share", type=float, default=0.0,
-                   help="share of the query pool taken from the background text (0 = judged queries only)")
+    p.add_argument("--background-share", type=float, default=0.3,
+                   help="share of the query pool taken from the background text when it is present (0 = judged "
+                   "queries only)")
     p.add_argument("--searches", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-k", type=int, default=10)

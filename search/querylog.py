@@ -1,28 +1,27 @@
 """The query log: every answered search is recorded, off the query path.
 
-A search thread only appends a reference to its response body to a bounded queue (``queue.Queue.put_nowait``,
-about a microsecond; never waits). One writer thread per process takes whatever has accumulated — up to
-``batch_size`` records — turns it into rows (masking sensitive numbers, the user key's HMAC, the shown ids) and
+A search thread only appends a reference to its response body to a bounded queue (a ``collections.deque``, whose
+``append`` is atomic: no lock to wait for, nobody woken; well under a microsecond). One writer thread per process
+wakes every ``flush_interval_s`` (or when ``batch_size`` records are waiting), takes what has accumulated, turns it
+into rows (masking sensitive numbers, the user key's HMAC, the shown ids) and
 writes the batch in one SQLite transaction (``search.trafficstore``). When the queue is full the record is dropped
 and counted (``stats()["dropped"]``): a slow disk costs log records, never query latency. ``close()`` (server
 shutdown) writes everything still queued; a process killed outright loses only what was still queued, and a
 batch is a transaction, so the store never holds a partial one.
 
 The log also answers "was this request answered, and what did it show?" for the events endpoint: first from the
-records this process made recently (so an event that arrives before its search was written is still recognised),
-then from the store (an answer given by another server process).
+records this process wrote recently (no store read), then from the store (an answer given by another server
+process). An event that arrives before its search is written waits for the writer (``search.events``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,15 +76,19 @@ class QueryLog:
                  connect: Callable[[], sqlite3.Connection] | None = None) -> None:
         self.path = Path(path)
         self._secret = secret
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # deque.append and popleft are atomic in CPython: the query path takes no lock and wakes nobody
+        self._buf: deque[Any] = deque()
+        self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
+        self._wake = threading.Event()  # set when a batch is full, on flush and on close
         self._connect = connect or (lambda: store.connect(self.path))
         self._recent: OrderedDict[str, store.Answered] = OrderedDict()
         self._recent_size = recent_size
-        self._lock = threading.Lock()  # counters and the recent map (held for microseconds: search threads take it)
-        self._reader_lock = threading.Lock()  # the lookup connection (a store read never holds up a search thread)
-        self.enqueued = self.written = self.dropped = self.failed = self.batches = 0
+        self._lock = threading.Lock()  # the writer's counters and the recent map
+        self._count_lock = threading.Lock()  # the query path's two counters (held for a fraction of a microsecond)
+        self._reader_lock = threading.Lock()  # the lookup connection
+        self.enqueued = self.dropped = self.written = self.failed = self.batches = 0
         self._closed = False
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
@@ -105,16 +108,16 @@ class QueryLog:
             return False
         if self._thread is None:
             self._start()
-        try:
-            self._q.put_nowait(rec)
-        except queue.Full:
-            with self._lock:
+        n = len(self._buf)
+        if n >= self.queue_size:
+            with self._count_lock:
                 self.dropped += 1
             return False
-        with self._lock:
+        self._buf.append(rec)
+        with self._count_lock:
             self.enqueued += 1
-            if isinstance(rec, _Search):
-                self._remember(store.Answered(rec.ctx.request_id, rec.ts, shown_ids(rec.body), None))
+        if n + 1 == self.batch_size:
+            self._wake.set()  # a full batch: no need to wait for the interval
         return True
 
     def _remember(self, a: store.Answered) -> None:
@@ -125,7 +128,7 @@ class QueryLog:
 
     # -- lookups for events ------------------------------------------------------------------------
     def find(self, request_id: str) -> store.Answered | None:
-        """The answer with this request id: made by this process recently, or found in the store."""
+        """The answer with this request id: written by this process recently, or found in the store."""
         with self._lock:
             a = self._recent.get(request_id)
         if a is not None:
@@ -161,38 +164,34 @@ class QueryLog:
                 json.dumps(shown, ensure_ascii=False), None, 0, None, selected, rec.position)
 
     def _run(self) -> None:
+        """Wake every ``flush_interval_s`` (sooner when a batch is full, on flush or close), write what is there in
+        batches of ``batch_size``: one transaction per batch, not per record."""
         conn: sqlite3.Connection | None = None
         stop = False
         while not stop:
-            try:
-                first = self._q.get(timeout=self.flush_interval_s)
-            except queue.Empty:
-                continue
-            batch: list[Any] = []
-            flushes: list[_Flush] = []
-            item = first
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, _Flush):
-                    flushes.append(item)
-                else:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            while self._buf and not stop:
+                batch: list[Any] = []
+                flushes: list[_Flush] = []
+                while self._buf and len(batch) < self.batch_size:
+                    item = self._buf.popleft()
+                    if item is None:
+                        stop = True
+                        break
+                    if isinstance(item, _Flush):
+                        flushes.append(item)
+                        break  # what came before the flush request is written now
                     batch.append(item)
-                if len(batch) >= self.batch_size:
-                    break
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                try:
-                    conn = self._write(conn, batch)
-                except Exception as exc:  # noqa: BLE001 — the writer must outlive any one batch; counted, logged
-                    log.error(json.dumps({"event": "querylog_batch_lost", "error": type(exc).__name__}))
-                    with self._lock:
-                        self.failed += len(batch)
-            for f in flushes:
-                f.done.set()
+                if batch:
+                    try:
+                        conn = self._write(conn, batch)
+                    except Exception as exc:  # noqa: BLE001 — the writer must outlive any one batch; counted, logged
+                        log.error(json.dumps({"event": "querylog_batch_lost", "error": type(exc).__name__}))
+                        with self._lock:
+                            self.failed += len(batch)
+                for f in flushes:
+                    f.done.set()
         if conn is not None:
             conn.close()
 
@@ -213,6 +212,9 @@ class QueryLog:
                 with self._lock:
                     self.written += len(rows)
                     self.batches += 1
+                    for rec in batch:
+                        if isinstance(rec, _Search):
+                            self._remember(store.Answered(rec.ctx.request_id, rec.ts, shown_ids(rec.body), None))
                 return conn
             except (sqlite3.Error, OSError) as exc:  # disk full, permissions, a lock held past the busy timeout
                 log.warning(json.dumps({"event": "querylog_write_failed", "attempt": attempt + 1, "error": str(exc)}))
@@ -230,10 +232,8 @@ class QueryLog:
         if self._thread is None:
             return True
         f = _Flush(threading.Event())
-        try:
-            self._q.put(f, timeout=timeout)
-        except queue.Full:
-            return False
+        self._buf.append(f)
+        self._wake.set()
         return f.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -244,8 +244,8 @@ class QueryLog:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._q.put(None, timeout=timeout)
+            self._buf.append(None)
+            self._wake.set()
             thread.join(timeout)
         with self._reader_lock:
             if self._reader is not None:
@@ -253,6 +253,8 @@ class QueryLog:
                 self._reader = None
 
     def stats(self) -> dict[str, Any]:
+        with self._count_lock:
+            enqueued, dropped = self.enqueued, self.dropped
         with self._lock:
-            return {"enqueued": self.enqueued, "written": self.written, "dropped": self.dropped, "failed": self.failed,
-                    "batches": self.batches, "queued": self._q.qsize(), "path": str(self.path)}
+            return {"enqueued": enqueued, "written": self.written, "dropped": dropped, "failed": self.failed,
+                    "batches": self.batches, "queued": len(self._buf), "path": str(self.path)}

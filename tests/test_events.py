@@ -167,14 +167,28 @@ def test_a_suggest_selection_is_recorded_when_it_was_offered(app):
     assert rows == [("suggest", "k", pick, 1)]
 
 
-def test_an_unwritable_store_is_a_503_not_a_500(searcher50, tmp_path):
+def test_an_unwritable_store_is_never_a_500(searcher50, tmp_path):
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the store's folder should be", encoding="utf-8")
     s = settings_for(traffic_log=True, traffic_db=str(blocked / "t.db"), traffic_flush_interval_s=0.01)
     with TestClient(create_app(s, searcher50), raise_server_exceptions=False) as c:
         r = c.get("/search", params={"q": "肯德基"})
         assert r.status_code == 200  # the search is answered; its record cannot be written and is counted
-        e = c.post("/events", json=_event(r.headers["x-request-id"], r.json()["results"][0]["id"], 1))
-        assert e.status_code == 503 and e.json()["error"]["code"] == "traffic_store_unavailable"
         c.app.state.service.traffic.flush()
         assert c.get("/readyz").json()["traffic"]["log"]["failed"] == 1
+        e = c.post("/events", json=_event(r.headers["x-request-id"], r.json()["results"][0]["id"], 1))
+        assert e.status_code == 422 and e.json()["error"]["code"] == "unknown_request"  # the log cannot vouch for it
+
+
+def test_events_that_cannot_be_written_are_a_503(tmp_path):
+    from search.events import TrafficStoreError
+
+    log = QueryLog(tmp_path / "t.db")
+    log.record_search(LogContext("r1"), {"normalized": "q", "intent": {}, "results": [{"id": "a"}]}, "v")
+    log.flush()
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("x", encoding="utf-8")
+    sink = EventSink(blocked / "t.db", log, ["click"])
+    with pytest.raises(TrafficStoreError):
+        sink.accept([Event("e1", "r1", "click", "a", 1, time.time())], "c")
+    log.close()
