@@ -982,26 +982,35 @@ def traffic_ab(label: str, index: Path, queries: Sequence[str], concurrency: int
                 with sqlite3.connect(db) as conn:
                     logged = conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
             runs.append({"log": on, "rps": ld["rps"], "p50": ld["latency_ms"].get("p50"), "p99": ld["latency_ms"].get("p99"),
-                         "errors": ld["error_count"], "answered": r["load"][0]["requests"], "logged": logged,
+                         "errors": ld["error_count"], "answered": ld["ok"], "logged": logged,
+                         "server_cpu_ms_per_request": ld["server_cpu_s"] / max(1, ld["ok"]) * 1000,
                          "other_cpu_cores": r["meter"]["other_cpu_cores"]})
-    on_rps = [x["rps"] for x in runs if x["log"]]
-    off_rps = [x["rps"] for x in runs if not x["log"]]
-    mean_on, mean_off = sum(on_rps) / len(on_rps), sum(off_rps) / len(off_rps)
-    return {"variant": variant, "concurrency": concurrency, "seconds": seconds, "runs": runs, "rps_on": mean_on,
-            "rps_off": mean_off, "cost": 1 - mean_on / mean_off}
+
+    def mean(key: str, on: bool) -> float:
+        xs = [x[key] for x in runs if x["log"] == on]
+        return sum(xs) / len(xs)
+
+    cpu_on, cpu_off = mean("server_cpu_ms_per_request", True), mean("server_cpu_ms_per_request", False)
+    return {"variant": variant, "concurrency": concurrency, "seconds": seconds, "runs": runs,
+            "rps_on": mean("rps", True), "rps_off": mean("rps", False), "cost": 1 - mean("rps", True) / mean("rps", False),
+            "cpu_ms_on": cpu_on, "cpu_ms_off": cpu_off, "cpu_cost": cpu_on / cpu_off - 1}
 
 
 def _print_traffic_ab(ab: dict[str, Any]) -> None:
     p = print
     p(f"Query log cost ({ab['variant']}, concurrency {ab['concurrency']}, {ab['seconds']:.0f} s per run, on and off "
       f"alternated in one run; fresh server each):\n")
-    p("| run | query log | req/s | p50 / p99 ms | errors | rows logged (incl. warm-up) | other CPU (cores) |")
-    p("|---|---|---|---|---|---|---|")
+    p("| run | query log | req/s | server CPU per answer (ms) | p50 / p99 ms | errors | rows logged (incl. warm-up) | "
+      "other CPU (cores) |")
+    p("|---|---|---|---|---|---|---|---|")
     for i, x in enumerate(ab["runs"], 1):
-        p(f"| {i} | {'on' if x['log'] else 'off'} | {x['rps']:.0f} | {fmt(x['p50'], 1)} / {fmt(x['p99'], 1)} | "
-          f"{x['errors']} | {x['logged'] if x['logged'] is not None else '–'} | {x['other_cpu_cores']:.2f} |")
+        p(f"| {i} | {'on' if x['log'] else 'off'} | {x['rps']:.0f} | {x['server_cpu_ms_per_request']:.3f} | "
+          f"{fmt(x['p50'], 1)} / {fmt(x['p99'], 1)} | {x['errors']} | {x['logged'] if x['logged'] is not None else '–'} "
+          f"| {x['other_cpu_cores']:.2f} |")
     p(f"\nmean: on {ab['rps_on']:.0f} req/s, off {ab['rps_off']:.0f} req/s → logging costs {ab['cost'] * 100:.1f} % "
-      f"of throughput (target ≤ 5 %)\n")
+      f"of throughput (target ≤ 5 %); server CPU per answer on {ab['cpu_ms_on']:.3f} ms, off {ab['cpu_ms_off']:.3f} ms "
+      f"→ {ab['cpu_cost'] * 100:+.1f} % (when the server is CPU-bound, throughput falls by about this much; this figure "
+      f"depends far less on what other processes do)\n")
 
 
 # ============================================================================ orchestration
