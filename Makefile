@@ -72,6 +72,9 @@ eval: index ## offline relevance evaluation on the dev and hard dev sets (report
 eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
 	$(PY) -m eval external --index $(INDEX) --shared $(SHARED)
 
+loop: index ## the learning loop on SIMULATED users: simulate, mine, retrain, evaluate on held-out halves (eval/out/loop)
+	$(PY) -m eval loop --index $(INDEX) --out eval/out/loop
+
 tune: index ## sweep the routing thresholds; report in eval/out/tune/ (add ARGS="--write" to save the choice)
 	$(PY) -m eval tune --index $(INDEX) --queries eval/queries/dev.jsonl --min-precise-precision 0.98 --max-mixed 0.15 $(ARGS)
 
@@ -87,4 +90,4 @@ bench-quick: index ## smoke run of the benchmark on the default catalog: the ful
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate browser-deps nginx test test-all lint eval eval-external tune bench bench-quick bench-milvus clean
+.PHONY: help install index rebuild run query validate browser-deps nginx test test-all lint eval eval-external loop tune bench bench-quick bench-milvus clean

@@ -748,7 +748,8 @@ class Server:
 
     def __init__(self, index: Path, label: str, env: dict[str, str] | None = None, workers: int | None = None) -> None:
         self.index, self.label, self.workers = index, label, workers
-        self.env = {**os.environ, **(env or {})}
+        # the query log of a benchmark server goes to bench/out, never to the served folder's traffic store
+        self.env = {**os.environ, "ZHIDA_TRAFFIC_DB": str(OUT / f"traffic-{label}.db"), **(env or {})}
         self.port = free_port()
         self.log = OUT / f"server-{label}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -961,6 +962,60 @@ def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Seq
         say(f"[{label}] WARNING: other processes used {meter.result['other_cpu_cores']:.2f} cores during the HTTP "
             f"phase; its figures are pessimistic")
     return out
+
+
+def traffic_ab(label: str, index: Path, queries: Sequence[str], concurrency: int, seconds: float, variant: str,
+               pairs: int) -> dict[str, Any]:
+    """What recording traffic costs: the judged load test with the query log on and off, alternated (on, off, off,
+    on, …) in the same run so that a change of background load hits both sides. Each run is a fresh server."""
+    client, env, workers = _variant(variant)
+    runs = []
+    for i in range(pairs):
+        for on in ((True, False) if i % 2 == 0 else (False, True)):
+            db = OUT / f"traffic-ab-{label}.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+            e = {**(env or {}), "ZHIDA_TRAFFIC_LOG": "1" if on else "0", "ZHIDA_TRAFFIC_DB": str(db)}
+            say(f"[{label}] traffic A/B {i + 1}/{pairs}: query log {'on' if on else 'off'}")
+            r = http_bench(label, index, queries, [concurrency], seconds, warm_queries=100, env=e, client=client,
+                           workers=workers)
+            ld = r["load"][0]
+            logged = None
+            if on and db.exists():
+                import sqlite3
+
+                with sqlite3.connect(db) as conn:
+                    logged = conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
+            runs.append({"log": on, "rps": ld["rps"], "p50": ld["latency_ms"].get("p50"), "p99": ld["latency_ms"].get("p99"),
+                         "errors": ld["error_count"], "answered": ld["ok"], "logged": logged,
+                         "server_cpu_ms_per_request": ld["server_cpu_s"] / max(1, ld["ok"]) * 1000,
+                         "other_cpu_cores": r["meter"]["other_cpu_cores"]})
+
+    def mean(key: str, on: bool) -> float:
+        xs = [x[key] for x in runs if x["log"] == on]
+        return sum(xs) / len(xs)
+
+    cpu_on, cpu_off = mean("server_cpu_ms_per_request", True), mean("server_cpu_ms_per_request", False)
+    return {"variant": variant, "concurrency": concurrency, "seconds": seconds, "runs": runs,
+            "rps_on": mean("rps", True), "rps_off": mean("rps", False), "cost": 1 - mean("rps", True) / mean("rps", False),
+            "cpu_ms_on": cpu_on, "cpu_ms_off": cpu_off, "cpu_cost": cpu_on / cpu_off - 1}
+
+
+def _print_traffic_ab(ab: dict[str, Any]) -> None:
+    p = print
+    p(f"Query log cost ({ab['variant']}, concurrency {ab['concurrency']}, {ab['seconds']:.0f} s per run, on and off "
+      f"alternated in one run; fresh server each):\n")
+    p("| run | query log | req/s | server CPU per answer (ms) | p50 / p99 ms | errors | rows logged (incl. warm-up) | "
+      "other CPU (cores) |")
+    p("|---|---|---|---|---|---|---|---|")
+    for i, x in enumerate(ab["runs"], 1):
+        p(f"| {i} | {'on' if x['log'] else 'off'} | {x['rps']:.0f} | {x['server_cpu_ms_per_request']:.3f} | "
+          f"{fmt(x['p50'], 1)} / {fmt(x['p99'], 1)} | {x['errors']} | {x['logged'] if x['logged'] is not None else '–'} "
+          f"| {x['other_cpu_cores']:.2f} |")
+    p(f"\nmean: on {ab['rps_on']:.0f} req/s, off {ab['rps_off']:.0f} req/s → logging costs {ab['cost'] * 100:.1f} % "
+      f"of throughput (target ≤ 5 %); server CPU per answer on {ab['cpu_ms_on']:.3f} ms, off {ab['cpu_ms_off']:.3f} ms "
+      f"→ {ab['cpu_cost'] * 100:+.1f} % (when the server is CPU-bound, throughput falls by about this much; this figure "
+      f"depends far less on what other processes do)\n")
 
 
 # ============================================================================ orchestration
@@ -1211,6 +1266,8 @@ def print_tables(results: dict[str, Any]) -> None:
                      + ("" if key == "http" else " — not judged"))
             for ld in hv.get("load", []):
                 _print_load(ld, title, m["cores"], judged=key == "http")
+        if r.get("traffic_ab"):
+            _print_traffic_ab(r["traffic_ab"])
         bg = [(ph, r[ph2].get("meter")) for ph, ph2 in [("build", "build"), ("queries", "query")]
               + [(k.replace("_", " "), k) for k in r if k.startswith("http")] if r.get(ph2, {}).get("meter")]
         if bg:
@@ -1252,6 +1309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "httpx.AsyncClient generator, ~2 ms of CPU per request on the cores it shares with the server), "
                     "raw (a minimal asyncio-streams HTTP/1.1 client); suffixes: -1thread (server with "
                     "OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N: gunicorn with N uvicorn workers)")
+    ap.add_argument("--traffic-ab", type=int, default=0, metavar="PAIRS",
+                    help="after the judged load test, PAIRS pairs of the same test with the query log on and off, "
+                    "alternated: what recording traffic costs")
     ap.add_argument("--reuse-index", action="store_true", help="skip the build when bench/out/index-SIZE exists "
                     "(its build figures are then taken from the previous run's part file)")
     ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")
@@ -1341,6 +1401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"workers {workers or 'as configured'}")
                     results["sizes"][label][f"http_{variant}"] = http_bench(
                         label, OUT / f"index-{label}", queries, conc[:1], seconds, env=env, client=client, workers=workers)
+                if do_load and args.traffic_ab:
+                    results["sizes"][label]["traffic_ab"] = traffic_ab(label, OUT / f"index-{label}", queries, conc[0],
+                                                                       seconds, variants[0], args.traffic_ab)
             except RuntimeError as exc:
                 say(f"[{label}] HTTP failed: {exc}")
                 results["sizes"][label]["http"] = {"error": str(exc)}

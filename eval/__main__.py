@@ -1,4 +1,4 @@
-"""``python -m eval {run,external,compare,tune}`` — see eval/README.md."""
+"""``python -m eval {run,external,compare,tune,mine,simulate,agreement,loop}`` — see eval/README.md."""
 
 from __future__ import annotations
 
@@ -15,16 +15,21 @@ from search.errors import ZhidaError
 def cmd_run(args: argparse.Namespace) -> int:
     from search.searcher import Searcher
 
-    from .data import load_queries
+    from .data import load_queries, read_trec_qrels, with_qrels
     from .reports import evaluate, markdown
 
     settings = Settings.load(args.config)
     s = Searcher.load(args.index, settings)
     paths = args.queries
+    qrels = read_trec_qrels(args.qrels) if args.qrels else None
     for n, path in enumerate(paths):
         queries = load_queries(path, {it.id for it in s.items} if args.relevance == "items" else None)
+        if qrels is not None:
+            queries = with_qrels(queries, qrels)
         out = Path(args.out) if len(paths) == 1 else Path(args.out) / Path(path).stem
-        report = evaluate(s, queries, args.relevance, out, query_set=path)
+        report = evaluate(s, queries, args.relevance, out, query_set=path, judged_only=args.judged_only)
+        if args.qrels:
+            print(f"judgments: {args.qrels}" + (" (condensed lists: unjudged results removed)" if args.judged_only else ""))
         print(("\n" if n else "") + markdown(report))
         print(f"\nreport: {out / 'report.json'} · TREC run and qrels files and reliability.png in {out}/")
     return 0
@@ -109,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--queries", nargs="+", default=["eval/queries/dev.jsonl"],
                    help="one or more labelled query sets; with several, each gets its report in OUT/<set name>/")
     r.add_argument("--relevance", choices=["items", "categories"], default="items")
+    r.add_argument("--qrels", help="TREC qrels file (qid 0 docid grade) judging the queries instead of their own "
+                   "item judgments, e.g. the implicit judgments of python -m eval mine")
+    r.add_argument("--judged-only", action="store_true", help="item metrics on condensed lists (unjudged results "
+                   "removed; Sakai 2007): for incomplete judgments such as mined ones")
     r.add_argument("--out", default="eval/out/dev")
     r.set_defaults(func=cmd_run)
     x = sub.add_parser("external", help="external benchmarks from ../shared/data")
@@ -121,6 +130,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("a")
     c.add_argument("b")
     c.set_defaults(func=cmd_compare)
+    mn = sub.add_parser("mine", help="statistics, intent labels and judgments mined from the query log")
+    from .mine import add_arguments as mine_arguments
+    from .mine import cmd_mine
+
+    mine_arguments(mn)
+    mn.set_defaults(func=cmd_mine)
+    sm = sub.add_parser("simulate", help="SIMULATED users search a running server and click by a stated model")
+    from .simulate import add_arguments as simulate_arguments
+    from .simulate import cmd_agreement, cmd_simulate
+
+    simulate_arguments(sm)
+    sm.set_defaults(func=cmd_simulate)
+    ag = sub.add_parser("agreement", help="mined intent labels against the simulator's hidden truth")
+    ag.add_argument("--truth", default="eval/out/simulated/truth.jsonl")
+    ag.add_argument("--stats", default="eval/out/mined/query_stats.jsonl")
+    ag.add_argument("--min-searches", type=int, default=20)
+    ag.set_defaults(func=cmd_agreement)
+    lp = sub.add_parser("loop", help="split, serve, simulate, mine, retrain, evaluate (SIMULATED users)")
+    from .loop import add_arguments as loop_arguments
+    from .loop import cmd_loop
+
+    loop_arguments(lp)
+    lp.set_defaults(func=cmd_loop)
     t = sub.add_parser("tune", help="sweep the routing thresholds and recommend a pair")
     from .tuning import add_arguments
 

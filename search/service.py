@@ -30,9 +30,19 @@ from typing import Any
 
 from .catalog import item_from_dict, item_problems, load_taxonomy
 from .config import Settings, Thresholds
-from .errors import BackendError, CatalogError, IndexIntegrityError, IndexLoadTimeoutError, ZhidaError
+from .errors import (
+    BackendError,
+    CatalogError,
+    IndexIntegrityError,
+    IndexLoadTimeoutError,
+    InvalidRequestError,
+    ZhidaError,
+)
+from .events import Event
+from .querylog import LogContext
 from .searcher import Searcher
 from .thresholds_history import ThresholdsHistory, clean_note
+from .traffic import Traffic, index_version
 from .tuning import TableFile
 
 
@@ -146,14 +156,19 @@ class Service:
         self._thresholds_lock = threading.Lock()
         served = getattr(searcher, "path", None) or settings.index_path
         self.index_root = Path(os.path.abspath(settings.index_root or Path(served).parent))
+        self.traffic = Traffic.from_settings(settings)  # None when traffic_log is off
+        self._index_version = index_version(searcher.manifest, searcher.path)
 
     @property
     def searcher(self) -> Searcher:
         return self._searcher
 
     # -- queries ------------------------------------------------------------------------------
-    def search(self, q: Any, k: Any = None) -> dict[str, Any]:
-        return self._searcher.search(q, k).to_dict()
+    def search(self, q: Any, k: Any = None, ctx: LogContext | None = None) -> dict[str, Any]:
+        body = self._searcher.search(q, k).to_dict()
+        if ctx is not None and self.traffic is not None:
+            self.traffic.record_search(ctx, body, self._index_version)  # a queue append; written off the query path
+        return body
 
     def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:
         return self._searcher.suggest(q, k)
@@ -172,7 +187,8 @@ class Service:
         return {"status": "ready", "pid": os.getpid(), "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
                 "encoder": s.encoder.name, "dense_index": s.parts.dense.kind, "reloads": self.reloads,
                 "backend": backend, "embedding_cache": s.cache_info(),
-                "encoder_token_cache": s.token_cache_info()}
+                "encoder_token_cache": s.token_cache_info(),
+                "traffic": self.traffic.stats() if self.traffic is not None else None}
 
     # -- admin ---------------------------------------------------------------------------------
     def check_admin(self, token: str | None) -> None:
@@ -237,6 +253,7 @@ class Service:
             with self._thresholds_lock:  # live thresholds survive a reload, a change made meanwhile included
                 new.set_thresholds(self._searcher.thresholds)
                 old, self._searcher = self._searcher, new
+                self._index_version = index_version(new.manifest, new.path)
             self.reloads += 1
             del new
             gone = weakref.ref(old)
@@ -245,3 +262,32 @@ class Service:
         finally:
             self._reload_lock.release()
         return self.ready()
+
+    # -- traffic (search/traffic.py) --------------------------------------------------------------
+    def events(self, events: list[Event], client: str, user_id: str | None = None) -> dict[str, Any]:
+        """Validate and store behaviour events (see ``search.events``); 403-type error when traffic is off."""
+        if self.traffic is None:
+            raise TrafficOffError("traffic recording is off (traffic_log = false): events are not stored")
+        return self.traffic.accept_events(events, client, user_id)
+
+    def suggest_selected(self, q: Any, k: Any, position: int, selected: str, ctx: LogContext) -> dict[str, Any]:
+        """Record a suggest selection the client reports: the suggestions for ``q`` are made again (they are a pure
+        function of the index) and the selection must be the one at ``position``. ``selected`` is a card's id or
+        ``text:`` and a query completion."""
+        if self.traffic is None:
+            raise TrafficOffError("traffic recording is off (traffic_log = false): selections are not stored")
+        r = self._searcher.suggest(q, k)
+        shown = tuple(x["id"] if x["type"] == "card" else "text:" + x["text"] for x in r["suggestions"])
+        if not 1 <= position <= len(shown) or shown[position - 1] != selected:
+            raise InvalidRequestError(f"{selected!r} was not suggestion {position} for this query", "position")
+        ok = self.traffic.querylog.record_suggestion(ctx, r["normalized"], shown, selected, position, self._index_version)
+        return {"recorded": ok}
+
+    def close(self) -> None:
+        """Write what the query log still holds and close the traffic store (server shutdown)."""
+        if self.traffic is not None:
+            self.traffic.close()
+
+
+class TrafficOffError(ZhidaError):
+    code = "traffic_off"

@@ -24,7 +24,8 @@ def settings_for(tmp: Path | None = None, **kw) -> Settings:
     d = tmp or Path("/nonexistent")
     base = dict(encoder="svd", svd_dim=48, thresholds_path=str(d / "thresholds.json"),
                 thresholds_history_path=str(d / "thresholds_history.jsonl"), labels_review_path=str(d / "labels.jsonl"),
-                tuning_table_path=str(d / "tuning_table.json"), traffic_dir=str(d / "mined"))
+                tuning_table_path=str(d / "tuning_table.json"), traffic_dir=str(d / "mined"),
+                traffic_log=False)  # tests that record traffic turn it on with a store of their own
     base.update(kw)
     return Settings(**base)
 
@@ -65,7 +66,7 @@ def default_index(tmp_path_factory):
     items = load_catalog(ROOT / "index_data/catalog.jsonl", TAXONOMY)
     train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
     cat_train, _ = load_category_train(ROOT / "index_data/category_train.jsonl", load_taxonomy(TAXONOMY))
-    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"))
+    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"), traffic_log=False)
     s = Searcher.build(items, [(t.query, t.intent) for t in train], settings, category_train=cat_train)
     path = tmp_path_factory.mktemp("default") / "index"
     s.save(path)

@@ -117,3 +117,38 @@ def test_expected_calibration_error_hand_computed():
     # bin 1: mean p 0.1, half positive → gap 0.4 × weight 0.5; bin 9: mean p 0.9, all positive → gap 0.1 × 0.5
     assert c["ece"] == pytest.approx(0.25) and c["n"] == 4 and len(c["bins"]) == 2
     assert c["share_below_0.05_or_above_0.95"] == 0.0
+
+
+def test_qrels_replace_the_judgments_and_condensed_lists(searcher50, tmp_path):
+    from eval.data import with_qrels
+
+    ids = {it.name: it.id for it in searcher50.items}
+    queries = [DevQuery("p1", "kfc", "precise", {ids["肯德基"]: 2}, {}, "english"),
+               DevQuery("f1", "失眠了怎么办", "fuzzy", {ids["助眠白噪音"]: 2}, {"音乐": 2})]
+    judged = with_qrels(queries, {"p1": {ids["麦当劳"]: 2, ids["肯德基"]: 0}})
+    assert judged[0].relevant == {ids["麦当劳"]: 2} and judged[0].nonrelevant == {ids["肯德基"]}
+    assert judged[1].relevant == {}  # not in the qrels: no item judgments
+    with pytest.raises(Exception, match="no query of this set"):
+        with_qrels(queries, {"other": {"x": 1}})
+    full = evaluate(searcher50, judged, "items", None, systems=("router",))
+    condensed = evaluate(searcher50, judged, "items", None, systems=("router",), judged_only=True)
+    # judged by these qrels, kfc's page (肯德基 first) finds 麦当劳 lower down; on the condensed list (肯德基 and 麦当劳
+    # only) 麦当劳 is second
+    assert full["systems"]["router"]["mrr@10"] < 1.0 and condensed["systems"]["router"]["mrr@10"] == pytest.approx(0.5)
+    assert condensed["judged_only"] is True
+
+
+def test_eval_run_takes_qrels(index50, tmp_path, capsys):
+    from eval.__main__ import main
+
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(json.dumps({"qid": "q1", "query": "kfc", "intent": "precise", "relevant": {}, "unknown_name": True})
+                  + "\n", encoding="utf-8")
+    qrels = tmp_path / "qrels.txt"
+    write_trec_qrels(qrels, {"q1": {"brand-0055": 2}})
+    assert main(["run", "--index", str(index50), "--queries", str(qs), "--qrels", str(qrels), "--out",
+                 str(tmp_path / "o"), "--judged-only"]) == 0
+    out = capsys.readouterr().out
+    assert f"judgments: {qrels}" in out
+    rep = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
+    assert rep["systems"]["router"]["hit_rate@1"] == 1.0

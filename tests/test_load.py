@@ -46,7 +46,7 @@ def test_100k_requests_zero_errors_no_memory_growth(index50, tmp_path):
 
     port = _port()
     env = {**os.environ, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd",
-           "ZHIDA_MAX_CONCURRENCY": "256"}
+           "ZHIDA_MAX_CONCURRENCY": "256", "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db")}
     proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index50), "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -27,7 +27,8 @@ def _port() -> int:
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    return {**env, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd", **extra}
+    return {**env, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd",
+            "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db"), **extra}
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90) -> None:

@@ -13,10 +13,12 @@ traceback. Searches run in a pool of ``search_threads`` threads (asyncio's ``run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
 import weakref
@@ -49,13 +51,18 @@ from ..errors import (
     UnsupportedOperationError,
     ZhidaError,
 )
+from ..events import Event, RateLimitedError, TrafficStoreError
 from ..logs import request_id
 from ..metrics import REJECTED, RELOADS, REQUEST_SECONDS, REQUESTS, SEARCH_SECONDS, CacheCounters
+from ..querylog import LogContext
 from ..request import parse
 from ..searcher import Searcher
-from ..service import AdminDisabledError, Service, UnauthorizedError, open_searcher
+from ..service import AdminDisabledError, Service, TrafficOffError, UnauthorizedError, open_searcher
 from .schemas import (
     ErrorOut,
+    EventIn,
+    EventsAccepted,
+    EventsRequest,
     ExplainOut,
     HealthOut,
     ItemsDeleted,
@@ -66,6 +73,7 @@ from .schemas import (
     ReloadRequest,
     SearchResponseOut,
     SuggestOut,
+    SuggestSelectRequest,
     ThresholdsRequest,
     ThresholdsState,
     search_request_model,
@@ -81,6 +89,7 @@ HeaderToken = Annotated[str | None, Security(APIKeyHeader(name="X-Admin-Token", 
 access_log = logging.getLogger("zhida.access")
 error_log = logging.getLogger("zhida.error")
 LOG_QUERY_PREFIX = 16  # characters of query text a log line may carry
+MAX_USER_ID_CHARS = 256  # a client's X-User-ID (only its HMAC is stored)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 422, 503)}
 _ADMIN: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 409, 413, 422, 503)}
@@ -129,6 +138,7 @@ class Hygiene:
         if path.startswith("/admin/") or path == "/metrics" or path == "/readyz":
             extra.append((b"cache-control", b"no-store"))
         status = 500
+        scope.setdefault("state", {})["request_id"] = rid  # routes read it (the query log records it)
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             nonlocal status
@@ -314,8 +324,14 @@ def _body_doc(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     """A new app serving ``searcher`` (or a ``Service`` around one)."""
     service = searcher if isinstance(searcher, Service) else Service(settings, searcher)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        await run_in_threadpool(service.close)  # the query log writes what it still holds
+
     # /docs and /redoc are served below from assets inside a pinned package: they render with no network
-    app = FastAPI(title="Zhida", version=__version__, docs_url=None, redoc_url=None,
+    app = FastAPI(title="Zhida", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Intent-routed search for a super-app search box: direct hits for names, "
                               "recommendations for needs.")
     app.state.service = service
@@ -327,6 +343,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
     weakref.finalize(app, executor.shutdown, wait=False)
     counters = CacheCounters()
     metrics.record_index(service.searcher)
+    weakref.finalize(app, service.close)  # an app used without its lifespan still writes its query log at exit
 
     async def call(fn: Callable[..., Any], *args: Any, search: bool = False) -> Response:
         """Run ``fn`` in a thread under the concurrency bound and the timeout; its dict result is serialised
@@ -383,12 +400,12 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
              openapi_extra={"parameters": _query_parameters(settings, "search")})
     async def search_get(request: Request) -> Any:
         p = parse(request.query_params, settings, text=True)
-        return await call(service.search, p.q, p.k, search=True)
+        return await call(service.search, p.q, p.k, *log_context(request), search=True)
 
     @app.post("/search", response_model=SearchResponseOut, responses=_ERRORS, openapi_extra=_body_doc(search_request_model(settings)))
     async def search_post(request: Request) -> Any:
         p = parse(_object(await json_body(request)), settings, text=False)
-        return await call(service.search, p.q, p.k, search=True)
+        return await call(service.search, p.q, p.k, *log_context(request), search=True)
 
     @app.get("/suggest", response_model=SuggestOut, response_model_exclude_none=True, responses=_ERRORS,
              openapi_extra={"parameters": _query_parameters(settings, "suggest")})
@@ -471,6 +488,54 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
         out = await run_in_threadpool(service.delete, [item_id])
         metrics.record_index(service.searcher)
         return out
+
+    # --- traffic: query-log context, behaviour events, suggest selections (search/traffic.py) ---------------
+    def log_context(request: Request) -> tuple[LogContext, ...]:
+        """The query log's context of a request (empty when traffic recording is off: nothing extra is passed)."""
+        if service.traffic is None:
+            return ()
+        user_id = request.headers.get("x-user-id")
+        if user_id is not None and not (1 <= len(user_id) <= MAX_USER_ID_CHARS):
+            raise InvalidRequestError(f"X-User-ID must be 1-{MAX_USER_ID_CHARS} characters", "X-User-ID")
+        return (LogContext(getattr(request.state, "request_id", "") or uuid.uuid4().hex, user_id),)
+
+    def traffic_error(exc: ZhidaError) -> JSONResponse:
+        if isinstance(exc, RateLimitedError):
+            return _error(429, exc.code, str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
+        if isinstance(exc, TrafficOffError):
+            return _error(403, exc.code, str(exc))
+        if isinstance(exc, TrafficStoreError):
+            return _error(503, exc.code, str(exc), headers={"Retry-After": "1"})
+        return error_for(exc)
+
+    traffic_responses: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (403, 413, 422, 429, 503)}
+
+    @app.post("/events", status_code=202, response_model=EventsAccepted, responses=traffic_responses,
+              openapi_extra=_body_doc(EventsRequest))
+    async def events(request: Request) -> Any:
+        """Behaviour events (one object, or ``{"events": [...]}``): all stored durably before 202, or none."""
+        obj = _object(await json_body(request))
+        items = validated(EventsRequest, obj).events if "events" in obj else [validated(EventIn, obj)]
+        evs = [Event(e.event_id, e.request_id, e.type, e.item_id, e.position, e.ts) for e in items]
+        user_id = request.headers.get("x-user-id")
+        client = user_id or (request.client.host if request.client else "unknown")
+        try:
+            out = await run_in_threadpool(service.events, evs, client, user_id)
+        except (RateLimitedError, TrafficOffError, TrafficStoreError) as exc:
+            return traffic_error(exc)
+        return JSONResponse(out, status_code=202)
+
+    @app.post("/suggest/select", status_code=202, responses=traffic_responses, openapi_extra=_body_doc(SuggestSelectRequest))
+    async def suggest_select(request: Request) -> Any:
+        """A suggestion the user picked, for the query log (the suggestions are made again and must match)."""
+        body = validated(SuggestSelectRequest, await json_body(request))
+        p = parse({"q": body.q, **({"k": body.k} if body.k is not None else {})}, settings, kind="suggest", text=False)
+        ctx = log_context(request)
+        if not ctx:
+            return traffic_error(TrafficOffError("traffic recording is off (traffic_log = false)"))
+        out = await run_in_threadpool(service.suggest_selected, p.q, p.k, body.position, body.selected, ctx[0])
+        return JSONResponse(out, status_code=202)
+
 
     from .console import console_router  # the analyst console: GET /console and its admin routes
 

@@ -223,3 +223,37 @@ class ExplainOut(BaseModel):
     route: RouteOut
     route_at: RouteOut = Field(..., description="the route at the given t_precise / t_fuzzy")
     categories: list[dict[str, Any]] = Field(..., description="the need's most likely categories with p")
+
+
+# --- traffic: behaviour events and suggest selections (search/events.py) ----------------------------------------
+class EventIn(BaseModel):
+    """One behaviour event about one result of one answer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    event_id: str = Field(..., min_length=1, max_length=64, description="client-made id; a repeat is not stored again")
+    request_id: str = Field(..., min_length=1, max_length=64, description="X-Request-ID of the answer")
+    type: str = Field(..., min_length=1, max_length=32, description="click, convert, … (settings.traffic_event_types)")
+    item_id: str = Field(..., min_length=1, max_length=128, description="the result the event is about")
+    position: int = Field(..., ge=1, description="its 1-based position on that page")
+    ts: float = Field(..., allow_inf_nan=False, description="when it happened, Unix seconds")
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    events: list[EventIn] = Field(..., min_length=1, description="events, all accepted or none")
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(..., description="events stored by this request")
+    duplicates: int = Field(..., description="events whose event_id was already stored (left as they were)")
+
+
+class SuggestSelectRequest(BaseModel):
+    """A suggestion the user picked: what was typed, the suggestion's position and what it was (a card's id, or
+    ``text:`` and the completion)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    q: str = Field(..., min_length=1, max_length=1024, description="the text typed when the suggestion was picked")
+    k: int | None = Field(None, ge=1, description="k of that /suggest call")
+    position: int = Field(..., ge=1, description="1-based position of the picked suggestion")
+    selected: str = Field(..., min_length=1, max_length=256, description="card id, or 'text:' + completion")
