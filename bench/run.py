@@ -925,9 +925,57 @@ async def _load_raw(port: int, queries: Sequence[str], concurrency: int, seconds
     return await _warm_then_measure(worker, concurrency, seconds, warm_s, tally)
 
 
+_WRK_LUA = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def wrk_load(port: int, queries: Sequence[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    """The same replay through ``wrk`` (Debian's package), as a cross-check of the project's own client: one wrk
+    thread (like the asyncio client, one core at most) with ``concurrency`` connections cycling through the same
+    queries. wrk reports what it measures: requests/s, latency percentiles (from its own histogram) and non-2xx
+    answers. Skipped, with a note, when wrk is not installed."""
+    import shutil
+    from urllib.parse import quote
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        return {"skipped": "wrk is not installed (Debian package wrk)"}
+    paths = ",".join('"/search?q=' + quote(q, safe="") + '&k=10"' for q in queries[:5000])
+    script = OUT / "wrk-replay.lua"
+    script.write_text(_WRK_LUA % paths, encoding="utf-8")
+    cmd = [exe, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+           f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    text = out.stdout
+    res: dict[str, Any] = {"command": " ".join(cmd[:-3] + ["-s", "bench/out/wrk-replay.lua", cmd[-1]]), "raw": text}
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            res["rps"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "75%", "90%", "99%"):
+            num = parts[1].rstrip("usm")
+            res.setdefault("latency_ms", {})["p" + parts[0].rstrip("%")] = float(num) * unit[parts[1][len(num):]]
+        elif "Non-2xx or 3xx responses:" in line:
+            res["non_2xx"] = int(parts[-1])
+        elif "requests in" in line:
+            res["requests"] = int(parts[0])
+        elif line.strip().startswith("Socket errors:"):
+            res["socket_errors"] = line.split(":", 1)[1].strip()
+    res.setdefault("non_2xx", 0)
+    return res
+
+
 def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Sequence[int], seconds: float,
                warm_queries: int = 300, env: dict[str, str] | None = None, client: str = "httpx",
-               workers: int | None = None) -> dict[str, Any]:
+               workers: int | None = None, wrk: bool = False) -> dict[str, Any]:
     """Cold start, RSS after ``warm_queries`` sequential requests, then a load test per concurrency level."""
     import httpx
 
@@ -955,6 +1003,13 @@ def http_bench(label: str, index: Path, queries: Sequence[str], concurrency: Seq
                 f"p99 {res['latency_ms'].get('p99', 0):.1f} ms, errors {res['error_count']}, server CPU "
                 f"{res['server_cpu_s'] / res['seconds'] * 100:.0f}% of one core, client CPU "
                 f"{res['client_cpu_s'] / res['seconds'] * 100:.0f}%")
+        if wrk and concurrency:
+            say(f"[{label}] HTTP: the same replay through wrk, concurrency {concurrency[0]}, {seconds:.0f}s")
+            out["wrk"] = wrk_load(srv.port, queries, concurrency[0], seconds)
+            w = out["wrk"]
+            if "rps" in w:
+                say(f"[{label}] wrk: {w['rps']:.0f} req/s, p50 {w['latency_ms'].get('p50', 0):.1f} ms, p99 "
+                    f"{w['latency_ms'].get('p99', 0):.1f} ms, non-2xx {w['non_2xx']}")
         out["rss_final"] = srv.rss()
     meter.__exit__(None, None, None)
     out["meter"] = meter.result
@@ -1266,6 +1321,16 @@ def print_tables(results: dict[str, Any]) -> None:
                      + ("" if key == "http" else " — not judged"))
             for ld in hv.get("load", []):
                 _print_load(ld, title, m["cores"], judged=key == "http")
+            w = hv.get("wrk")
+            if w:
+                if "rps" not in w:
+                    p(f"wrk cross-check: {w.get('skipped', 'no figures (see bench/out/results.json)')}\n")
+                else:
+                    lw = w.get("latency_ms", {})
+                    p(f"wrk cross-check on the same server and replay (`{w['command']}`): {w['rps']:.0f} req/s, "
+                      f"latency p50 / p90 / p99 {fmt(lw.get('p50'), 1)} / {fmt(lw.get('p90'), 1)} / "
+                      f"{fmt(lw.get('p99'), 1)} ms, non-2xx {w['non_2xx']}"
+                      + (f", socket errors {w['socket_errors']}" if w.get("socket_errors") else "") + "\n")
         if r.get("traffic_ab"):
             _print_traffic_ab(r["traffic_ab"])
         bg = [(ph, r[ph2].get("meter")) for ph, ph2 in [("build", "build"), ("queries", "query")]
@@ -1309,6 +1374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "httpx.AsyncClient generator, ~2 ms of CPU per request on the cores it shares with the server), "
                     "raw (a minimal asyncio-streams HTTP/1.1 client); suffixes: -1thread (server with "
                     "OMP/OPENBLAS/MKL_NUM_THREADS=1), -wN (server with --workers N: gunicorn with N uvicorn workers)")
+    ap.add_argument("--wrk", action="store_true", help="after the judged load test, the same replay through wrk "
+                    "on the same server (cross-check of the project's own load generator)")
     ap.add_argument("--traffic-ab", type=int, default=0, metavar="PAIRS",
                     help="after the judged load test, PAIRS pairs of the same test with the query log on and off, "
                     "alternated: what recording traffic costs")
@@ -1394,7 +1461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # without a load test only cold start and RSS are measured: one server process, as configured
                 results["sizes"][label]["http"] = http_bench(label, OUT / f"index-{label}", queries,
                                                              conc if do_load else [], seconds, env=env, client=client,
-                                                             workers=workers if do_load else None)
+                                                             workers=workers if do_load else None,
+                                                             wrk=args.wrk)
                 for variant in (variants[1:] if do_load else []):
                     client, env, workers = _variant(variant)
                     say(f"[{label}] HTTP variant {variant}: {client} client, server env {env or 'as is'}, "

@@ -95,6 +95,7 @@ def test_unreachable_milvus_is_a_clear_error(index50, tmp_path):
         Searcher.load(index50, settings_for(tmp_path, backend="milvus", milvus_uri=str(bad / "zhida.db")))
 
 
+@pytest.mark.slow  # the whole dev set through both backends (≈ 100 s); the 50-item parity tests above run in make test
 def test_router_metrics_on_dev_queries_match_embedded(default_index, default_searcher, tmp_path):
     """Issue 9's parity check: the same catalog on both backends, the router's dev metrics within 2 points."""
     path, settings = default_index

@@ -193,15 +193,16 @@ def _port() -> int:
 
 def _start(index, tmp_path, workers: int) -> tuple[subprocess.Popen, str]:
     port = _port()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 — the child holds it; closed with the test's tmp folder
     env = {**os.environ, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd",
            "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db"), "ZHIDA_TRAFFIC_USER_SECRET": "k"}
     proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index), "--port", str(port),
                              "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=log)  # a file, not a pipe: an unread pipe fills with log lines and stalls the server
     base = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 60
     while time.monotonic() < end:
-        assert proc.poll() is None, proc.stderr.read()
+        assert proc.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-4000:]
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                 return proc, base

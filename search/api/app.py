@@ -554,6 +554,9 @@ def public_ready(state: dict[str, Any], searcher: Searcher) -> dict[str, Any]:
     out = {k: state[k] for k in PUBLIC_READY_FIELDS if k in state}
     backend = state.get("backend") or {}
     out["backend"] = {k: backend[k] for k in ("backend", "ok", "items") if k in backend}
+    traffic = state.get("traffic")  # counts only: the store's path is for the admin; null when recording is off
+    out["traffic"] = None if traffic is None else {"log": {k: v for k, v in traffic["log"].items() if k != "path"},
+                                                   "events": traffic["events"]}
     out["version"] = __version__
     out["index_format_version"] = searcher.manifest.get("format_version")
     return out

@@ -194,6 +194,8 @@ class ReadyOut(BaseModel):
     index_format_version: int | None = Field(None, description="the index folder's format (without the admin token)")
     pid: int | None = Field(None, description="server process (admin token only)")
     index: str | None = Field(None, description="path of the served index folder (admin token only)")
+    traffic: dict[str, Any] | None = Field(None, description="query log and event counters (null when traffic_log "
+                                           "is off; the store's path with the admin token only)")
 
 
 class FeatureOut(BaseModel):
