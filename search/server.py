@@ -119,8 +119,12 @@ def serve(settings: Settings, index: str) -> int:
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports prometheus_client
     master = os.getpid()
+    from gunicorn.errors import HaltServer
+
     try:
         ZhidaServer(settings, index).run()
+    except HaltServer as exc:  # both workers failed to boot: the second failure can surface while the first halts
+        return int(exc.exit_status)
     except SystemExit as exc:
         if os.getpid() != master:  # a worker's exit passes through this frame, inherited from the fork
             raise

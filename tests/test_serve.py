@@ -71,8 +71,11 @@ def server(index50, tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
+        # both workers listening: each has its own SO_REUSEPORT socket, so a connection can be dealt to a worker
+        # still loading the index (and is reset if that worker is told to stop before it is ready)
         deadline = time.monotonic() + 60
-        while len(_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (len(_workers(proc.pid)) < 2 or log.read_bytes().count(
+                b"Application startup complete") < 2):
             time.sleep(0.1)
         yield base, proc, log
     finally:
