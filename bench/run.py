@@ -267,19 +267,24 @@ def machine_info() -> dict[str, Any]:
 # ============================================================================ build worker
 
 class DerivedEncoder:
-    """USE for queries; for the one build call over all item texts, the precomputed (derived) matrix."""
-
-    name = "usem3"
-    dim = 512
+    """USE for queries and for everything an index keeps of its encoder (name, the frequent-token table, which the
+    originals the variants are recombined from give); for the one build call over all item texts, the precomputed
+    (derived) matrix."""
 
     def __init__(self, real: Any, matrix: np.ndarray) -> None:
         self.real = real
         self.matrix = matrix
 
+    def fit_catalog(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != len(self.matrix):
+            raise ValueError(f"derived vectors are for {len(self.matrix)} texts, not {len(texts)}")
+        return self.matrix
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) == len(self.matrix):
-            return self.matrix
         return self.real.encode(texts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 def _donor_mean(base_vecs: np.ndarray, sources: np.ndarray, donors: np.ndarray) -> np.ndarray:
@@ -377,7 +382,8 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     res["vectors"] = "real USE embeddings of every item"
     if len(items) > args.real_encode_max:
         t = time.perf_counter()
-        base_vecs = real_enc.encode([normalize(item_dense_text(it)) for it in base])
+        # the originals' vectors, and their frequent tokens as the index's token table (as a real build keeps)
+        base_vecs = real_enc.fit_catalog([normalize(item_dense_text(it)) for it in base])
         fit = fit_derivation(sample_vecs, base_vecs, sources[sample_idx], donors[sample_idx])
         matrix = derive_vectors(base_vecs, sources, donors, len(base), fit, args.seed)
         derived_cos = float(np.mean(np.sum(matrix[sample_idx] * base_vecs[sources[sample_idx]], axis=1)))
