@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import hmac
 import os
@@ -64,11 +65,19 @@ def open_searcher(path: str | Path, settings: Settings, root: str | Path | None 
     return searcher
 
 
+@functools.cache
+def _libc() -> Any:
+    """The C library, looked up once (``find_library`` may run ``ldconfig``); None where it cannot be loaded."""
+    with contextlib.suppress(OSError, TypeError):
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    return None
+
+
 def _malloc_trim() -> None:
     """Hand freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere nothing to do)."""
-    name = ctypes.util.find_library("c")
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(name).malloc_trim(0)
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def release(gone: weakref.ref[Searcher]) -> None:
