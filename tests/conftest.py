@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,26 @@ def index50(tmp_path_factory, searcher50):
     path = tmp_path_factory.mktemp("idx") / "index"
     searcher50.save(path)
     return path
+
+
+def wait_answering(url: str, proc: subprocess.Popen, seconds: float = 90, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail (naming the exit code, and the end of ``log`` when given) if ``proc``
+    exits first, or kill it and fail after ``seconds``."""
+    import httpx
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:] if log is not None and log.exists() else ""
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}\n{tail}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{url} not answering after {seconds:g} s")
 
 
 def write_jsonl(path: Path, rows) -> Path:

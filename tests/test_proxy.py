@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_answering
 
 HEADER_TIMEOUT_S = 10  # client_header_timeout in deploy/nginx.conf
 
@@ -39,20 +39,6 @@ def _nginx() -> str | None:
     return found
 
 
-def _wait(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not answering")
-
-
 @pytest.fixture(scope="module")
 def proxied(index50, tmp_path_factory):
     nginx = _nginx()
@@ -71,10 +57,10 @@ def proxied(index50, tmp_path_factory):
     (tmp / "nginx.conf").write_text(conf, encoding="utf-8")
     proxy = None
     try:
-        _wait(f"http://127.0.0.1:{app_port}/healthz", server)
+        wait_answering(f"http://127.0.0.1:{app_port}/healthz", server)
         proxy = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", "stderr"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(f"http://127.0.0.1:{proxy_port}/healthz", proxy, 30)
+        wait_answering(f"http://127.0.0.1:{proxy_port}/healthz", proxy, 30)
         yield proxy_port
     finally:
         for p in (proxy, server):

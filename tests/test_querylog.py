@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import ROOT, settings_for
+from conftest import ROOT, settings_for, wait_answering
 from fastapi.testclient import TestClient
 
 from search import trafficstore
@@ -200,17 +200,8 @@ def _start(index, tmp_path, workers: int) -> tuple[subprocess.Popen, str]:
                              "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=log)  # a file, not a pipe: an unread pipe fills with log lines and stalls the server
     base = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        assert proc.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-4000:]
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server not ready")
+    wait_answering(base + "/readyz", proc, 60, tmp_path / "server.log")
+    return proc, base
 
 
 def test_two_workers_under_concurrent_load_record_every_search_once(index50, tmp_path):

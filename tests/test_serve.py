@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_answering
 
 
 def _port() -> int:
@@ -29,20 +29,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     return {**env, "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json"), "ZHIDA_ENCODER": "svd",
             "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db"), **extra}
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server not ready")
 
 
 def _workers(master: int) -> set[int]:
@@ -70,7 +56,7 @@ def server(index50, tmp_path):
                                 stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc)
+        wait_answering(base + "/readyz", proc, log=log)
         # both workers listening: each has its own SO_REUSEPORT socket, so a connection can be dealt to a worker
         # still loading the index (and is reset if that worker is told to stop before it is ready)
         deadline = time.monotonic() + 60
