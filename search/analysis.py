@@ -26,7 +26,7 @@ from .intent import IntentModel, dense_features
 from .items import ItemTable
 from .lexicon import Lexicon
 from .matching import NAME_FEATURES, NameMatch, match_names, near_names, with_near
-from .normalize import compact, compact_normalized
+from .normalize import compact_normalized
 from .request import validate_query
 from .tokenize import Tokenizer
 from .trace import Trace, mark, perf_counter
@@ -119,12 +119,12 @@ class QueryAnalyzer:
     def _names_of(self, docs: np.ndarray, length: int) -> list[tuple[int, list[str]]]:
         """Compact names and aliases of ``docs`` that could be one edit from a ``length``-character name (a raw name
         shorter than ``length - 1`` cannot be; compacting only removes characters)."""
-        items, deleted = self.table.items, self.table.deleted
+        table, deleted = self.table, self.table.deleted
         out = []
         for d in docs.tolist():
             if d in deleted:
                 continue
-            names = [compact(n) for n in (items[d].name, *items[d].aliases) if length - 1 <= len(n) <= 2 * length + 4]
+            names = [c for n, c in table.compact_names_of(d) if length - 1 <= n <= 2 * length + 4]
             if names:
                 out.append((d, names))
         return out

@@ -105,3 +105,34 @@ def test_stages_report_their_own_time(searcher50):
         r = searcher50.search(q, 5, trace=t)
         assert expected <= set(t.seconds) <= set(STAGES), (q, r.intent.label, t.seconds)
         assert all(v >= 0 for v in t.seconds.values()) and sum(t.seconds.values()) <= r.took_ms / 1000 + 1e-3
+
+
+def test_compact_names_are_remembered_per_item_object(searcher50):
+    from dataclasses import replace
+
+    from search import items as items_mod
+    from search.normalize import compact
+
+    table = items_mod.ItemTable(searcher50.table.items)  # a table of its own: the shared one stays untouched
+    d = next(i for i, it in enumerate(table.items) if it.aliases)
+    it = table.items[d]
+    want = tuple((len(n), compact(n)) for n in (it.name, *it.aliases))
+    assert table.compact_names_of(d) == want
+    assert table.compact_names_of(d) is table.compact_names_of(d)  # the second answer is the remembered one
+    renamed = replace(it, name="Ｋ Ｆ Ｃ 新名", aliases=())
+    old_items = table.items
+    try:
+        table.items = [*old_items[:d], renamed, *old_items[d + 1:]]
+        assert table.compact_names_of(d) == ((len(renamed.name), "kfc新名"),)  # an item replaced in place is new
+    finally:
+        table.items = old_items
+    assert table.compact_names_of(d) == want
+    saved = items_mod.NAMES_MEMO
+    try:
+        items_mod.NAMES_MEMO = 3
+        for i in range(10):
+            table.compact_names_of(i)
+            assert table.compact_names_of(i) == tuple((len(n), compact(n)) for n in (table.items[i].name, *table.items[i].aliases))
+            assert len(table._names_memo) <= 3  # bounded
+    finally:
+        items_mod.NAMES_MEMO = saved
