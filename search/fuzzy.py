@@ -6,7 +6,9 @@ relevance = cosine + ``tag_weight`` × (number of the item's need/scene tags or 
 
     next = argmax_i  λ · rel(i) − (1 − λ) · max_{j ∈ picked} cos(v_i, v_j)
 
-under a hard cap of ``per_category_cap`` results per category, so a need gets a short, varied set.
+under a hard cap of ``per_category_cap`` results per category, so a need gets a short, varied set. With a
+query→category model the page is organised by the need's facets instead: seats in proportion to each facet's
+probability (``proportional_seats``, PM-2) or MMR under caps per facet (``FuzzyRecommender``).
 """
 
 from __future__ import annotations
@@ -162,6 +164,41 @@ def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seq
     return out
 
 
+def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], weights: Sequence[tuple[str, float]],
+                       k: int) -> list[Candidate]:
+    """Seats for the need's facets in proportion to their probability: PM-2 (Dang & Croft, "Diversity by
+    proportionality", SIGIR 2012) with one aspect per item.
+
+    Seat after seat, the facet c with the largest Sainte-Laguë quotient v_c / (2 s_c + 1) (v_c its weight, s_c the
+    seats it has) gets the seat, filled by its most relevant candidate left; a facet without candidates left drops
+    out. PM-2's second term (an item's fit to the other aspects) is zero here, since an item belongs to one
+    category. A need whose model is sure of one category gets a page of that category; one spread over two or
+    three kinds of service gets each in proportion. ``cands`` come in relevance order; the picks are returned in the
+    order they were made, so the first k of a longer page are the page of k. The score each pick shows is its
+    relevance capped at the score of the pick before it, so scores never rise down the page."""
+    queues: dict[str, list[int]] = {c: [] for c, _ in weights}
+    for i, cat in enumerate(categories):
+        q = queues.get(cat)
+        if q is not None:
+            q.append(i)
+    live = [(c, w) for c, w in weights if queues[c] and w > 0]
+    seats = dict.fromkeys(queues, 0)
+    head = dict.fromkeys(queues, 0)
+    picked: list[int] = []
+    while len(picked) < k and live:
+        c = max(live, key=lambda cw: cw[1] / (2 * seats[cw[0]] + 1))[0]  # first facet wins a tie (max is stable)
+        picked.append(queues[c][head[c]])
+        seats[c] += 1
+        head[c] += 1
+        if head[c] == len(queues[c]):
+            live = [(x, w) for x, w in live if x != c]
+    out, top = [], math.inf
+    for i in picked:  # shown score: the relevance, capped at the score above it (a page reads best first, as MMR's)
+        top = min(top, cands[i].relevance)
+        out.append(Candidate(cands[i].item, top, cands[i].reason))
+    return out
+
+
 @dataclass(frozen=True)
 class Recommendation:
     hits: list[Hit]
@@ -175,8 +212,10 @@ class FuzzyRecommender:
        likely categories, from the query→category model) that the dense search missed.
     2. Relevance = cosine + ``tag_weight`` × (matched tags + category named) + ``popularity_weight`` × (popularity − 3)
        + ``category_weight`` × p(item's category | need).
-    3. Selection by MMR (``mmr_lambda``, 1 = pure relevance) under caps: ``main_category_cap`` results of the main
-       facet, ``per_category_cap`` of each other facet, and no result outside the facets unless the page would
+    3. Selection (``facet_seats``): "proportional" gives the facets seats in proportion to p(category | need)
+       (PM-2, ``proportional_seats``), each filled by the facet's most relevant candidate left; "caps" selects by
+       MMR (``mmr_lambda``, 1 = pure relevance) under ``main_category_cap`` results of the main facet and
+       ``per_category_cap`` of each other. Either way no result lies outside the facets unless the page would
        otherwise have fewer than ``min_fuzzy_results``.
     Without a category model, every category is capped at ``per_category_cap`` (the page is diversified by MMR).
     """
@@ -249,18 +288,24 @@ class FuzzyRecommender:
         cands.sort(key=lambda c: (-c.relevance, c.item))
         cands = cands[: max(4 * k, 40)]
         cats = [items[c.item].category for c in cands]
-        vecs = self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
+
+        def vecs() -> np.ndarray:  # the candidates' vectors, fetched only for MMR
+            return self.backend.vectors([c.item for c in cands]) if cands else np.zeros((0, 1), np.float32)
+
         if facets:
             caps = {c: (s.main_category_cap if n == 0 else s.per_category_cap) for n, (c, _) in enumerate(facets)}
-            picked = mmr(cands, vecs, cats, k, s.mmr_lambda, 0, caps)  # the facets only
+            if s.facet_seats == "proportional":
+                picked = proportional_seats(cands, cats, facets, k)
+            else:
+                picked = mmr(cands, vecs(), cats, k, s.mmr_lambda, 0, caps)  # the facets only
             floor = min(k, s.min_fuzzy_results)
             if len(picked) < floor:  # too few: fill with the best of the rest, in score order with the others
-                more = mmr(cands, vecs, cats, k, s.mmr_lambda, s.per_category_cap, caps)
+                more = mmr(cands, vecs(), cats, k, s.mmr_lambda, s.per_category_cap, caps)
                 got = {c.item for c in picked}
                 picked += [c for c in more if c.item not in got][: floor - len(picked)]
                 picked.sort(key=lambda c: -c.relevance)
         else:
-            picked = mmr(cands, vecs, cats, k, s.mmr_lambda, s.per_category_cap)
+            picked = mmr(cands, vecs(), cats, k, s.mmr_lambda, s.per_category_cap)
         hits = [table.hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[c.item][:3])) if matched[c.item]
                           else f"语义相近 · {items[c.item].category}") for c in picked]
         mark(trace, "rerank", t)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
-from search.fuzzy import Candidate, matched_tags, mmr
+from search.fuzzy import Candidate, matched_tags, mmr, proportional_seats
 from search.textvec import char_ngrams
 
 
@@ -102,3 +102,20 @@ def test_ivf_sq8_reconstructs_close_vectors():
     assert np.max(np.abs(got - x[[0, 5, 1999]])) < 0.02  # 8-bit codes: close, not equal
     assert not _enable_reconstruct(build_faiss(x, "ivfpq"))
     assert isinstance(faiss.downcast_index(index), faiss.IndexIVFScalarQuantizer)
+
+
+def test_proportional_seats_follow_sainte_lague():
+    cands = [Candidate(i, 1.0 - i * 0.01, "") for i in range(7)]
+    cats = ["A", "A", "B", "A", "C", "B", "D"]
+    weights = [("A", 0.6), ("B", 0.3), ("C", 0.08)]
+    # quotients v/(2s+1): A .6 | B .3 | A .2 | A .12 (A has no candidate left) | B .1 | C .08
+    picked = proportional_seats(cands, cats, weights, 5)
+    assert [c.item for c in picked] == [0, 2, 1, 3, 5]
+    assert [c.item for c in proportional_seats(cands, cats, weights, 10)] == [0, 2, 1, 3, 5, 4]  # D is no facet
+    for k in range(1, 7):  # the page of k is the start of every longer page
+        assert proportional_seats(cands, cats, weights, k) == proportional_seats(cands, cats, weights, 6)[:k]
+    assert [c.item for c in proportional_seats(cands, cats, [("A", 1.0)], 10)] == [0, 1, 3]
+    assert proportional_seats(cands, cats, [("E", 1.0)], 10) == []
+    assert proportional_seats([], [], weights, 10) == []
+    shown = [c.relevance for c in picked]
+    assert shown == [1.0, 0.98, 0.98, 0.97, 0.95]  # relevance capped by the score above: never rising
