@@ -27,7 +27,7 @@ Rank in Personal Search").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,9 @@ class PBM:
     clicks: dict[tuple[str, str], int]  # (query, doc) → times clicked
     iterations: int
     log_likelihood: float
+    # (query, doc) → expected times looked at: Σ θ_rank over its impressions. Where it is small the clicks say little
+    # and α stays near its prior (a result only ever shown at rank 9 is mostly not seen), so it is not judged
+    examinations: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def fit_pbm(sessions: Sequence[Session], max_rank: int = 10, iterations: int = 100, tol: float = 1e-6,
@@ -88,7 +91,8 @@ def fit_pbm(sessions: Sequence[Session], max_rank: int = 10, iterations: int = 1
             break
         ll_prev = ll
     clicks = np.bincount(ki, weights=c, minlength=n_keys)
+    looks = np.bincount(ki, weights=theta[ri], minlength=n_keys)
     inv = list(keys)
     return PBM(tuple(float(x) for x in theta), {inv[i]: float(alpha[i]) for i in range(n_keys)},
                {inv[i]: int(shown_per_key[i]) for i in range(n_keys)}, {inv[i]: int(clicks[i]) for i in range(n_keys)},
-               it, ll)
+               it, ll, {inv[i]: float(looks[i]) for i in range(n_keys)})

@@ -7,8 +7,9 @@ runs), everything written under ``--out``:
    ``split/heldout.*.jsonl``). The simulator replays the traffic half; the held-out half is what the retrained
    model is measured on. Without the split the loop would train on the very queries it then evaluates: the build
    refuses mined labels of evaluation queries (``--holdout``), and here the held-out half is that evaluation set.
-2. **serve** the index with a fresh traffic store, **simulate** users on it (``python -m eval simulate``), stop the
-   server (it writes what its query log still holds).
+2. **serve** the index with a fresh traffic store and exploration on (``--explore-share``: that share of searches
+   is answered with the served page team-draft interleaved with BM25's or the dense recommender's ranking),
+   **simulate** users on it (``python -m eval simulate``), stop the server (it writes what its query log still holds).
 3. **mine** the log (``python -m eval mine``) and compare the mined labels with the simulator's hidden truth.
 4. **retrain**: ``python -m search build --extra-train mined/intent_labels.jsonl --holdout split/heldout.*``.
 5. **evaluate** the index before and after on the held-out halves (``python -m eval run``; ``compare``), and the
@@ -91,14 +92,15 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(index: str, db: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(index: str, db: Path, workers: int, explore: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     port = _port()
     env = {**os.environ, "ZHIDA_TRAFFIC_DB": str(db), "ZHIDA_TRAFFIC_EVENT_RATE": "100000", "ZHIDA_TRAFFIC_LOG": "1",
-           "ZHIDA_TRAFFIC_USER_SECRET": os.urandom(16).hex()}  # user keys for this run only
+           "ZHIDA_TRAFFIC_USER_SECRET": os.urandom(16).hex(),  # user keys for this run only
+           "ZHIDA_TRAFFIC_EXPLORE_SHARE": str(explore)}
     cmd = [sys.executable, "-m", "search", "serve", "--index", index, "--port", str(port), "--workers", str(workers)]
-    print("$ ZHIDA_TRAFFIC_DB=" + str(db) + " python " + " ".join(cmd[1:]) + " &", flush=True)
+    print(f"$ ZHIDA_TRAFFIC_DB={db} ZHIDA_TRAFFIC_EXPLORE_SHARE={explore} python " + " ".join(cmd[1:]) + " &", flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 300
@@ -133,7 +135,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     db = out / "traffic.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    proc, base = _serve(args.index, db, args.workers)
+    proc, base = _serve(args.index, db, args.workers, args.explore_share)
     try:
         _run([py, "-m", "eval", "simulate", "--url", base, "--queries", *map(str, files["traffic"]), "--searches",
               str(args.searches), "--seed", str(args.seed), "--background-share", "0", "--out", str(out / "simulated")])
@@ -156,7 +158,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     same = _hand_judged(files["traffic"], out / "mined/judged_queries.jsonl", out / "hand_judged_queries.jsonl")
     _run([py, "-m", "eval", "run", "--index", args.index, "--queries", str(same), "--out", str(hand)])
     summary: dict[str, Any] = {"simulated": True, "note": "figures of simulated users (eval/simulate.py), not people",
-                               "searches": args.searches, "seed": args.seed, "agreement": agree.strip().splitlines()[0],
+                               "searches": args.searches, "seed": args.seed, "explore_share": args.explore_share,
+                               "agreement": agree.strip().splitlines()[0],
                                "mined": json.loads((out / "mined/summary.json").read_text(encoding="utf-8")),
                                "retrain": json.loads((retrained / "manifest.json").read_text(encoding="utf-8"))
                                .get("extra_train", {}), "heldout": {}}
@@ -180,3 +183,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--share", type=float, default=0.5, help="share of each dev set replayed as traffic")
     p.add_argument("--workers", type=int, default=2, help="server processes during the simulation")
+    p.add_argument("--explore-share", type=float, default=0.3,
+                   help="share of simulated searches answered with an exploration page (search/interleave.py), so the "
+                   "mined judgments also cover what BM25 and the dense recommender show")

@@ -58,7 +58,10 @@ class MiningRules:
     fuzzy_min_clicks_per_search: float = 1.3  # … or a clicking search clicks at least this many results …
     fuzzy_min_entropy: float = 1.5  # … or the clicks' entropy is at least this many bits
     # judgments from the click model's attractiveness α (the click probability of a result once it is examined)
-    min_impressions: int = 10  # a result shown fewer times is not judged
+    min_impressions: int = 10  # a result shown fewer times is not judged …
+    # … nor one looked at fewer times than this (expected looks Σ θ_rank over its impressions): α of a result
+    # that is rarely examined stays near the prior's 0.5 whatever happened, and would read as relevant
+    min_examinations: float = 5.0
     grade2_alpha: float = 0.5  # α at least this → grade 2
     grade1_alpha: float = 0.15  # α at least this → grade 1 (below: judged not relevant, grade 0)
     max_rank: int = 10  # ranks the click model looks at
@@ -70,6 +73,8 @@ class MiningRules:
             raise ZhidaError("need 0 < grade1_alpha <= grade2_alpha <= 1")
         if self.min_searches < 1 or self.min_clicks < 1 or self.min_impressions < 1 or self.max_rank < 1:
             raise ZhidaError("min_searches, min_clicks, min_impressions and max_rank must be >= 1")
+        if self.min_examinations < 0:
+            raise ZhidaError("min_examinations must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -189,10 +194,11 @@ def behaviour_label(s: QueryStats, rules: MiningRules) -> tuple[str | None, str]
 
 
 def judgments(model: PBM, rules: MiningRules) -> dict[str, dict[str, int]]:
-    """query → {doc: grade 0/1/2} from attractiveness, for results shown at least ``min_impressions`` times."""
+    """query → {doc: grade 0/1/2} from attractiveness, for results shown at least ``min_impressions`` times and
+    looked at at least ``min_examinations`` times (expected, under the click model)."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for (q, d), a in model.alpha.items():
-        if model.impressions[(q, d)] < rules.min_impressions:
+        if model.impressions[(q, d)] < rules.min_impressions or model.examinations.get((q, d), 0.0) < rules.min_examinations:
             continue
         out[q][d] = 2 if a >= rules.grade2_alpha else 1 if a >= rules.grade1_alpha else 0
     return dict(out)
@@ -201,14 +207,15 @@ def judgments(model: PBM, rules: MiningRules) -> dict[str, dict[str, int]]:
 def _judged_query(q: str, grades: Mapping[str, int], intent: str, alpha: Mapping[str, float],
                   category_of: Mapping[str, str]) -> dict[str, Any] | None:
     """A dev-format row (``search.catalog.load_dev``) for a mined query, or ``None`` when nothing relevant is judged:
-    a precise query has exactly one grade-2 target (its most attractive result), a fuzzy one 1–4 categories (of its
-    relevant results, the most attractive first)."""
+    a precise query has exactly one grade-2 target (its most attractive result) and every other result it showed
+    judged 0 — as the hand guidelines judge a name (one named item is wanted; a second one is not) — a fuzzy one
+    1–4 categories (of its relevant results, the most attractive first)."""
     rel = {d: g for d, g in grades.items() if g > 0}
     if not rel:
         return None
     order = sorted(rel, key=lambda d: (-alpha[d], d))
     if intent == "precise":
-        rel = {d: (2 if i == 0 else 1) for i, d in enumerate(order)}
+        rel = {order[0]: 2}
     cats: list[str] = []
     for d in order:
         c = category_of.get(d)
@@ -218,7 +225,7 @@ def _judged_query(q: str, grades: Mapping[str, int], intent: str, alpha: Mapping
         return None
     return {"qid": qid_of(q), "query": q, "intent": intent, "relevant": rel,
             "categories": {c: (2 if i == 0 else 1) for i, c in enumerate(cats[:4])}, "kind": "mined",
-            "nonrelevant": sorted(d for d, g in grades.items() if g == 0)}
+            "nonrelevant": sorted(d for d in grades if d not in rel)}
 
 
 @dataclass
@@ -261,6 +268,8 @@ def mine(searches: Sequence[Search], rules: MiningRules, category_of: Mapping[st
         row = _judged_query(s.query, grades[s.query], intent, alpha, category_of or {})
         if row is not None:
             judged.append(row)
+            if intent == "precise":  # the qrels say what the row says: the target, everything else shown not wanted
+                grades[s.query] = {**dict.fromkeys(grades[s.query], 0), **row["relevant"]}
     qrels = {qid_of(q): g for q, g in grades.items()}
     ts = [s.ts for s in searches]
     return Mined(len(searches), stats, labels, model, qrels, judged, rules, (min(ts, default=None), max(ts, default=None)))

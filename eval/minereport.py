@@ -79,7 +79,7 @@ over results. Top share: clicks on the most clicked result over all clicks. Posi
 <h2>How labels and judgments are made</h2><p>{rule}</p>
 <p>Judgments: a position-based click model fitted by EM (P(click) = θ<sub>rank</sub> · α<sub>query, result</sub>);
 grade 2 when α ≥ {r.grade2_alpha}, 1 when α ≥ {r.grade1_alpha}, else 0, for results shown at least
-{r.min_impressions} times. Examination by rank θ: {html.escape(', '.join(f'{i + 1}: {t:.2f}' for i, t in enumerate(theta)))}.</p>
+{r.min_impressions} times and looked at (Σ θ over those times) at least {r.min_examinations:g} times. Examination by rank θ: {html.escape(', '.join(f'{i + 1}: {t:.2f}' for i, t in enumerate(theta)))}.</p>
 <h2>Behaviour and the router disagree ({len(dis_rows)})</h2>
 {_table(["query", "behaviour", "router's routes", "searches", "clicks", "top result", "top share", "clicks/clicking search", "entropy"], dis_rows)}
 <h2>Most searched queries (top {TOP_N})</h2>{_table(cols, top)}

@@ -133,9 +133,11 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
              query_set: str | Path | None = None, judged_only: bool = False) -> dict[str, Any]:
     """Run every system over ``queries`` and compute the report (writes TREC files to ``out_dir``).
 
-    ``judged_only``: item metrics on condensed lists — each ranking with its unjudged items removed (Sakai 2007,
-    "Alternatives to Bpref"), for judgments known to be incomplete, such as judgments mined from clicks, which
-    exist only for what a system once showed."""
+    ``judged_only``: item metrics on condensed lists — each ranking of a need with its unjudged items removed (Sakai
+    2007, "Alternatives to Bpref"), for judgments known to be incomplete, such as judgments mined from clicks, which
+    exist only for what a system once showed. A precise query's judgment is complete by definition (its one named
+    item; nothing else is wanted, as in the hand guidelines), so its rankings are not condensed: a system that puts
+    other results above the named one is not forgiven for them."""
     res: RunResult = run_systems(searcher, queries, systems=systems)
     if relevance == "items":
         qrels = item_qrels(queries)
@@ -144,9 +146,9 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
     else:
         raise ValueError("relevance must be 'items' or 'categories'")
     if judged_only:
-        judged = {q.qid: set(q.relevant) | set(q.nonrelevant) for q in queries}
-        res.runs = {name: {qid: [(d, sc) for d, sc in run if d in judged.get(qid, ())] for qid, run in runs.items()}
-                    for name, runs in res.runs.items()}
+        judged = {q.qid: set(q.relevant) | set(q.nonrelevant) for q in queries if q.intent != "precise"}
+        res.runs = {name: {qid: [(d, sc) for d, sc in run if qid not in judged or d in judged[qid]]
+                           for qid, run in runs.items()} for name, runs in res.runs.items()}
     precise = [q.qid for q in queries if q.intent == "precise"]
     fuzzy = [q.qid for q in queries if q.intent == "fuzzy"]
     category_of = {it.id: it.category for it in searcher.items}

@@ -130,7 +130,8 @@ def simulate(client: Any, queries: Sequence[SimQuery], searches: int, model: Use
     for n, qi in enumerate(rng.choices(order, weights=weights, k=searches)):
         q = queries[qi]
         user = f"sim-{rng.randrange(model.users)}"
-        r = client.get("/search", params={"q": q.query, "k": k}, headers={"X-User-ID": user})
+        r = client.get("/search", params={"q": q.query, "k": k},  # request ids of the run: a replay explores alike
+                       headers={"X-User-ID": user, "X-Request-ID": f"sim{seed}-{n}"})
         if r.status_code != 200:
             counts[f"search {r.status_code}"] += 1
             continue

@@ -181,6 +181,11 @@ class Settings:
     traffic_batch_size: int = 512  # records per write transaction
     traffic_flush_interval_s: float = 0.2  # the writer wakes at least this often; an event waits this long for its search
     traffic_event_types: tuple[str, ...] = ("click", "convert", "add_to_cart", "share", "dismiss")  # accepted types
+    # share of logged searches answered with the page team-draft interleaved with another system's ranking
+    # (search/interleave.py), so that judgments mined from clicks also cover what BM25 or the dense recommender
+    # alone would show; 0 = never (every user sees the served page). Recorded per search (`experiment`)
+    traffic_explore_share: float = 0.0
+    traffic_explore_systems: tuple[str, ...] = ("bm25", "dense")  # the rankings explored, one drawn per search
     traffic_event_window_s: float = 1800.0  # events are accepted up to this long after their answer
     traffic_max_events: int = 50  # events per POST /events
     traffic_event_rate: float = 20.0  # events per second per client and process (token bucket, burst 5x)
@@ -228,6 +233,10 @@ class Settings:
             raise ConfigError("traffic_retention_days must be >= 1 and traffic_queue_size in 1..10000000")
         if not (1 <= self.traffic_batch_size <= 100_000) or not (0.01 <= self.traffic_flush_interval_s <= 60):
             raise ConfigError("traffic_batch_size must be in 1..100000 and traffic_flush_interval_s in 0.01..60")
+        if not (0.0 <= self.traffic_explore_share <= 1.0) or not self.traffic_explore_systems or not set(
+                self.traffic_explore_systems) <= {"bm25", "dense"}:
+            raise ConfigError("traffic_explore_share must be in 0..1 and traffic_explore_systems a non-empty subset of "
+                              "bm25, dense")
         if not (1 <= self.traffic_max_events <= 1000) or self.traffic_event_rate <= 0 or self.traffic_event_window_s <= 0:
             raise ConfigError("traffic_max_events must be in 1..1000, traffic_event_rate and traffic_event_window_s > 0")
         Thresholds(self.t_precise, self.t_fuzzy)  # validates
@@ -251,6 +260,7 @@ class Settings:
         d.pop("metrics_token", None)
         d.pop("traffic_user_secret", None)  # likewise: with it, user keys could be recomputed from guessed ids
         d["traffic_event_types"] = list(self.traffic_event_types)
+        d["traffic_explore_systems"] = list(self.traffic_explore_systems)
         return d
 
     @classmethod

@@ -39,6 +39,7 @@ class LogContext:
 
     request_id: str
     user_id: str | None = None
+    experiment: str | None = None  # set by the service: "team-draft:<system>" for an exploration page
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +158,11 @@ class QueryLog:
             return (rec.ts, rec.ctx.request_id, key, "search", mask(b.get("normalized", "")), it.get("label"),
                     it.get("p_precise"), th.get("t_precise"), th.get("t_fuzzy"), rec.index_version,
                     json.dumps(shown_ids(b), ensure_ascii=False), hit["id"] if hit else None, int(bool(b.get("not_found"))),
-                    b.get("took_ms"), None, None)
+                    b.get("took_ms"), None, None, rec.ctx.experiment)
         shown = [s if not s.startswith("text:") else "text:" + mask(s[5:]) for s in rec.shown]
         selected = rec.selected if not rec.selected.startswith("text:") else "text:" + mask(rec.selected[5:])
         return (rec.ts, rec.ctx.request_id, key, "suggest", mask(rec.query), None, None, None, None, rec.index_version,
-                json.dumps(shown, ensure_ascii=False), None, 0, None, selected, rec.position)
+                json.dumps(shown, ensure_ascii=False), None, 0, None, selected, rec.position, None)
 
     def _run(self) -> None:
         """Wake every ``flush_interval_s`` (sooner when a batch is full, on flush or close), write what is there in

@@ -14,6 +14,7 @@ under them is a ``backend``.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from .explain import explain
 from .fuzzy import FuzzyRecommender
 from .index import IndexParts, build_parts, item_dense_text, item_terms, load_parts
 from .intent import IntentModel
+from .interleave import team_draft
 from .lexicon import Lexicon
 from .normalize import normalize
 from .page import Page, PageBuilder
@@ -41,7 +43,9 @@ from .suggest import Suggester
 from .textvec import make_analyzer
 from .tokenize import Tokenizer
 from .trace import Trace
-from .types import IntentDecision, Item, Route, SearchResponse
+from .types import Hit, IntentDecision, Item, Route, SearchResponse
+
+EXPLORE_SYSTEMS = ("bm25", "dense")  # rankings ``Searcher.explore`` interleaves with the served page
 
 
 class Searcher:
@@ -173,6 +177,32 @@ class Searcher:
         return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
                               page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000,
                               page.not_found, page.did_you_mean, page.correction)
+
+    def explore(self, q: Any, k: Any, system: str, rng: random.Random) -> SearchResponse:
+        """The served answer with its results team-draft interleaved (``search.interleave``) with the ranking of
+        ``system`` ("bm25": the direct-hit ranking for every query; "dense": the recommender for every query), so
+        clicks can judge what that system shows. A direct hit keeps the first place; groups follow the results."""
+        if system not in EXPLORE_SYSTEMS:
+            raise ValueError(f"unknown system {system!r}; one of {', '.join(EXPLORE_SYSTEMS)}")
+        t0 = time.perf_counter()
+        k = search_k(k, self.settings)
+        a = self.analyzer.analyze(q, k)
+        th = self.thresholds
+        label = route(a.p_precise, th)
+        page = self.pages.answer(a, label, k)
+        other = self.precise.rank(a, k) if system == "bm25" else self.fuzzy.recommend(a, k).hits
+        d = page.direct_hit
+        fixed: list[Hit] = [d] if d is not None and page.results and page.results[0].id == d.id else []
+        ids = {h.id for h in fixed}
+        mixed, _ = team_draft(page.results[len(fixed):], [h for h in other if h.id not in ids], k - len(fixed), rng,
+                              key=lambda h: h.id)
+        results = tuple(fixed + mixed)
+        groups: dict[str, list[str]] = {}
+        for h in results:
+            groups.setdefault(h.category, []).append(h.id)
+        return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
+                              d, results, groups, (time.perf_counter() - t0) * 1000, page.not_found, page.did_you_mean,
+                              page.correction)
 
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None, top: int = 10) -> dict[str, Any]:
         """Score, the features that moved it, and the route at the current thresholds and at the given ones."""

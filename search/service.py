@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import gc
 import hmac
 import os
+import random
 import threading
 import time
 import weakref
@@ -174,7 +176,16 @@ class Service:
 
     # -- queries ------------------------------------------------------------------------------
     def search(self, q: Any, k: Any = None, ctx: LogContext | None = None) -> dict[str, Any]:
-        body = self._searcher.search(q, k).to_dict()
+        share = self.settings.traffic_explore_share
+        # an exploration page (search.interleave) for a share of logged searches; the draw is seeded by the request
+        # id, so a page can be recomputed from its id and a replay with the same ids explores the same searches
+        rng = random.Random(ctx.request_id) if ctx is not None and self.traffic is not None and share > 0 else None
+        if rng is not None and rng.random() < share:
+            system = rng.choice(self.settings.traffic_explore_systems)
+            body = self._searcher.explore(q, k, system, rng).to_dict()
+            ctx = dataclasses.replace(ctx, experiment=f"team-draft:{system}")
+        else:
+            body = self._searcher.search(q, k).to_dict()
         if ctx is not None and self.traffic is not None:
             self.traffic.record_search(ctx, body, self._index_version)  # a queue append; written off the query path
         return body

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: searches.experiment (version 1 stores are migrated when opened)
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction before giving up
 
 _SCHEMA = """
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS searches (
     not_found INTEGER NOT NULL DEFAULT 0,
     took_ms REAL,
     selected TEXT,                -- suggest: what was picked
-    position INTEGER              -- suggest: its 1-based position
+    position INTEGER,             -- suggest: its 1-based position
+    experiment TEXT               -- 'team-draft:<system>' for an exploration page (search/interleave.py), else NULL
 );
 CREATE INDEX IF NOT EXISTS searches_request ON searches(request_id);
 CREATE INDEX IF NOT EXISTS searches_ts ON searches(ts);
@@ -67,7 +68,8 @@ CREATE INDEX IF NOT EXISTS events_received ON events(received);
 """
 
 SEARCH_COLUMNS = ("ts", "request_id", "user_key", "source", "query", "route", "p_precise", "t_precise", "t_fuzzy",
-                  "index_version", "shown", "direct_hit", "not_found", "took_ms", "selected", "position")
+                  "index_version", "shown", "direct_hit", "not_found", "took_ms", "selected", "position",
+                  "experiment")
 EVENT_COLUMNS = ("event_id", "request_id", "type", "item_id", "position", "ts", "received", "user_key")
 _INSERT_SEARCH = f"INSERT INTO searches ({', '.join(SEARCH_COLUMNS)}) VALUES ({', '.join('?' * len(SEARCH_COLUMNS))})"
 _INSERT_EVENT = f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
@@ -110,6 +112,9 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) == 1:  # version 1 → 2: one nullable column, every row kept
+            conn.execute("ALTER TABLE searches ADD COLUMN experiment TEXT")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"traffic store schema version {row[0]}, this code reads {SCHEMA_VERSION}")
         conn.execute("COMMIT")

@@ -1,6 +1,7 @@
 """eval/: metric wiring on a hand-computed case, TREC writers, converters, the runner on the 50-item index."""
 
 import json
+import math
 
 import pytest
 
@@ -132,9 +133,16 @@ def test_qrels_replace_the_judgments_and_condensed_lists(searcher50, tmp_path):
         with_qrels(queries, {"other": {"x": 1}})
     full = evaluate(searcher50, judged, "items", None, systems=("router",))
     condensed = evaluate(searcher50, judged, "items", None, systems=("router",), judged_only=True)
-    # judged by these qrels, kfc's page (肯德基 first) finds 麦当劳 lower down; on the condensed list (肯德基 and 麦当劳
-    # only) 麦当劳 is second
-    assert full["systems"]["router"]["mrr@10"] < 1.0 and condensed["systems"]["router"]["mrr@10"] == pytest.approx(0.5)
+    # a name's judgment is complete (the named item; nothing else is wanted): its list is not condensed, so kfc's
+    # page (肯德基 first) finds 麦当劳 lower down either way
+    assert condensed["systems"]["router"]["hit_rate@1"] == full["systems"]["router"]["hit_rate@1"] == 0.0
+    # a need's list is condensed: judged by the page's 3rd result (relevant) and its 1st (not), the 3rd comes second
+    page = [h.id for h in searcher50.search("失眠了怎么办", 10).results]
+    need = with_qrels(queries, {"f1": {page[2]: 2, page[0]: 0}})[1:]
+    full = evaluate(searcher50, need, "items", None, systems=("router",))
+    condensed = evaluate(searcher50, need, "items", None, systems=("router",), judged_only=True)
+    assert full["systems"]["router"]["ndcg@10"] == pytest.approx(1 / math.log2(4))  # rank 3, ideal rank 1
+    assert condensed["systems"]["router"]["ndcg@10"] == pytest.approx(1 / math.log2(3))  # rank 2
     assert condensed["judged_only"] is True
 
 

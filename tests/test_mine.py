@@ -11,13 +11,13 @@ import pytest
 
 from eval.clickmodel import Session, fit_pbm
 from eval.data import read_trec_qrels
-from eval.mine import MiningRules, behaviour_label, mine, qid_of, query_stats, read_log, write
+from eval.mine import MiningRules, behaviour_label, judgments, mine, qid_of, query_stats, read_log, write
 from search import trafficstore
 
 
 def _search(rid, query, shown, route="precise", not_found=0, ts=1000.0, user=None):
     return (ts, rid, user, "search", query, route, 0.5, 0.7, 0.3, "v", json.dumps(shown), shown[0] if shown else None,
-            not_found, 1.0, None, None)
+            not_found, 1.0, None, None, None)
 
 
 def _click(eid, rid, item, shown, typ="click", ts=1001.0):
@@ -86,7 +86,7 @@ def test_intent_labels_follow_the_documented_rule(log):
 
 
 def test_every_output_file(log, tmp_path):
-    m = mine(read_log(log), MiningRules(min_searches=2, min_clicks=2, min_impressions=2), {"t": "购物", "a": "音乐"})
+    m = mine(read_log(log), MiningRules(min_searches=2, min_clicks=2, min_impressions=2, min_examinations=1), {"t": "购物", "a": "音乐"})
     files = write(m, tmp_path / "out", str(log))
     labels = [json.loads(line) for line in files["intent_labels.jsonl"].read_text(encoding="utf-8").splitlines()]
     assert {(r["query"], r["intent"]) for r in labels} == {("kfc", "fuzzy"), ("taobao", "precise"), ("睡不着", "fuzzy")}
@@ -159,3 +159,25 @@ def test_pbm_does_not_penalise_a_result_for_its_position():
     mean_a = sum(m.alpha[(str(q), "a")] for q in range(100)) / 100
     mean_c = sum(m.alpha[(str(q), "c")] for q in range(100)) / 100
     assert mean_c > 0.6 * mean_a  # much closer than raw CTR
+
+
+def test_a_result_rarely_looked_at_is_not_judged():
+    """A result only ever shown at rank 10 and never clicked: under the click model it was hardly looked at, so its
+    attractiveness stays near the prior's mean and says nothing; it is left unjudged instead of read as relevant."""
+    rng = random.Random(3)
+    theta = [1.0, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05]
+    sessions = []
+    for q in range(40):
+        page = tuple(f"d{r}" for r in range(10))
+        for _ in range(30):
+            clicked = frozenset(d for r, d in enumerate(page[:9]) if rng.random() < theta[r] * (0.8 if r == 0 else 0.1))
+            sessions.append(Session(str(q), page, clicked))
+    m = fit_pbm(sessions)
+    deep = ("0", "d9")
+    assert m.impressions[deep] == 30 and m.clicks[deep] == 0
+    assert m.examinations[deep] == pytest.approx(30 * m.theta[9])
+    assert m.examinations[deep] < 5 <= m.examinations[("0", "d0")]
+    grades = judgments(m, MiningRules())
+    assert "d9" not in grades["0"] and grades["0"]["d0"] == 2
+    loose = judgments(m, MiningRules(min_examinations=0))  # without the rule the unexamined result reads as relevant
+    assert loose["0"]["d9"] >= 1
