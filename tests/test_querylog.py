@@ -198,7 +198,8 @@ def _start(index, tmp_path, workers: int) -> tuple[subprocess.Popen, str]:
            "ZHIDA_TRAFFIC_DB": str(tmp_path / "traffic.db"), "ZHIDA_TRAFFIC_USER_SECRET": "k"}
     proc = subprocess.Popen([sys.executable, "-m", "search", "serve", "--index", str(index), "--port", str(port),
                              "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log)  # a file, not a pipe: an unread pipe fills with log lines and stalls the server
+                            stderr=log,  # a file, not a pipe: an unread pipe fills with log lines and stalls the server
+                            start_new_session=True)  # its own process group: a crash test can kill master and workers
     base = f"http://127.0.0.1:{port}"
     wait_answering(base + "/readyz", proc, 60, tmp_path / "server.log")
     return proc, base
@@ -246,7 +247,7 @@ def test_an_acknowledged_event_survives_a_killed_server(index50, tmp_path):
              "position": 1, "ts": time.time()}
         assert httpx.post(base + "/events", json=e, timeout=10).status_code == 202
     finally:
-        proc.send_signal(signal.SIGKILL)  # no shutdown at all
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole server, master and worker, with no shutdown at all
         proc.wait(10)
     with sqlite3.connect(tmp_path / "traffic.db") as c:
         assert c.execute("SELECT event_id FROM events").fetchall() == [("kept",)]
