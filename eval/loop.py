@@ -98,7 +98,10 @@ def _serve(index: str, db: Path, workers: int, explore: float = 0.0) -> tuple[su
     port = _port()
     env = {**os.environ, "ZHIDA_TRAFFIC_DB": str(db), "ZHIDA_TRAFFIC_EVENT_RATE": "100000", "ZHIDA_TRAFFIC_LOG": "1",
            "ZHIDA_TRAFFIC_USER_SECRET": os.urandom(16).hex(),  # user keys for this run only
-           "ZHIDA_TRAFFIC_EXPLORE_SHARE": str(explore)}
+           "ZHIDA_TRAFFIC_EXPLORE_SHARE": str(explore),
+           # the simulator posts a search's clicks right after its answer, and an event waits for its search's record:
+           # a short writer interval keeps 20,000 simulated searches from taking most of an hour
+           "ZHIDA_TRAFFIC_FLUSH_INTERVAL_S": "0.01"}
     cmd = [sys.executable, "-m", "search", "serve", "--index", index, "--port", str(port), "--workers", str(workers)]
     print(f"$ ZHIDA_TRAFFIC_DB={db} ZHIDA_TRAFFIC_EXPLORE_SHARE={explore} python " + " ".join(cmd[1:]) + " &", flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
