@@ -18,6 +18,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+EXPLORE_SYSTEMS = ("bm25", "dense")  # rankings an exploration page interleaves with the served one (Searcher.explore)
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -187,7 +189,7 @@ class Settings:
     # (search/interleave.py), so that judgments mined from clicks also cover what BM25 or the dense recommender
     # alone would show; 0 = never (every user sees the served page). Recorded per search (`experiment`)
     traffic_explore_share: float = 0.0
-    traffic_explore_systems: tuple[str, ...] = ("bm25", "dense")  # the rankings explored, one drawn per search
+    traffic_explore_systems: tuple[str, ...] = EXPLORE_SYSTEMS  # the rankings explored, one drawn per search
     traffic_event_window_s: float = 1800.0  # events are accepted up to this long after their answer
     traffic_max_events: int = 50  # events per POST /events
     traffic_event_rate: float = 20.0  # events per second per client and process (token bucket, burst 5x)
@@ -236,7 +238,7 @@ class Settings:
         if not (1 <= self.traffic_batch_size <= 100_000) or not (0.01 <= self.traffic_flush_interval_s <= 60):
             raise ConfigError("traffic_batch_size must be in 1..100000 and traffic_flush_interval_s in 0.01..60")
         if not (0.0 <= self.traffic_explore_share <= 1.0) or not self.traffic_explore_systems or not set(
-                self.traffic_explore_systems) <= {"bm25", "dense"}:
+                self.traffic_explore_systems) <= set(EXPLORE_SYSTEMS):
             raise ConfigError("traffic_explore_share must be in 0..1 and traffic_explore_systems a non-empty subset of "
                               "bm25, dense")
         if not (1 <= self.traffic_max_events <= 1000) or self.traffic_event_rate <= 0 or self.traffic_event_window_s <= 0:

@@ -14,6 +14,7 @@ under them is a ``backend``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ from typing import Any
 from .analysis import Analysis, QueryAnalyzer
 from .backend import Backend, EmbeddedBackend
 from .bm25 import BM25Index
-from .config import Settings, Thresholds, load_thresholds
+from .config import EXPLORE_SYSTEMS, Settings, Thresholds, load_thresholds
 from .dense import Encoder, QueryEncoder, configure_search, limit_threads
 from .errors import InvalidQueryError, UnsupportedOperationError
 from .explain import explain
@@ -44,8 +45,6 @@ from .textvec import make_analyzer
 from .tokenize import Tokenizer
 from .trace import Trace
 from .types import Hit, IntentDecision, Item, Route, SearchResponse
-
-EXPLORE_SYSTEMS = ("bm25", "dense")  # rankings ``Searcher.explore`` interleaves with the served page
 
 
 class Searcher:
@@ -168,15 +167,19 @@ class Searcher:
         return self.pages.answer(a, label, k, trace)
 
     def search(self, q: Any, k: Any = None, thresholds: Thresholds | None = None, trace: Trace | None = None) -> SearchResponse:
+        return self._search(q, k, thresholds or self.thresholds, trace)[0]
+
+    def _search(self, q: Any, k: Any, th: Thresholds, trace: Trace | None) -> tuple[SearchResponse, Analysis, int]:
+        """The served answer, with the analysis and the checked k it was made from (``explore`` builds on them)."""
         t0 = time.perf_counter()
         k = search_k(k, self.settings)
         a = self.analyzer.analyze(q, k, trace)
-        th = thresholds or self.thresholds
         label = route(a.p_precise, th)
         page = self.pages.answer(a, label, k, trace)
-        return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
-                              page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000,
-                              page.not_found, page.did_you_mean, page.correction)
+        r = SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
+                           page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000,
+                           page.not_found, page.did_you_mean, page.correction)
+        return r, a, k
 
     def explore(self, q: Any, k: Any, system: str, rng: random.Random) -> SearchResponse:
         """The served answer with its results team-draft interleaved (``search.interleave``) with the ranking of
@@ -185,24 +188,18 @@ class Searcher:
         if system not in EXPLORE_SYSTEMS:
             raise ValueError(f"unknown system {system!r}; one of {', '.join(EXPLORE_SYSTEMS)}")
         t0 = time.perf_counter()
-        k = search_k(k, self.settings)
-        a = self.analyzer.analyze(q, k)
-        th = self.thresholds
-        label = route(a.p_precise, th)
-        page = self.pages.answer(a, label, k)
+        r, a, k = self._search(q, k, self.thresholds, None)
         other = self.precise.rank(a, k) if system == "bm25" else self.fuzzy.recommend(a, k).hits
-        d = page.direct_hit
-        fixed: list[Hit] = [d] if d is not None and page.results and page.results[0].id == d.id else []
+        d = r.direct_hit
+        fixed: list[Hit] = [d] if d is not None and r.results and r.results[0].id == d.id else []
         ids = {h.id for h in fixed}
-        mixed, _ = team_draft(page.results[len(fixed):], [h for h in other if h.id not in ids], k - len(fixed), rng,
+        mixed, _ = team_draft(r.results[len(fixed):], [h for h in other if h.id not in ids], k - len(fixed), rng,
                               key=lambda h: h.id)
         results = tuple(fixed + mixed)
         groups: dict[str, list[str]] = {}
         for h in results:
             groups.setdefault(h.category, []).append(h.id)
-        return SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
-                              d, results, groups, (time.perf_counter() - t0) * 1000, page.not_found, page.did_you_mean,
-                              page.correction)
+        return dataclasses.replace(r, results=results, groups=groups, took_ms=(time.perf_counter() - t0) * 1000)
 
     def explain(self, q: Any, t_precise: float | None = None, t_fuzzy: float | None = None, top: int = 10) -> dict[str, Any]:
         """Score, the features that moved it, and the route at the current thresholds and at the given ones."""
