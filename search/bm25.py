@@ -15,7 +15,9 @@ Top-k with a common term (店, 查询 in a 100k catalog: tens of thousands of po
 (Turtle & Flood, "Query evaluation: strategies and optimizations", IP&M 1995): score the documents of the
 rare terms exactly, take the k-th best as a threshold θ, and skip the common terms' postings entirely
 when the sum of their largest weights cannot reach θ — a document containing only common terms then
-cannot enter the top k. Otherwise it falls back to scoring every matching document. Either way the
+cannot enter the top k. It does so only when few rare-term candidates survive the threshold: each survivor
+costs a binary search per common term, and a long query (a shop name of a dozen terms and bigrams) can leave
+thousands, when one pass over every posting is cheaper. Otherwise it scores every matching document. Either way the
 result equals ``top_k(candidates(...))`` bit for bit (a test checks it on random corpora).
 """
 
@@ -255,8 +257,11 @@ class BM25Index:
         """Exact scores of the given documents (same summation order as ``get_scores``)."""
         docs = np.asarray(docs, dtype=np.int64)
         scores = np.zeros(len(docs), dtype=np.float64)
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for r in self._rows(tokens):
-            hit, w = self._lookup(r, docs)
+            if r not in found:  # a repeated token is looked up once and added once per occurrence
+                found[r] = self._lookup(r, docs)
+            hit, w = found[r]
             scores[hit] += w
         return scores
 
@@ -281,6 +286,7 @@ class BM25Index:
         for r in rows:
             mult[r] = mult.get(r, 0) + 1
         ip = self.indptr
+        total = sum(int(ip[r + 1] - ip[r]) for r in rows)
         common = [r for r in mult if int(ip[r + 1] - ip[r]) > common_len]
         rare = [r for r in mult if int(ip[r + 1] - ip[r]) <= common_len]
         if common and rare and float(self._rowmin[list(mult)].min()) >= 0:  # type: ignore[attr-defined]
@@ -297,11 +303,14 @@ class BM25Index:
             if len(cand) >= k:
                 theta = float(np.partition(partial, len(partial) - k)[len(partial) - k]) * (1 - 1e-9)
                 bound = float(sum(self._rowmax[r] * mult[r] for r in common)) * (1 + 1e-9)  # type: ignore[attr-defined]
-                if bound < theta:
+                live = np.flatnonzero(partial + bound >= theta) if bound < theta else cand[:0]
+                skipped = total - len(idx)
+                # Worth it only when few candidates survive: a binary search per (candidate, common term) costs
+                # about eight postings' worth of accumulating (measured at 100k documents).
+                if bound < theta and len(live) * len(common) * 8 < skipped:
                     # A document with no rare term scores at most ``bound`` < θ ≤ the k-th best full score;
                     # so does a candidate whose partial + bound < θ. Score the rest approximately (any
                     # order), keep those that can still be in the top k, and score those exactly.
-                    live = np.flatnonzero(partial + bound >= theta)
                     docs = cand[live].astype(np.int64)
                     approx = partial[live] + self.score_docs_rows(common, docs, mult)
                     if len(docs) > k:
@@ -309,7 +318,6 @@ class BM25Index:
                         docs = docs[approx >= t2]
                     return top_k(docs, self.score_docs(tokens, docs), k)
         # every matching document, summed in query-token order exactly like ``get_scores`` (bit-identical)
-        total = sum(int(ip[r + 1] - ip[r]) for r in rows)
         if total * 8 > self.n_docs and float(self._rowmin[list(mult)].min()) > 0:  # type: ignore[attr-defined]
             # Many postings: one ``bincount`` over them in query-token order adds each document's weights
             # in the same order as the loop below (about 4× faster at 45k postings), and with positive
