@@ -117,14 +117,20 @@ class QueryAnalyzer:
         return bool(cq) and bool(self.lexicon.exact(cq))
 
     def _names_of(self, docs: np.ndarray, length: int) -> list[tuple[int, list[str]]]:
-        """Compact names and aliases of ``docs`` that could be one edit from a ``length``-character name (a raw name
-        shorter than ``length - 1`` cannot be; compacting only removes characters)."""
+        """Compact names and aliases of ``docs`` that could be one edit from a ``length``-character name (compact
+        length within one of it), in ``docs`` order. The lexicon holds them for the items it was built from; an
+        item added or replaced since is computed afresh."""
         table, deleted = self.table, self.table.deleted
+        lo, hi = length - 1, length + 1
+        known = self.lexicon.names_of(docs, lo, hi)
         out = []
         for d in docs.tolist():
             if d in deleted:
                 continue
-            names = [c for n, c in table.compact_names_of(d) if length - 1 <= n <= 2 * length + 4]
+            if d >= table.built_size or d in table.replaced:
+                names = [c for _, c in table.compact_names_of(d) if lo <= len(c) <= hi]
+            else:
+                names = known.get(d, [])
             if names:
                 out.append((d, names))
         return out

@@ -50,6 +50,7 @@ class ItemTable:
         self.doc_of: dict[str, int] = {it.id: i for i, it in enumerate(self.items)}
         self.is_generic = np.array([it.type not in ENTITY_TYPES for it in self.items], dtype=bool)
         self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
+        self.replaced: frozenset[int] = frozenset()  # documents of the index folder changed in place since
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self.compact_names = CompactNames(self)
         self.built_size = len(self.items)  # documents in the index folder this table was loaded from
@@ -164,6 +165,7 @@ class ItemTable:
                 self.added_names[compact(n)] = d  # compact normalises
             self.doc_of[it.id] = d
         self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
+        self.replaced = self.replaced | frozenset(d for d in docs if d < self.built_size)
         self._by_category = None
         self.tags = tags
         self.is_generic = np.array(generic, dtype=bool)

@@ -94,6 +94,17 @@ class Lexicon:
         name_pos = np.full(n_items, -1, dtype=np.int32)
         name_pos[self.items[name_rows]] = name_rows
         object.__setattr__(self, "_name_pos", name_pos)
+        # item → its name and alias keys (kinds 0 and 1), name first, with their lengths: the near-miss check
+        # reads the compact names of 50 candidates per query, and computing them (``compact``: NFKC, case folding,
+        # traditional → simplified) cost 0.28 ms a query at 100k items. 8 bytes per key plus 8 per item.
+        own = np.flatnonzero(self.kinds <= 1)
+        own = own[np.lexsort((self.kinds[own], self.items[own]))].astype(np.int32)
+        ptr = np.zeros(n_items + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.items[own], minlength=n_items), out=ptr[1:])
+        object.__setattr__(self, "_own_rows", own)
+        object.__setattr__(self, "_own_ptr", ptr)
+        object.__setattr__(self, "_own_len", np.fromiter((len(self.keys[r]) for r in own.tolist()), dtype=np.int32,
+                                                          count=len(own)))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -152,6 +163,26 @@ class Lexicon:
         pos = self._name_pos  # type: ignore[attr-defined]
         p = int(pos[item]) if 0 <= item < len(pos) else -1
         return self.keys[p] if p >= 0 else None
+
+    def names_of(self, items: np.ndarray, min_len: int, max_len: int) -> dict[int, list[str]]:
+        """Compact name and alias keys (as the lexicon was built; name first) of ``items`` whose length is in
+        ``[min_len, max_len]``; items without such a key (or unknown to the lexicon) are absent."""
+        ptr, rows, lens = self._own_ptr, self._own_rows, self._own_len  # type: ignore[attr-defined]
+        items = np.asarray(items, dtype=np.int64)
+        items = items[(items >= 0) & (items < len(ptr) - 1)]
+        starts, ends = ptr[items], ptr[items + 1]
+        cnt = ends - starts
+        total = int(cnt.sum())
+        if total == 0:
+            return {}
+        # positions of every (item, key) pair: starts repeated, plus the offset within each item's run
+        pos = np.repeat(starts - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+        ok = (lens[pos] >= min_len) & (lens[pos] <= max_len)
+        out: dict[int, list[str]] = {}
+        keys = self.keys
+        for it, r in zip(np.repeat(items, cnt)[ok].tolist(), rows[pos[ok]].tolist(), strict=True):
+            out.setdefault(it, []).append(keys[r])
+        return out
 
     def count_prefix(self, prefix: str) -> int:
         lo, hi = self._range(prefix)

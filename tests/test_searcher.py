@@ -1,5 +1,6 @@
 """Integration on the 50-item index: precise direct hits, fuzzy recommendations, mixed, limits."""
 
+import numpy as np
 import pytest
 
 from search.config import Thresholds
@@ -140,3 +141,37 @@ def test_compact_names_are_remembered_per_item_object(searcher50):
             assert len(table._names_memo) <= 3  # bounded
     finally:
         items_mod.NAMES_MEMO = saved
+
+
+def test_lexicon_names_of_equals_computed_compact_names(searcher50):
+    from search.normalize import compact
+
+    lex, items = searcher50.analyzer.lexicon, searcher50.table.items
+    docs = np.arange(len(items))
+    for lo, hi in ((1, 100), (2, 4), (3, 3)):
+        got = lex.names_of(docs, lo, hi)
+        for d, it in enumerate(items):
+            want = list(dict.fromkeys(c for c in (compact(n) for n in (it.name, *it.aliases)) if c and lo <= len(c) <= hi))
+            assert sorted(got.get(d, [])) == sorted(want), (d, it.name, it.aliases)
+            if want and lo <= len(compact(it.name)) <= hi:
+                assert got[d][0] == compact(it.name)  # the name comes first
+    assert lex.names_of(np.array([len(items) + 5, -1]), 1, 100) == {}  # unknown documents have none
+
+
+def test_near_name_check_reads_a_replaced_item_afresh(searcher50):
+    from dataclasses import replace
+
+    from search.items import ItemTable
+
+    an = searcher50.analyzer
+    table = ItemTable(searcher50.table.items)
+    d = next(i for i, it in enumerate(table.items) if len(it.name) >= 4)
+    old_table = an.table
+    try:
+        an.table = table
+        before = dict(an._names_of(np.array([d]), 5))
+        table.apply([d], [replace(table.items[d], name="全新名字测试", aliases=())])
+        assert dict(an._names_of(np.array([d]), 6)) == {d: ["全新名字测试"]}
+        assert before.get(d) != ["全新名字测试"]
+    finally:
+        an.table = old_table
