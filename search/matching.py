@@ -147,14 +147,16 @@ def pinyin_readings(q: str, limit: int = 8) -> list[str]:
     (pypinyin heteronyms), at most ``limit``. ASCII runs stay as they are."""
     from pypinyin import Style, pinyin
 
-    default = pinyin_keys(q)[0]
     if len(q) > 8:
-        return [default]
-    options = [[x.lower() for x in dict.fromkeys(syls)] for syls in pinyin(q, style=Style.NORMAL, heteronym=True, errors="default")]
+        return [pinyin_keys(q)[0]]
+    # One pypinyin pass: each character's first reading is the default one (phrase-aware), so their join equals
+    # ``pinyin_keys(q)[0]`` (tests/test_cues.py checks it on the dev queries and catalog names).
+    options = [["".join(ch for ch in o if ch.isalnum()) for o in dict.fromkeys(x.lower() for x in syls)]
+               for syls in pinyin(q, style=Style.NORMAL, heteronym=True, errors="default")]
+    default = "".join(opts[0] for opts in options)
     out = [default]
     combos = [""]
     for opts in options:
-        opts = ["".join(ch for ch in o if ch.isalnum()) for o in opts]
         combos = [c + o for c in combos for o in opts][: limit * 2]
     out.extend(c for c in combos if c and c not in out)
     return out[:limit]

@@ -49,3 +49,19 @@ def test_nearest_names_by_characters_or_pinyin():
     got = nearest_names("闪电盒子", cands)
     assert got and got[0][0] == 1 and all(i != 3 for i, _ in got)
     assert nearest_names("xiaohongshu", [(2, ["小红书"])])[0][0] == 2
+
+
+def test_pinyin_readings_start_with_the_default_reading():
+    import json
+    from pathlib import Path
+
+    from search.normalize import compact
+    from search.tokenize import pinyin_keys
+
+    root = Path(__file__).resolve().parents[1]
+    texts = {json.loads(line)["query"] for line in (root / "eval/queries/dev.jsonl").open(encoding="utf-8")}
+    texts |= {json.loads(line)["name"] for line in (root / "index_data/catalog.jsonl").open(encoding="utf-8")}
+    texts |= {"银行行长", "重庆长江", "音乐", "朝阳", "qq音乐", "12306", "kfc"}
+    for t in sorted(compact(x) for x in texts):
+        if t and len(t) <= 8:
+            assert pinyin_readings(t)[0] == pinyin_keys(t)[0], t
