@@ -1390,7 +1390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--real-encode-max", type=int, default=200_000, help="above this many items, vectors are derived")
     ap.add_argument("--bm25-max-n", type=int, default=100_000, help="rank-bm25 comparison up to this size")
     ap.add_argument("--hnsw-max-n", type=int, default=1_000_000, help="build HNSW for comparison up to this size")
-    ap.add_argument("--faiss-kinds", default="flat,hnsw,ivfsq8,ivfpq")
+    ap.add_argument("--faiss-kinds", default="flat,hnsw,ivfsq8,ivfpqfs,ivfpq")
     ap.add_argument("--skip-bm25", action="store_true")
     ap.add_argument("--skip-faiss", action="store_true")
     ap.add_argument("--no-derive-check", dest="derive_check", action="store_false",

@@ -91,7 +91,7 @@ class EmbeddedBackend:
         return ids[0][keep].astype(np.int64), sims[0][keep]
 
     def vectors(self, docs: Sequence[int]) -> np.ndarray:
-        """From the FAISS index itself where it can reconstruct (flat: exact; IVF-SQ8: 8-bit, plenty for MMR's
+        """From the FAISS index itself where it can reconstruct (flat: exact; IVF-SQ8 and ivfpqfs: 8-bit, plenty for MMR's
         diversity term), so the float32 vectors file is not paged in (1.9 GB of RSS at 1M items)."""
         if self._reconstruct:
             return self.index.reconstruct_batch(np.asarray(docs, dtype=np.int64))
@@ -115,8 +115,8 @@ class EmbeddedBackend:
 def _enable_reconstruct(index: faiss.Index) -> bool:
     """Whether ``index.reconstruct_batch`` can serve stored vectors (adding an IVF direct map: 8 B/vector)."""
     base = faiss.downcast_index(index)
-    if isinstance(base, faiss.IndexFlat | faiss.IndexHNSWFlat):
-        return True
+    if isinstance(base, faiss.IndexFlat | faiss.IndexHNSWFlat | faiss.IndexRefine):
+        return True  # IndexRefine reconstructs from its SQ8 refinement codes
     if isinstance(base, faiss.IndexIVFScalarQuantizer):
         try:
             base.make_direct_map()

