@@ -14,8 +14,8 @@ FAISS index type by catalog size (``dense_index = "auto"``; any value can be for
   20,000 ≤ n < 300,000 → ``ivfpqfs``: IVF over 4-bit product-quantised codes scanned with SIMD ("fast scan";
   André, Kermarrec & Le Scouarnec, "Cache locality is not enough", VLDB 2015), ``IVF{4√n},PQ{d/2}x4fs``, whose
   2·k best are re-scored with 8-bit scalar-quantised vectors (``Refine(SQ8)``, k_factor 2), nprobe 64. At 100k
-  it halves the dense stage of IVF-SQ8 at the same recall (p50 0.29 vs 0.63 ms, recall@10 0.963 vs 0.961,
-  bench/README.md) for 700 instead of 554 bytes per item;
+  it takes about half the time of IVF-SQ8 at the same recall (``make bench``: recall@10 0.959 vs 0.956, p99 0.45
+  vs 0.78 ms) for 699 instead of 546 bytes per item;
   from 300,000 → IVF with 8-bit scalar quantisation (``IVF{4√n},SQ8``, nprobe 96), under 1 KB per 512-d item:
   the smaller of the two where memory binds (a 1M catalog).
 HNSW (M=32) stays available but is not chosen: on the recombined 100k catalog (many near-duplicate USE
