@@ -234,10 +234,13 @@ class FuzzyRecommender:
         ``ids`` (already retrieved, best first)."""
         if self.categories is None:
             return None
-        s, items, index = self.settings, self.table.items, self.label_index
+        s = self.settings
         m = min(len(ids), s.category_knn_neighbours)
-        codes = np.array([index.get(items[i].category, -1) if 0 <= i < len(items) else -1 for i in ids[:m].tolist()],
-                         dtype=np.int64)
+        per_doc, _ = self.table.per_item(self.label_index)
+        near = np.asarray(ids[:m], dtype=np.int64)
+        codes = np.full(m, -1, dtype=np.int64)
+        ok = (near >= 0) & (near < len(per_doc))
+        codes[ok] = per_doc[near[ok]]
         keep = codes >= 0
         return self.categories.predict(a.text_features, codes[keep], sims[:m][keep], s.category_knn_weight,
                                        s.category_knn_temperature)
@@ -268,25 +271,34 @@ class FuzzyRecommender:
                 ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
                 sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
-        index = self.label_index
         cw = s.category_weight if p is not None else 0.0
         match_tags = TagMatcher(a.normalized, a.words)
+        deleted, n_items = table.deleted, len(items)
+        keep = [(sim, i) for sim, i in zip(sims.tolist(), ids.tolist(), strict=True)
+                if not (i < 0 or i >= n_items or (exclude and i in exclude) or (deleted and i in deleted))]
+        docs = [i for _, i in keep]
+        tags_of = [match_tags(all_tags[i]) for i in docs]
         cat_hit: dict[str, bool] = {}
-        matched: dict[int, list[str]] = {}
-        cands: list[Candidate] = []
-        for sim, i in zip(sims.tolist(), ids.tolist(), strict=True):
-            if i < 0 or (exclude and i in exclude) or i >= len(items) or i in table.deleted:
-                continue
-            tags = match_tags(all_tags[i])
+        named = []
+        for i in docs:
             cat = items[i].category
             ch = cat_hit.get(cat)
             if ch is None:
                 ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
-            matched[i] = tags
-            prior = cw * float(p[index[cat]]) if cw and cat in index else 0.0  # type: ignore[index]
-            cands.append(Candidate(i, sim + tw * (len(tags) + ch) + pw * (items[i].popularity - 3) + prior, ""))
-        cands.sort(key=lambda c: (-c.relevance, c.item))
-        cands = cands[: max(4 * k, 40)]
+            named.append(ch)
+        codes, pop = table.per_item(self.label_index)
+        d = np.asarray(docs, dtype=np.int64)
+        # relevance = cosine + tag_weight · (matched tags + category named) + popularity_weight · (popularity − 3)
+        #             + category_weight · p(item's category | need), summed in this order
+        relevance = (np.array([sim for sim, _ in keep], dtype=np.float64)
+                     + tw * np.array([len(tg) + h for tg, h in zip(tags_of, named, strict=True)], dtype=np.float64)
+                     + pw * (pop[d] - 3))
+        if cw and p is not None:
+            c = codes[d]
+            relevance = relevance + np.where(c >= 0, cw * np.asarray(p, dtype=np.float64)[np.maximum(c, 0)], 0.0)
+        order = np.lexsort((d, -relevance))[: max(4 * k, 40)]
+        matched = {docs[j]: tags_of[j] for j in order.tolist()}
+        cands = [Candidate(docs[j], r, "") for j, r in zip(order.tolist(), relevance[order].tolist(), strict=True)]
         cats = [items[c.item].category for c in cands]
 
         def vecs() -> np.ndarray:  # the candidates' vectors, fetched only for MMR

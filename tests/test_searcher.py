@@ -175,3 +175,22 @@ def test_near_name_check_reads_a_replaced_item_afresh(searcher50):
         assert before.get(d) != ["全新名字测试"]
     finally:
         an.table = old_table
+
+
+def test_per_item_arrays_follow_the_table(searcher50):
+    from dataclasses import replace
+
+    from search.items import ItemTable
+
+    table = ItemTable(searcher50.table.items)
+    labels = {c: i for i, c in enumerate(sorted({it.category for it in table.items}))}
+    codes, pop = table.per_item(labels)
+    assert codes.tolist() == [labels[it.category] for it in table.items]
+    assert pop.tolist() == [float(it.popularity) for it in table.items]
+    assert table.per_item(labels)[0] is codes  # kept
+    other = {table.items[0].category: 0}
+    assert table.per_item(other)[0].tolist() == [0 if it.category == table.items[0].category else -1 for it in table.items]
+    new = replace(table.items[0], id="added-item", category="未知类别", popularity=5)
+    table.apply([len(table.items)], [new])
+    codes2, pop2 = table.per_item(labels)
+    assert len(codes2) == len(table.items) and codes2[-1] == -1 and pop2[-1] == 5.0
