@@ -228,6 +228,7 @@ class FuzzyRecommender:
         self.encoder = encoder
         self.categories = categories
         self.label_index = categories.index if categories is not None else {}
+        table.per_item(self.label_index)  # built here, at load, rather than by the first query
 
     def category_probs(self, a: Analysis, ids: np.ndarray, sims: np.ndarray) -> np.ndarray | None:
         """p(category | need) from the model, its neighbours' vote over the first ``category_knn_neighbours`` of
