@@ -324,9 +324,12 @@ class FuzzyRecommender:
         mark(trace, "rerank", t)
         return Recommendation(hits, facets)
 
-    def similar(self, doc: int, n: int, exclude: set[int], trace: Trace | None = None) -> list[Hit]:
+    def similar(self, doc: int, n: int, exclude: set[int], trace: Trace | None = None,
+                ceiling: float = math.inf) -> list[Hit]:
         """The items closest to item ``doc`` (its alternatives: 肯德基 → 麦当劳, 汉堡王), its own category first, by
-        cosine of their stored vectors."""
+        cosine of their stored vectors. The shown score is the cosine capped at the score above it (starting from
+        ``ceiling``, the last score already on the page), so scores never rise down the page although another
+        category's item can be closer than the last one of the same category."""
         t, table = perf_counter(), self.table
         vec = self.backend.vectors([doc])[0]
         ids, sims = self.backend.dense(vec, min(len(table.items), max(4 * n + 10, 40)))
@@ -337,5 +340,9 @@ class FuzzyRecommender:
                 continue
             (same if table.items[i].category == cat else other).append((i, sim))
         picked = (same + other)[:n]
+        hits, top = [], ceiling
+        for i, sim in picked:
+            top = min(top, sim)
+            hits.append(table.hit(i, top, "同类推荐"))
         mark(trace, "rerank", t)
-        return [table.hit(i, sim, "同类推荐") for i, sim in picked]
+        return hits

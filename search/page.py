@@ -61,7 +61,8 @@ class PageBuilder:
                 results = self.fuzzy.recommend(a, k, trace=trace).hits
             elif direct is not None and len(results) < k:  # the named thing, then its closest alternatives
                 shown = {self.table.doc_of[h.id] for h in results}
-                results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace)
+                results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace,
+                                              ceiling=results[-1].score)
         facets: list[tuple[str, float]] = []
         if label != "precise":
             card = self._card(a, label, trace)

@@ -46,7 +46,8 @@ class StubFuzzy:
         hits = [_hit(d, "语义相近") for d in self.docs if not exclude or d not in exclude][:k]
         return Recommendation(hits, [(c, 0.5) for c in dict.fromkeys(h.category for h in hits)][::-1])
 
-    def similar(self, doc, n, exclude, trace=None):
+    def similar(self, doc, n, exclude, trace=None, ceiling=float("inf")):
+        self.ceiling = ceiling
         return [_hit(d, "同类推荐") for d in self.similar_docs if d != doc and d not in exclude][:n]
 
 
@@ -58,8 +59,10 @@ def _analysis(strong: bool, boosts=None, features=None, unknown=False, reason="�
 
 
 def test_precise_page_has_the_direct_hit_first_then_its_alternatives():
-    page = PageBuilder(StubPrecise([0, 1]), StubFuzzy([2, 3], similar=[6, 1, 4]), TABLE).answer(_analysis(True), "precise", 4)
+    fuzzy = StubFuzzy([2, 3], similar=[6, 1, 4])
+    page = PageBuilder(StubPrecise([0, 1]), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
     assert page.direct_hit is not None and page.direct_hit.id == "it-0" and not page.not_found
+    assert fuzzy.ceiling == page.results[1].score  # alternatives are shown no higher than the hit above them
     assert [h.id for h in page.results] == ["it-0", "it-1", "it-6", "it-4"] and page.groups == {}
     assert page.correction is None
 

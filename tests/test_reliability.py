@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import CATALOG50, ROOT, TAXONOMY, TRAIN50, settings_for
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from search.api import create_app
@@ -119,6 +119,7 @@ def test_cli_batch_with_hostile_lines(index50, tmp_path, capsys):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=st.text(max_size=80), k=st.integers(min_value=1, max_value=50))
+@example(q="MJ", k=7)  # a precise page whose alternatives include another category's closer item
 def test_search_properties(searcher50, q, k):
     try:
         r = searcher50.search(q, k)

@@ -194,3 +194,13 @@ def test_per_item_arrays_follow_the_table(searcher50):
     table.apply([len(table.items)], [new])
     codes2, pop2 = table.per_item(labels)
     assert len(codes2) == len(table.items) and codes2[-1] == -1 and pop2[-1] == 5.0
+
+
+def test_alternatives_scores_never_rise_and_respect_the_ceiling(searcher50):
+    fz = searcher50.fuzzy
+    for d in range(0, len(searcher50.items), 7):
+        free = [h.score for h in fz.similar(d, 8, set())]
+        capped = [h.score for h in fz.similar(d, 8, set(), ceiling=0.3)]
+        assert free == sorted(free, reverse=True) and capped == sorted(capped, reverse=True)
+        assert all(c <= 0.3 for c in capped)
+        assert capped == [min(f, 0.3) for f in free]
