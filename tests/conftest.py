@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
+
+# ranx's metric kernels are numba functions. A fresh environment has no compiled copies on disk, and compiling them
+# took about three of a clean clone's nine minutes of tests; the tests' runs are a few dozen queries, which the same
+# kernels answer interpreted in milliseconds. Set before anything imports numba (subprocesses inherit it); `make eval`
+# and the tuner keep the compiled kernels.
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
 import pytest
 
