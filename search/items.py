@@ -49,13 +49,16 @@ class ItemTable:
         self.tags: list[tuple[str, ...]] = [normalized_tags(it.tags) for it in self.items]
         self.doc_of: dict[str, int] = {it.id: i for i, it in enumerate(self.items)}
         self.is_generic = np.array([it.type not in ENTITY_TYPES for it in self.items], dtype=bool)
+        # catalog popularity per document (float64): the precise score, the fuzzy re-rank and the facets' popular
+        # items all read it
+        self.popularity = np.array([it.popularity for it in self.items], dtype=np.float64)
         self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
         self.replaced: frozenset[int] = frozenset()  # documents of the index folder changed in place since
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self.compact_names = CompactNames(self)
         self.built_size = len(self.items)  # documents in the index folder this table was loaded from
         self._by_category: dict[str, np.ndarray] | None = None
-        self._per_item: tuple[dict[str, int], list[Item], np.ndarray, np.ndarray] | None = None
+        self._per_item: tuple[dict[str, int], list[Item], np.ndarray] | None = None
         self._names_memo: dict[int, tuple[Item, tuple[tuple[int, str], ...]]] = {}
 
     # -- lookups -----------------------------------------------------------------------------------
@@ -101,16 +104,14 @@ class ItemTable:
 
     def per_item(self, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """(category code, popularity) per document as arrays: ``labels[item.category]`` (-1 for a category not in
-        ``labels``) and the popularity as float64. The fuzzy re-rank reads them for ~60 candidates a query. Kept for
-        one ``labels`` mapping and one ``items`` list (``apply`` assigns a new list, so they are rebuilt after it)."""
+        ``labels``) and ``popularity``. The fuzzy re-rank reads them for ~60 candidates a query. The codes are kept
+        for one ``labels`` mapping and one ``items`` list (``apply`` assigns a new list, so they are rebuilt after it)."""
         items = self.items
         got = self._per_item
-        if got is not None and got[0] is labels and got[1] is items:
-            return got[2], got[3]
-        codes = np.fromiter((labels.get(it.category, -1) for it in items), dtype=np.int64, count=len(items))
-        pop = np.fromiter((it.popularity for it in items), dtype=np.float64, count=len(items))
-        self._per_item = (labels, items, codes, pop)
-        return codes, pop
+        if got is None or got[0] is not labels or got[1] is not items:
+            codes = np.fromiter((labels.get(it.category, -1) for it in items), dtype=np.int64, count=len(items))
+            got = self._per_item = (labels, items, codes)
+        return got[2], self.popularity
 
     def top_of_category(self, category: str, n: int) -> list[int]:
         """The ``n`` most popular live documents of ``category`` (then by document number)."""
@@ -119,7 +120,7 @@ class ItemTable:
             groups: dict[str, list[int]] = {}
             for d, it in enumerate(self.items):
                 groups.setdefault(it.category, []).append(d)
-            pop = [it.popularity for it in self.items]
+            pop = self.popularity.tolist()
             by = {c: np.array(sorted(ds, key=lambda d: (-pop[d], d)), dtype=np.int64) for c, ds in groups.items()}
             self._by_category = by  # built once, then one assignment: a concurrent reader sees it whole or builds its own
         docs = by.get(category)
@@ -164,6 +165,7 @@ class ItemTable:
         items_list = list(self.items)
         tags = list(self.tags)
         generic = list(self.is_generic.tolist())
+        popularity = self.popularity.tolist()
         gaps: set[int] = set()
         for d, it in zip(docs, items, strict=True):
             while d >= len(items_list):  # a gap (an added item deleted since) stays a deleted placeholder
@@ -171,10 +173,12 @@ class ItemTable:
                 items_list.append(it)
                 tags.append(())
                 generic.append(False)
+                popularity.append(0.0)
             gaps.discard(d)
             items_list[d] = it
             tags[d] = normalized_tags(it.tags)
             generic[d] = it.type not in ENTITY_TYPES
+            popularity[d] = float(it.popularity)
             for n in (it.name, *it.aliases):
                 self.added_names[compact(n)] = d  # compact normalises
             self.doc_of[it.id] = d
@@ -184,6 +188,7 @@ class ItemTable:
         self._per_item = None
         self.tags = tags
         self.is_generic = np.array(generic, dtype=bool)
+        self.popularity = np.array(popularity, dtype=np.float64)
         self.items = items_list
 
     def delete(self, docs: Iterable[int]) -> None:

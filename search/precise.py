@@ -41,8 +41,7 @@ class PreciseRanker:
             if table.deleted:
                 keep = np.array([int(i) not in table.deleted for i in bitems.tolist()], dtype=bool)
                 bitems, bvals = bitems[keep], bvals[keep]
-            pop = np.array([table.items[i].popularity for i in bitems.tolist()], dtype=np.float64)
-            bvals = bvals + 0.01 * pop
+            bvals = bvals + 0.01 * table.popularity[bitems]
             # candidates are sorted by document: locate boosted items by binary search, O(B log N)
             pos = np.searchsorted(docs, bitems)
             found = (pos < len(docs)) & (docs[np.minimum(pos, max(len(docs) - 1, 0))] == bitems) if len(docs) else np.zeros(len(bitems), bool)

@@ -36,7 +36,7 @@ MATCHED = {"name": "name", "alias": "alias", "pinyin": "pinyin", "alias_pinyin":
            "initials": "initials", "alias_initials": "initials"}
 
 
-def key_priors(lexicon: Lexicon, popularity: Sequence[int]) -> np.ndarray:
+def key_priors(lexicon: Lexicon, popularity: Sequence[int] | np.ndarray) -> np.ndarray:
     """int64 prior per lexicon key (lower is better): kind, then key length minus popularity (shorter and
     more popular first: one popularity point is worth one character), then popularity, then item number."""
     pop = np.asarray(popularity, dtype=np.int64)
@@ -190,7 +190,7 @@ class Suggester:
         self.lexicon = lexicon
         self.completions = completions
         self.table = table
-        self.key_prior = key_priors(lexicon, [it.popularity for it in table.items])
+        self.key_prior = key_priors(lexicon, table.popularity)
 
     def suggest(self, normalized: str, k: int) -> list[dict[str, Any]]:
         cq = compact_normalized(normalized)
