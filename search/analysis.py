@@ -25,7 +25,15 @@ from .cues import Cues, split_command
 from .intent import IntentModel, dense_features
 from .items import ItemTable
 from .lexicon import Lexicon
-from .matching import NAME_FEATURES, NameMatch, match_names, near_names, with_near
+from .matching import (
+    NAME_FEATURES,
+    NameMatch,
+    has_correction,
+    match_names,
+    near_names,
+    with_near,
+    without_corrections,
+)
 from .normalize import compact_normalized
 from .request import validate_query
 from .tokenize import Tokenizer
@@ -96,6 +104,8 @@ class QueryAnalyzer:
         t = mark(trace, "bm25", t)
         if not match.strong and len(name) >= 3:  # a mistyped name: one edit from a name among the BM25 candidates
             match = with_near(match, near_names(name, self._names_of(docs, len(name))), s.exact_boost * 0.75)
+        if has_correction(match) and self.table.is_tag_of(name, docs):  # a phrase the catalog uses is no typo
+            match = without_corrections(match)
         unknown = (cues.wrapped and (cues.strong or bool(cues.suffix)) and cues.name_shaped() and not match.strong
                    and not self.is_name(cues.core))
         t = mark(trace, "match", t)

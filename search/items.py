@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .matching import NAME_FEATURES, NameMatch
-from .normalize import compact, normalize
+from .normalize import compact, compact_normalized, normalize
 from .store import IndexReader, IndexWriter
 from .types import ENTITY_TYPES, Hit, Item
 
@@ -128,6 +128,18 @@ class ItemTable:
             return []
         out = [d for d in docs[: n + len(self.deleted)].tolist() if d not in self.deleted]
         return out[:n]
+
+    def is_tag_of(self, phrase: str, docs: np.ndarray) -> bool:
+        """Whether the compact ``phrase`` is one of the tags of ``docs`` (compared in compact form). The analysis
+        asks it only when a name was corrected, about the query's BM25 documents: a phrase the catalog uses as a
+        tag ranks the items that carry it, so they are among them."""
+        tags = self.tags
+        for d in docs.tolist():
+            if 0 <= d < len(tags) and d not in self.deleted:
+                for t in tags[d]:
+                    if len(t) >= len(phrase) and compact_normalized(t) == phrase:
+                        return True
+        return False
 
     def known(self, docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A backend's answer without documents this process does not know yet (added through another process;

@@ -133,13 +133,39 @@ def match_names(
             put(item, prefix_boost * cover * KIND_WEIGHT[kind], "前缀匹配")
             f["prefix_cover"] = max(f["prefix_cover"], cover)
 
-    strong = (
+    return NameMatch(boosts, tuple(f.values()), _strong(f))
+
+
+def _strong(f: dict[str, float]) -> bool:
+    return (
         f["exact_name"] + f["exact_alias"] + f["exact_pinyin"] + f["homophone"] + f["generic_exact"] > 0
         or f["starts_with_name"] >= 0.5
         or f["contains_name"] >= 0.6
         or f["prefix_cover"] >= 0.6
     )
-    return NameMatch(boosts, tuple(f.values()), strong)
+
+
+def has_correction(match: NameMatch) -> bool:
+    """Whether ``match`` reached an item through a corrected name (a homophone or a one-character slip)."""
+    return any(reason in CORRECTIONS for _, reason in match.boosts.values())
+
+
+def without_corrections(match: NameMatch) -> NameMatch:
+    """``match`` without its homophone and near-miss corrections.
+
+    A spelling corrector corrects only what it does not know (Elasticsearch's term suggester, ``suggest_mode:
+    missing``). A query that is itself a phrase of the catalog, such as the tag 买二手车, is not a mistyped
+    name, whatever its pinyin says: mǎi and mài read "mai" without tones, so a homophone would turn the need to buy a
+    used car into the service for selling one (卖二手车), 买房 into 卖房. A homophone only runs when no name matched
+    exactly, so a generic item's ``generic_exact`` below 1 came from the homophone (0.8) and goes with it."""
+    boosts = {d: b for d, b in match.boosts.items() if b[1] not in CORRECTIONS}
+    if len(boosts) == len(match.boosts):
+        return match
+    f = dict(zip(NAME_FEATURES, match.features, strict=True))
+    f["homophone"] = f["near_name"] = 0.0
+    if f["generic_exact"] < 1.0:
+        f["generic_exact"] = 0.0
+    return NameMatch(boosts, tuple(f.values()), _strong(f))
 
 
 def pinyin_readings(q: str, limit: int = 8) -> list[str]:

@@ -65,3 +65,26 @@ def test_pinyin_readings_start_with_the_default_reading():
     for t in sorted(compact(x) for x in texts):
         if t and len(t) <= 8:
             assert pinyin_readings(t)[0] == pinyin_keys(t)[0], t
+
+
+def test_without_corrections_drops_only_the_corrections():
+    from search.matching import (
+        HOMOPHONE_REASON,
+        NAME_FEATURES,
+        NameMatch,
+        has_correction,
+        without_corrections,
+    )
+
+    f = dict.fromkeys(NAME_FEATURES, 0.0)
+    f.update(homophone=1.0, prefix_cover=0.3)
+    m = NameMatch({1: (80.0, HOMOPHONE_REASON), 2: (6.0, "前缀匹配")}, tuple(f.values()), True)
+    assert has_correction(m)
+    out = without_corrections(m)
+    assert out.boosts == {2: (6.0, "前缀匹配")} and not has_correction(out)
+    assert dict(zip(NAME_FEATURES, out.features, strict=True))["homophone"] == 0.0 and not out.strong
+    g = dict.fromkeys(NAME_FEATURES, 0.0)
+    g["generic_exact"] = 0.8  # a generic service reached by its pinyin
+    gm = without_corrections(NameMatch({3: (80.0, HOMOPHONE_REASON)}, tuple(g.values()), True))
+    assert gm.boosts == {} and dict(zip(NAME_FEATURES, gm.features, strict=True))["generic_exact"] == 0.0
+    assert without_corrections(out) is out  # nothing to drop

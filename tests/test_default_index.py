@@ -84,3 +84,17 @@ def test_precise_page_carries_alternatives(default_searcher):
     r = default_searcher.search("肯德基", 10)
     assert r.direct_hit.name == "肯德基" and len(r.results) == 10
     assert sum(h.category == "餐饮店" for h in r.results[1:]) >= 5
+
+
+@pytest.mark.parametrize(("q", "not_this"), [("买二手车", "卖二手车"), ("买车", "卖二手车"), ("买房", "卖房")])
+def test_a_phrase_the_catalog_uses_is_not_corrected(default_searcher, q, not_this):
+    """mǎi and mài share the toneless pinyin "mai": a need to buy is not a slip for the service that sells."""
+    r = default_searcher.search(q, 10)
+    assert r.correction is None and (r.direct_hit is None or r.direct_hit.name != not_this), (q, r.direct_hit)
+    assert len(r.results) >= 6
+
+
+def test_a_corrected_name_is_followed_by_its_alternatives(default_searcher):
+    r = default_searcher.search("星巴客", 10)
+    assert r.correction == {"typed": "星巴客", "name": "星巴克"}
+    assert len(r.results) == 10 and sum(h.category == "餐饮店" for h in r.results[1:]) >= 6
