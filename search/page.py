@@ -2,7 +2,8 @@
 
 - **precise**: the precise ranking; its first result is the direct hit when the query names it (a strong name
   match, or any name-match reason), then the named thing's closest alternatives (same category first) until the
-  page has ``k`` results. Under a corrected name the keyword-only matches of the typed text are dropped first. A query with no lexical match at all falls back to recommendations — better a semantic
+  page has ``k`` results. Matches by keyword alone stay only in the named thing's category (none under a corrected
+  name): a word shared with the name (天气 in 下雨天室内活动) is not an alternative to it. A query with no lexical match at all falls back to recommendations — better a semantic
   answer than none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
   hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
 - **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
@@ -57,10 +58,13 @@ class PageBuilder:
             results = self.precise.rank(a, k, trace)
             if results and (a.match.strong or results[0].reason != KEYWORD_REASON):
                 direct = results[0]
-            if direct is not None and direct.reason in CORRECTIONS:
-                # the typed text is a slip (星巴客): what its characters match besides the name is noise (客 →
-                # 一品威客), so the named thing's alternatives fill the page instead
-                results = [h for h in results if h.reason != KEYWORD_REASON]
+            if direct is not None:
+                # keyword-only matches stay when they are of the named thing's kind (天气 → 墨迹天气), not when they
+                # merely share a word (天气 → 下雨天室内活动); under a corrected name (星巴客) the typed characters
+                # match only noise (客 → 一品威客). The named thing's alternatives fill the page instead.
+                fixed = direct.reason in CORRECTIONS
+                results = [h for h in results if h is direct or h.reason != KEYWORD_REASON
+                           or (not fixed and h.category == direct.category)]
             if not results:
                 results = self.fuzzy.recommend(a, k, trace=trace).hits
             elif direct is not None and len(results) < k:  # the named thing, then its closest alternatives
