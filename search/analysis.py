@@ -13,7 +13,7 @@ measure is what is served.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,7 @@ class QueryAnalyzer:
         t = mark(trace, "bm25", t)
         if not match.strong and len(name) >= 3:  # a mistyped name: one edit from a name among the BM25 candidates
             match = with_near(match, near_names(name, self._names_of(docs, len(name))), s.exact_boost * 0.75)
-        if has_correction(match) and self.table.is_tag_of(name, docs):  # a phrase the catalog uses is no typo
+        if has_correction(match) and self._known_phrase(name, terms, docs, scores):
             match = without_corrections(match)
         unknown = (cues.wrapped and (cues.strong or bool(cues.suffix)) and cues.name_shaped() and not match.strong
                    and not self.is_name(cues.core))
@@ -121,6 +121,14 @@ class QueryAnalyzer:
         m = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
                         contains_boost=s.contains_boost, generic=self.table.is_generic)
         return self.table.with_added(m, cq, s.exact_boost) if self.table.added_names else m
+
+    def _known_phrase(self, name: str, terms: Sequence[str], docs: np.ndarray, scores: np.ndarray) -> bool:
+        """Whether the typed ``name`` is something the catalog itself says, and so no slip to correct: a word of its
+        texts (驾校, which reads like 家教 through a polyphone; 买房) — the query is that one BM25 term and it
+        scores — or a tag of one of its BM25 documents (买二手车)."""
+        if set(terms) == {name} and len(scores) and float(np.max(scores)) > 0:
+            return True
+        return self.table.is_tag_of(name, docs)
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

@@ -154,7 +154,7 @@ def without_corrections(match: NameMatch) -> NameMatch:
     """``match`` without its homophone and near-miss corrections.
 
     A spelling corrector corrects only what it does not know (Elasticsearch's term suggester, ``suggest_mode:
-    missing``). A query that is itself a phrase of the catalog, such as the tag 买二手车, is not a mistyped
+    missing``). A query that is itself a word or phrase of the catalog, such as the tag 买二手车, is not a mistyped
     name, whatever its pinyin says: mǎi and mài read "mai" without tones, so a homophone would turn the need to buy a
     used car into the service for selling one (卖二手车), 买房 into 卖房. A homophone only runs when no name matched
     exactly, so a generic item's ``generic_exact`` below 1 came from the homophone (0.8) and goes with it."""

@@ -86,9 +86,10 @@ def test_precise_page_carries_alternatives(default_searcher):
     assert sum(h.category == "餐饮店" for h in r.results[1:]) >= 5
 
 
-@pytest.mark.parametrize(("q", "not_this"), [("买二手车", "卖二手车"), ("买车", "卖二手车"), ("买房", "卖房")])
+@pytest.mark.parametrize(("q", "not_this"), [("买二手车", "卖二手车"), ("买车", "卖二手车"), ("买房", "卖房"), ("驾校", "家教")])
 def test_a_phrase_the_catalog_uses_is_not_corrected(default_searcher, q, not_this):
-    """mǎi and mài share the toneless pinyin "mai": a need to buy is not a slip for the service that sells."""
+    """mǎi and mài share the toneless pinyin "mai": a need to buy is not a slip for the service that sells; 校 reads
+    jiao too, but 驾校 is a word of the catalog, not a slip for 家教."""
     r = default_searcher.search(q, 10)
     assert r.correction is None and (r.direct_hit is None or r.direct_hit.name != not_this), (q, r.direct_hit)
     assert len(r.results) >= 6
@@ -98,3 +99,9 @@ def test_a_corrected_name_is_followed_by_its_alternatives(default_searcher):
     r = default_searcher.search("星巴客", 10)
     assert r.correction == {"typed": "星巴客", "name": "星巴克"}
     assert len(r.results) == 10 and sum(h.category == "餐饮店" for h in r.results[1:]) >= 6
+
+
+def test_a_question_about_food_is_not_the_nearby_restaurants_card(default_searcher):
+    r = default_searcher.search("孕妇能吃什么", 10)
+    assert r.direct_hit is None or r.direct_hit.name != "附近美食"
+    assert sum(h.category == "母婴" for h in r.results) >= 3
