@@ -34,7 +34,7 @@ from .matching import (
     with_near,
     without_corrections,
 )
-from .normalize import compact_normalized
+from .normalize import compact_breaks, compact_normalized
 from .request import validate_query
 from .tokenize import Tokenizer
 from .trace import Trace, mark, perf_counter
@@ -87,10 +87,12 @@ class QueryAnalyzer:
         t = mark(trace, "normalize", t)
         words = self.tokenizer.words(norm)
         t = mark(trace, "tokenize", t)
-        match = self.match(cq)
+        breaks = compact_breaks(norm)
+        match = self.match(cq, breaks)
         cues = split_command(cq, self.is_name)
         if cues.wrapped and not _names_entity(match):  # the name inside the command: 帮我打开qq → qq
-            inner = self.match(cues.core)
+            off = cq.find(cues.core)
+            inner = self.match(cues.core, frozenset(b - off for b in breaks if 0 < b - off < len(cues.core)))
             if inner.strong:
                 match = inner
         name = cues.core if cues.wrapped else cq
@@ -116,10 +118,10 @@ class QueryAnalyzer:
         mark(trace, "intent", t)
         return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p, cues, unknown)
 
-    def match(self, cq: str) -> NameMatch:
+    def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:
         s = self.settings
         m = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
-                        contains_boost=s.contains_boost, generic=self.table.is_generic)
+                        contains_boost=s.contains_boost, generic=self.table.is_generic, breaks=breaks)
         return self.table.with_added(m, cq, s.exact_boost) if self.table.added_names else m
 
     def _known_phrase(self, name: str, terms: Sequence[str], docs: np.ndarray, scores: np.ndarray) -> bool:

@@ -189,10 +189,15 @@ class Lexicon:
         lo, hi = self._range(prefix)
         return hi - lo
 
-    def contained(self, text: str, min_len: int = 2, max_len: int = 16) -> list[tuple[int, int, int, int]]:
+    def contained(self, text: str, min_len: int = 2, max_len: int = 16, breaks: frozenset[int] = frozenset()
+                  ) -> list[tuple[int, int, int, int]]:
         """Names/aliases (not pinyin keys) occurring inside ``text`` (already compact).
 
-        Returns (item, kind, start, length). A dict lookup per substring: at most 64 × 15 lookups.
+        Returns (item, kind, start, length). A dict lookup per substring: at most 64 × 15 lookups. Latin letters
+        and digits are matched as whole words: a name that starts (ends) with one is not contained where the text
+        goes on with another of the same kind, unless ``breaks`` (``normalize.compact_breaks``) says a space stood
+        there — the ST of 意法半导体, the UC of UC浏览器 and the CK of Calvin Klein are not in "starbucks" or
+        "luckin"; Chinese characters have no such boundary, 肯德基 is in 肯德基宅急送.
         """
         first = self._first  # type: ignore[attr-defined]
         out = []
@@ -200,5 +205,14 @@ class Lexicon:
         for start in range(n):
             for ln in range(min_len, min(max_len, n - start) + 1):
                 if text[start : start + ln] in first:
-                    out.extend((item, kind, start, ln) for item, kind in self.exact(text[start : start + ln]) if kind <= 1)
+                    end = start + ln
+                    if (start > 0 and start not in breaks and _joined(text[start - 1], text[start])) or (
+                            end < n and end not in breaks and _joined(text[end - 1], text[end])):
+                        continue
+                    out.extend((item, kind, start, ln) for item, kind in self.exact(text[start:end]) if kind <= 1)
         return out
+
+
+def _joined(a: str, b: str) -> bool:
+    """Whether adjacent characters ``a`` ``b`` belong to one Latin word or one number."""
+    return a.isascii() and b.isascii() and ((a.isalpha() and b.isalpha()) or (a.isdigit() and b.isdigit()))

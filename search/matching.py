@@ -68,12 +68,14 @@ def match_names(
     contains_boost: float = 30.0,
     prefix_limit: int = 50,
     generic: np.ndarray | None = None,
+    breaks: frozenset[int] = frozenset(),
 ) -> NameMatch:
     """Signals for the compact query ``q`` (see module docstring).
 
     ``generic`` (bool per item) marks generic items (密室逃脱, 助眠白噪音): their names are needs, so a query naming
     one is weaker evidence of a precise intent; their exact and contained matches feed the separate
     ``generic_exact`` / ``generic_contained`` features instead of the name features (the boosts are the same).
+    ``breaks``: where the query had a space before compacting (``Lexicon.contained`` matches Latin words whole).
     """
     boosts: dict[int, tuple[float, str]] = {}
     f = dict.fromkeys(NAME_FEATURES, 0.0)
@@ -110,7 +112,7 @@ def match_names(
                         f["homophone"] = 1.0
 
     n = len(q)
-    for item, kind, start, ln in lexicon.contained(q):
+    for item, kind, start, ln in lexicon.contained(q, breaks=breaks):
         if ln == n:
             continue
         cover = ln / n

@@ -60,6 +60,21 @@ def compact(text: str) -> str:
     return compact_normalized(normalize(text))
 
 
+def compact_breaks(normalized: str) -> frozenset[int]:
+    """Positions of ``compact_normalized(normalized)`` whose character a space or punctuation separated from the one
+    before (nike shoes → nikeshoes, a break at 4): where an ASCII word ended before compacting."""
+    out, j, gap = set(), 0, False
+    for ch in normalized:
+        if ch.isalnum():
+            if gap and j:
+                out.add(j)
+            j += 1
+            gap = False
+        else:
+            gap = True
+    return frozenset(out)
+
+
 def compact_normalized(normalized: str) -> str:
     """``compact`` of text that is already normalised (``normalize`` is idempotent, so the result is the same):
     the query path has the normalised text in hand and skips a second ``normalize``."""

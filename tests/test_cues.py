@@ -88,3 +88,15 @@ def test_without_corrections_drops_only_the_corrections():
     gm = without_corrections(NameMatch({3: (80.0, HOMOPHONE_REASON)}, tuple(g.values()), True))
     assert gm.boosts == {} and dict(zip(NAME_FEATURES, gm.features, strict=True))["generic_exact"] == 0.0
     assert without_corrections(out) is out  # nothing to drop
+
+
+def test_latin_names_are_contained_only_as_whole_words():
+    from search.lexicon import Lexicon
+
+    lex = Lexicon.build(["UC浏览器", "意法半导体", "星巴克", "肯德基", "耐克"], [["uc"], ["st"], ["starbucks"], ["kfc"], ["nike"]])
+    found = lambda text, breaks=frozenset(): {(i, s, n) for i, _, s, n in lex.contained(text, breaks=breaks)}  # noqa: E731
+    assert found("starbucks优惠") == {(2, 0, 9)}  # the name, but not the st or uc inside it
+    assert found("luckin") == set()
+    assert found("kfc点餐") == {(3, 0, 3)}  # a Latin word next to Chinese characters
+    assert found("nikeshoes") == set() and found("nikeshoes", frozenset({4})) == {(4, 0, 4)}  # "nike shoes"
+    assert found("肯德基宅急送") == {(3, 0, 3)}  # Chinese names have no word boundary

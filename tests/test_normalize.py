@@ -40,3 +40,19 @@ def test_no_control_or_format_chars_survive(s):
     import unicodedata
 
     assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in normalize(s) if c not in " ")
+
+
+def test_compact_breaks_mark_where_words_were_separated():
+    from search.normalize import compact_breaks
+
+    assert compact_breaks(normalize("nike shoes")) == frozenset({4})
+    assert compact_breaks(normalize("McDonald's 优惠券")) == frozenset({8, 9})  # the apostrophe and the space
+    assert compact_breaks("肯德基") == frozenset() and compact_breaks("  ") == frozenset()
+
+
+@given(st.text())
+def test_compact_breaks_lie_inside_the_compact_text(s):
+    from search.normalize import compact_breaks
+
+    n = normalize(s)
+    assert all(0 < b < len(compact_normalized(n)) for b in compact_breaks(n))
