@@ -124,3 +124,27 @@ def test_mixed_page_puts_the_card_first_and_never_repeats_it(strong):
     else:
         assert page.direct_hit is None and precise.calls == [] and fuzzy.calls == [(3, None)]
         assert [h.id for h in page.results] == ["it-0", "it-2", "it-3"]
+
+
+class MixedPrecise:
+    """The direct hit (a name match), then keyword-only matches of several categories."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def rank(self, a, k, trace=None):
+        return [_hit(0, self.reason), _hit(2, KEYWORD_REASON), _hit(1, KEYWORD_REASON), _hit(6, "前缀匹配")][:k]
+
+
+def test_keyword_only_matches_stay_only_in_the_named_things_category():
+    fuzzy = StubFuzzy([], similar=[1, 6, 4])
+    page = PageBuilder(MixedPrecise("名称匹配"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
+    # 名2 (音乐) only shared a keyword: out; 麦当劳 (餐饮店, the hit's category) and the prefix match 汉堡王 stay
+    assert [h.id for h in page.results] == ["it-0", "it-1", "it-6", "it-4"]
+
+
+def test_a_corrected_name_drops_every_keyword_only_match():
+    fuzzy = StubFuzzy([], similar=[1, 6, 4])
+    page = PageBuilder(MixedPrecise("同音纠错"), fuzzy, TABLE).answer(_analysis(True, reason="同音纠错"), "precise", 4)
+    assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]
+    assert page.correction == {"typed": "q", "name": "肯德基"}
