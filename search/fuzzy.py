@@ -26,6 +26,7 @@ from .categories import CategoryModel
 from .config import Settings
 from .dense import QueryEncoder
 from .items import ItemTable
+from .matching import CONTAINED_REASON
 from .trace import Trace, mark, perf_counter
 from .types import Hit
 
@@ -210,7 +211,8 @@ class FuzzyRecommender:
 
     1. Candidates: the dense index's nearest items, plus the most popular items of each facet category (the need's
        likely categories, from the query→category model) that the dense search missed.
-    2. Relevance = cosine + ``tag_weight`` × (matched tags + category named) + ``popularity_weight`` × (popularity − 3)
+    2. Relevance = cosine + ``tag_weight`` × (matched tags + category named + the item's own name or alias contained in
+       the need) + ``popularity_weight`` × (popularity − 3)
        + ``category_weight`` × p(item's category | need).
     3. Selection (``facet_seats``): "proportional" gives the facets seats in proportion to p(category | need)
        (PM-2, ``proportional_seats``), each filled by the facet's most relevant candidate left; "caps" selects by
@@ -271,6 +273,16 @@ class FuzzyRecommender:
                 ev = self.backend.vectors(extra)
                 ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
                 sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
+        # items whose name or alias the need contains (修电脑 in 附近哪里可以修电脑): candidates even where the dense
+        # search missed them, and a matched need word each in the relevance
+        named_items = {i for i, (_, reason) in a.match.boosts.items() if reason == CONTAINED_REASON}
+        if named_items:
+            seen = set(ids.tolist())
+            extra = sorted(i for i in named_items if i not in seen and 0 <= i < len(items))
+            if extra:
+                ev = self.backend.vectors(extra)
+                ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
+                sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
         cw = s.category_weight if p is not None else 0.0
         match_tags = TagMatcher(a.normalized, a.words)
@@ -289,10 +301,12 @@ class FuzzyRecommender:
             named.append(ch)
         codes, pop = table.per_item(self.label_index)
         d = np.asarray(docs, dtype=np.int64)
-        # relevance = cosine + tag_weight · (matched tags + category named) + popularity_weight · (popularity − 3)
+        # relevance = cosine + tag_weight · (matched tags + category named + own name contained)
+        #             + popularity_weight · (popularity − 3)
         #             + category_weight · p(item's category | need), summed in this order
         relevance = (np.array([sim for sim, _ in keep], dtype=np.float64)
-                     + tw * np.array([len(tg) + h for tg, h in zip(tags_of, named, strict=True)], dtype=np.float64)
+                     + tw * np.array([len(tg) + h + (i in named_items) for tg, h, i in zip(tags_of, named, docs, strict=True)],
+                                     dtype=np.float64)
                      + pw * (pop[d] - 3))
         if cw and p is not None:
             c = codes[d]

@@ -43,6 +43,7 @@ NAME_FEATURES: tuple[str, ...] = (
 )
 HOMOPHONE_REASON = "同音纠错"
 NEAR_REASON = "近似纠错"
+CONTAINED_REASON = "包含名称"  # the query contains the item's name or alias (修电脑 in 附近哪里可以修电脑)
 CORRECTIONS = frozenset({HOMOPHONE_REASON, NEAR_REASON})  # a direct hit for a name the user mistyped
 
 
@@ -117,7 +118,7 @@ def match_names(
             continue
         cover = ln / n
         boost = contains_boost * cover * KIND_WEIGHT[kind] * (1.1 if start == 0 else 1.0)
-        put(item, boost, "包含名称")
+        put(item, boost, CONTAINED_REASON)
         if is_generic(item):
             f["generic_contained"] = max(f["generic_contained"], cover)
             continue
