@@ -97,7 +97,7 @@ def test_need_naming_a_service_shows_the_service_card_first():
 
 def test_precise_page_without_a_name_match_has_no_direct_hit():
     page = PageBuilder(StubPrecise([1], KEYWORD_REASON), StubFuzzy([2]), TABLE).answer(_analysis(False), "precise", 5)
-    assert page.direct_hit is None and [h.id for h in page.results] == ["it-1"]
+    assert page.direct_hit is None and [h.id for h in page.results] == ["it-1", "it-2"]  # recommendations fill up
 
 
 def test_empty_precise_answer_falls_back_to_recommendations():
@@ -148,3 +148,11 @@ def test_a_corrected_name_drops_every_keyword_only_match():
     page = PageBuilder(MixedPrecise("同音纠错"), fuzzy, TABLE).answer(_analysis(True, reason="同音纠错"), "precise", 4)
     assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]
     assert page.correction == {"typed": "q", "name": "肯德基"}
+
+
+def test_precise_page_without_a_direct_hit_is_filled_with_recommendations():
+    fuzzy = StubFuzzy([2, 3, 4])
+    page = PageBuilder(StubPrecise([6], KEYWORD_REASON), fuzzy, TABLE).answer(_analysis(False), "precise", 4)
+    assert page.direct_hit is None
+    assert [h.id for h in page.results] == ["it-6", "it-2", "it-3", "it-4"]
+    assert fuzzy.calls == [(3, {6})]  # asked for the rest, without what is already shown
