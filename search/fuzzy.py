@@ -264,25 +264,20 @@ class FuzzyRecommender:
         t = mark(trace, "dense", t)
         p = self.category_probs(a, ids, sims)
         facets = self.facets_of(p)
-        if facets and s.facet_extra_candidates > 0:  # popular items of the facets that the dense search missed
-            seen = set(ids.tolist())
+        # candidates the dense search missed: the popular items of the facets, and the items whose name or alias
+        # the need contains (修电脑 in 附近哪里可以修电脑; each also counts as a matched need word in the relevance)
+        named_items = {i for i, (_, reason) in a.match.boosts.items() if reason == CONTAINED_REASON}
+        seen = set(ids.tolist())
+        extra: list[int] = []
+        if facets and s.facet_extra_candidates > 0:
             extra = [d for c, _ in facets for d in table.top_of_category(c, s.facet_extra_candidates + len(seen))
                      if d not in seen][: s.facet_extra_candidates * len(facets)]
-            extra = list(dict.fromkeys(extra))
-            if extra:
-                ev = self.backend.vectors(extra)
-                ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
-                sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
-        # items whose name or alias the need contains (修电脑 in 附近哪里可以修电脑): candidates even where the dense
-        # search missed them, and a matched need word each in the relevance
-        named_items = {i for i, (_, reason) in a.match.boosts.items() if reason == CONTAINED_REASON}
-        if named_items:
-            seen = set(ids.tolist())
-            extra = sorted(i for i in named_items if i not in seen and 0 <= i < len(items))
-            if extra:
-                ev = self.backend.vectors(extra)
-                ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
-                sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
+        extra += sorted(i for i in named_items if i not in seen and 0 <= i < len(items))
+        extra = list(dict.fromkeys(extra))
+        if extra:
+            ev = self.backend.vectors(extra)
+            ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
+            sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
         cw = s.category_weight if p is not None else 0.0
         match_tags = TagMatcher(a.normalized, a.words)

@@ -2,8 +2,9 @@
 
 - **precise**: the precise ranking; its first result is the direct hit when the query names it (a strong name
   match, or any name-match reason), then the named thing's closest alternatives (same category first) until the
-  page has ``k`` results (without a direct hit, recommendations fill it). Matches by keyword alone stay only in the named thing's category (none under a corrected
-  name): a word shared with the name (天气 in 下雨天室内活动) is not an alternative to it. A query with no lexical match at all falls back to recommendations — better a semantic
+  page has ``k`` results (without a direct hit, recommendations fill it). Matches by keyword alone stay only in the
+  named thing's category (none under a corrected name): a word shared with the name (天气 in 下雨天室内活动) is not
+  an alternative to it. A query with no lexical match at all falls back to recommendations — better a semantic
   answer than none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
   hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
 - **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
@@ -67,13 +68,13 @@ class PageBuilder:
                            or (not fixed and h.category == direct.category)]
             if not results:
                 results = self.fuzzy.recommend(a, k, trace=trace).hits
-            elif direct is None and len(results) < k:  # keyword matches alone (food delivery → 必胜宅急送): fill up
+            elif len(results) < k:
                 shown = {self.table.doc_of[h.id] for h in results}
-                results += self.fuzzy.recommend(a, k - len(results), shown, trace).hits
-            elif direct is not None and len(results) < k:  # the named thing, then its closest alternatives
-                shown = {self.table.doc_of[h.id] for h in results}
-                results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace,
-                                              ceiling=results[-1].score)
+                if direct is None:  # keyword matches alone (food delivery → 必胜宅急送): recommendations fill up
+                    results += self.fuzzy.recommend(a, k - len(results), shown, trace).hits
+                else:  # the named thing, then its closest alternatives
+                    results += self.fuzzy.similar(self.table.doc_of[direct.id], k - len(results), shown, trace,
+                                                  ceiling=results[-1].score)
         facets: list[tuple[str, float]] = []
         if label != "precise":
             card = self._card(a, label, trace)
