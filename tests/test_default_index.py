@@ -107,7 +107,8 @@ def test_a_question_about_food_is_not_the_nearby_restaurants_card(default_search
     assert sum(h.category == "母婴" for h in r.results) >= 3
 
 
-@pytest.mark.parametrize(("q", "name", "within"), [("肯德基有什么新品", "肯德基", 1), ("附近哪里可以修电脑", "电脑维修", 3)])
-def test_a_need_that_contains_an_items_name_ranks_that_item_high(default_searcher, q, name, within):
+@pytest.mark.parametrize(("q", "name", "within"), [("肯德基有什么新品", "肯德基", 1), ("附近哪里可以修电脑", "电脑维修", 3),
+                                                   ("拉肚子", "腹泻护理", 3), ("口腔溃疡", "口腔问诊", 3)])
+def test_a_need_ranks_the_item_named_or_tagged_for_it_high(default_searcher, q, name, within):
     r = default_searcher.search(q, 10)
     assert r.intent.label != "precise" and name in [h.name for h in r.results[:within]], [h.name for h in r.results]
