@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from .analysis import Analysis
 from .fuzzy import FuzzyRecommender
 from .items import ItemTable
-from .matching import CORRECTIONS, NAME_FEATURES, nearest_names
-from .normalize import compact
+from .lexicon import Lexicon
+from .matching import CORRECTIONS, NAME_FEATURES, name_readings, nearest_names
 from .precise import KEYWORD_REASON, PreciseRanker
 from .trace import Trace, mark, perf_counter
 from .types import Hit, Route
@@ -46,10 +46,12 @@ class Page:
 
 
 class PageBuilder:
-    def __init__(self, precise: PreciseRanker, fuzzy: FuzzyRecommender, table: ItemTable) -> None:
+    def __init__(self, precise: PreciseRanker, fuzzy: FuzzyRecommender, table: ItemTable,
+                 lexicon: Lexicon | None = None) -> None:
         self.precise = precise
         self.fuzzy = fuzzy
         self.table = table
+        self.lexicon = lexicon  # the names' readings since the build (did-you-mean); without one they are computed
 
     def answer(self, a: Analysis, label: Route, k: int, trace: Trace | None = None) -> Page:
         if label == "precise" and a.unknown_name:
@@ -108,11 +110,10 @@ class PageBuilder:
         return self.table.hit(best[1], best[0], best[2]) if best else None
 
     def _not_found(self, a: Analysis, k: int, trace: Trace | None) -> Page:
-        items = self.table.items
+        table = self.table
         candidates = {int(d) for d in a.bm25_docs.tolist()} | set(a.match.boosts)
-        near = nearest_names(a.name, ((i, [compact(n) for n in (items[i].name, *items[i].aliases)])
-                                      for i in sorted(candidates) if i not in self.table.deleted))
-        did = tuple(self.table.hit(i, sc, "你是不是要找") for i, sc in near)
+        near = nearest_names(a.name, self._readings(sorted(i for i in candidates if i not in self.table.deleted)))
+        did = tuple(table.hit(i, sc, "你是不是要找") for i, sc in near)
         n = min(k, NOT_FOUND_PAGE)
         shown = {i for i, _ in near}
         rest = self.fuzzy.recommend(a, max(0, n - len(did)), shown, trace).hits if len(did) < n else []
@@ -120,6 +121,20 @@ class PageBuilder:
         page = Page(None, (*did, *rest)[:n], {}, not_found=True, did_you_mean=did)
         mark(trace, "page", t)
         return page
+
+    def _readings(self, docs: list[int]) -> list[tuple[int, list[str], list[str]]]:
+        """(item, compact names, their readings) of ``docs``: from the lexicon for the items it was built from, computed
+        for an item added or replaced since (or without a lexicon)."""
+        table = self.table
+        known = self.lexicon.readings_of(docs) if self.lexicon is not None else {}
+        out = []
+        for d in docs:
+            got = known.get(d) if d < table.built_size and d not in table.replaced else None
+            if got is None:
+                names = [c for _, c in table.compact_names_of(d) if c]
+                got = (names, name_readings(names))
+            out.append((d, *got))
+        return out
 
 
 __all__ = ["Page", "PageBuilder"]

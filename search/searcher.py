@@ -70,7 +70,7 @@ class Searcher:
                                       p.intent)
         self.precise = PreciseRanker(self.table, backend, self.analyzer.bm25)
         self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder, p.categories)
-        self.pages = PageBuilder(self.precise, self.fuzzy, self.table)
+        self.pages = PageBuilder(self.precise, self.fuzzy, self.table, p.lexicon)
         self.suggester = Suggester(p.lexicon, p.completions, self.table)
 
     # -- the parts, by name ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 
 from search.cues import split_command
-from search.matching import near_names, nearest_names, pinyin_readings
+from search.matching import name_readings, near_names, nearest_names, pinyin_readings
 
 KNOWN = {"qq", "微信", "淘宝", "去哪儿"}
 
@@ -45,10 +45,11 @@ def test_near_names_one_edit():
 
 
 def test_nearest_names_by_characters_or_pinyin():
-    cands = [(1, ["闪电快递"]), (2, ["小红书"]), (3, ["京东"])]
+    cands = [(i, [n], name_readings([n])) for i, n in ((1, "闪电快递"), (2, "小红书"), (3, "京东"))]
     got = nearest_names("闪电盒子", cands)
     assert got and got[0][0] == 1 and all(i != 3 for i, _ in got)
-    assert nearest_names("xiaohongshu", [(2, ["小红书"])])[0][0] == 2
+    assert nearest_names("xiaohongshu", [(2, ["小红书"], ["xiaohongshu"])])[0][0] == 2
+    assert nearest_names("xiaohongshu", [(2, ["小红书"], [])]) == []  # the pinyin is what matched
 
 
 def test_pinyin_readings_start_with_the_default_reading():

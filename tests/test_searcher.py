@@ -158,6 +158,19 @@ def test_lexicon_names_of_equals_computed_compact_names(searcher50):
     assert lex.names_of(np.array([len(items) + 5, -1]), 1, 100) == {}  # unknown documents have none
 
 
+def test_lexicon_readings_equal_computed_readings(searcher50):
+    from search.matching import name_readings
+    from search.normalize import compact
+
+    lex, items = searcher50.analyzer.lexicon, searcher50.table.items
+    got = lex.readings_of(range(len(items)))
+    for d, it in enumerate(items):
+        names = [c for c in (compact(n) for n in (it.name, *it.aliases)) if c]
+        assert set(got[d][0]) == set(names) and got[d][0][0] == compact(it.name)
+        assert set(got[d][1]) == set(name_readings(names)), (it.name, it.aliases)
+    assert lex.readings_of([len(items) + 5, -1]) == {}
+
+
 def test_near_name_check_reads_a_replaced_item_afresh(searcher50):
     from dataclasses import replace
 
