@@ -24,6 +24,7 @@ from .analysis import Analysis
 from .backend import Backend
 from .categories import CategoryModel
 from .config import Settings
+from .cues import MODIFIER_WORDS
 from .dense import QueryEncoder
 from .items import ItemTable
 from .matching import CONTAINED_REASON
@@ -42,19 +43,21 @@ class Candidate(NamedTuple):
 class TagMatcher:
     """Which tags of an item the (normalised) query mentions, or that contain a query word (≥ 2 chars).
 
+    Modifier words (``cues.MODIFIER_WORDS``: 附近, 怎么, 推荐…) say where or how, not what: a tag that is one
+    (附近 on 附近药店) does not match 附近的花店, and a query word that is one does not match the tags containing it.
     One per query: the candidates of a query share most of their tags, so each distinct tag is tested once.
     """
 
     def __init__(self, query: str, words: Sequence[str]) -> None:
         self.query = query
-        self.long_words = [w for w in words if len(w) >= 2]
+        self.long_words = [w for w in words if len(w) >= 2 and w not in MODIFIER_WORDS]
         self._memo: dict[str, bool] = {}
 
     def hit(self, tag: str) -> bool:
         h = self._memo.get(tag)
         if h is None:
             h = False
-            if len(tag) >= 2:
+            if len(tag) >= 2 and tag not in MODIFIER_WORDS:
                 if tag in self.query:
                     h = True
                 else:

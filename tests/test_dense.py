@@ -88,6 +88,9 @@ def test_mmr_equals_the_array_form(seed):
 def test_matched_tags():
     assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
     assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]
+    # a modifier (附近, 什么) is no need: neither as a tag nor as a query word found inside a tag
+    assert matched_tags("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店", "药店")) == ["花店"]
+    assert matched_tags("买什么好", ("买", "什么", "好"), ("今天吃什么",)) == []
 
 
 def test_ivf_sq8_reconstructs_close_vectors():
