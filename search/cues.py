@@ -33,11 +33,12 @@ QUESTION_WORDS = ("怎么", "怎样", "如何", "为什么", "为啥", "多少",
 NEED_WORDS = ("附近", "周边", "最近的", "推荐", "想要", "想找", "想学", "想去", "想吃", "想买", "适合", "便宜", "好玩", "好吃", "求",
               "找个", "攻略", "教程", "入门", "技巧", "方法", "注意", "不舒服", "睡不着", "饿了", "无聊", "带娃", "周末", "晚上",
               "怎么办", "疼", "痛", "哪里有", "有什么", "一般", "大概")
-# Words that qualify a need without saying what it is: where (附近), how (怎么), what (什么), asking for (推荐, 需要).
-# An item tag that is one of them (附近) or a tag that merely contains one (今天吃什么 for 买什么好) is no evidence
-# that the item serves the need (``fuzzy.TagMatcher``).
-MODIFIER_WORDS = frozenset({"附近", "周边", "最近", "推荐", "哪个", "哪家", "什么", "怎么", "想要", "需要", "一下", "有没有",
-                            "可以"})
+# Words that qualify a need without saying what it is: where (附近), how (怎么), what (什么), asking for (推荐, 需要),
+# negation and filler (不好, 不会, 一个, 东西). An item tag that is one of them (附近) or a tag that merely contains one
+# (今天吃什么 for 买什么好, 肠胃不好 for 心情不好) is no evidence that the item serves the need (``fuzzy.TagMatcher``).
+MODIFIER_WORDS = frozenset({"附近", "周边", "最近", "推荐", "哪个", "哪家", "什么", "怎么", "怎么办", "想要", "需要", "一下",
+                            "有没有", "可以", "不好", "不会", "不能", "不想", "不了", "不到", "没有", "知道", "不知道", "一个",
+                            "这个", "那个", "还是", "自己", "今天", "东西", "想去"})
 _NAME_CHARS = re.compile(r"^[\w]+$")
 
 

@@ -91,6 +91,7 @@ def test_matched_tags():
     # a modifier (附近, 什么) is no need: neither as a tag nor as a query word found inside a tag
     assert matched_tags("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店", "药店")) == ["花店"]
     assert matched_tags("买什么好", ("买", "什么", "好"), ("今天吃什么",)) == []
+    assert matched_tags("心情不好", ("心情", "不好"), ("肠胃不好", "心情不好")) == ["心情不好"]
 
 
 def test_ivf_sq8_reconstructs_close_vectors():
