@@ -112,7 +112,7 @@ class QueryAnalyzer:
                    and not self.is_name(cues.core))
         t = mark(trace, "match", t)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
-        feats = dense_features(match, top2.tolist(), cq, cues, unknown)
+        feats = dense_features(match, top2.tolist(), cq, cues, unknown, self.function_cover(cq, docs, scores))
         text = self.text_analyzer(norm)
         p = self.intent.p_precise(text, feats) if self.intent is not None else 0.0
         mark(trace, "intent", t)
@@ -131,6 +131,27 @@ class QueryAnalyzer:
         if set(terms) == {name} and len(scores) and float(np.max(scores)) > 0:
             return True
         return self.table.is_tag_of(name, docs)
+
+    def function_cover(self, cq: str, docs: np.ndarray, scores: np.ndarray, top: int = 3) -> float:
+        """How closely compact query ``cq`` paraphrases one of the platform's own functions among its ``top`` BM25
+        documents: the share of the function name's (or alias's) characters found in the query times the share of
+        the query's characters found in the name, the best over those names. A function is a name (交电费, 查公积金),
+        and users reword it (查我的公积金: 1.0 × 0.67, 还一下信用卡, 给饭卡充钱), which no exact, prefix or
+        contained match sees; a need that merely shares a word with one (公积金怎么提取) covers less of itself, and
+        says so with a question word the classifier also sees. Character sets, not order: 缴燃气费 ~ 燃气费缴纳."""
+        if not len(scores) or not cq:
+            return 0.0
+        table, qs, best = self.table, set(cq), 0.0
+        for j in np.argsort(-scores, kind="stable")[:top].tolist():
+            d = int(docs[j])
+            if scores[j] <= 0 or d in table.deleted or d >= len(table.items) or table.items[d].type != "function":
+                continue
+            for _, name in table.compact_names_of(d):
+                ns = set(name)
+                if ns:
+                    shared = len(ns & qs)
+                    best = max(best, (shared / len(ns)) * (shared / len(qs)))
+        return best
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

@@ -32,12 +32,15 @@ from .store import IndexReader, IndexWriter
 from .textvec import TextVectorizer
 
 CUE_FEATURES: tuple[str, ...] = ("command", "weak_command", "name_suffix", "question", "need_word", "unknown_name")
-DENSE_FEATURES: tuple[str, ...] = (*NAME_FEATURES, "bm25_top_log", "bm25_margin", "length", "ascii_only", *CUE_FEATURES)
+DENSE_FEATURES: tuple[str, ...] = (*NAME_FEATURES, "bm25_top_log", "bm25_margin", "length", "ascii_only", *CUE_FEATURES,
+                                   "function_cover")
 
 
 def dense_features(match: NameMatch, bm25_top2: Sequence[float], q: str, cues: Cues | None = None,
-                   unknown_name: bool = False) -> np.ndarray:
-    """The catalog-aware feature vector (aligned with ``DENSE_FEATURES``) of compact query ``q``."""
+                   unknown_name: bool = False, function_cover: float = 0.0) -> np.ndarray:
+    """The catalog-aware feature vector (aligned with ``DENSE_FEATURES``) of compact query ``q``.
+    ``function_cover``: how closely the query paraphrases one of the platform's functions
+    (``QueryAnalyzer.function_cover``)."""
     top1 = bm25_top2[0] if len(bm25_top2) > 0 else 0.0
     top2 = bm25_top2[1] if len(bm25_top2) > 1 else 0.0
     margin = (top1 - top2) / top1 if top1 > 0 else 0.0
@@ -45,7 +48,8 @@ def dense_features(match: NameMatch, bm25_top2: Sequence[float], q: str, cues: C
     cue = [float(bool(c and c.verb and c.strong)), float(bool(c and c.verb and not c.strong)), float(bool(c and c.suffix)),
            float(bool(c and c.question)), float(bool(c and c.need)), float(unknown_name)]
     return np.array(
-        [*match.features, math.log1p(max(top1, 0.0)), margin, min(len(q), 64) / 10.0, float(q.isascii()), *cue],
+        [*match.features, math.log1p(max(top1, 0.0)), margin, min(len(q), 64) / 10.0, float(q.isascii()), *cue,
+         function_cover],
         dtype=np.float64,
     )
 

@@ -58,3 +58,26 @@ def test_calibration_makes_probabilities_honest():
     ece_cal = calibration(p_cal, y[3000:].astype(bool))["ece"]
     ece_raw = calibration(p_raw, y[3000:].astype(bool))["ece"]
     assert ece_cal < 0.05 and ece_cal < ece_raw / 2, (ece_cal, ece_raw)
+
+
+def test_function_cover_sees_a_reworded_function(items50, train50):
+    from conftest import settings_for
+
+    from search.searcher import Searcher
+    from search.types import Item
+
+    cat = items50[0].category
+    extra = [Item("fn-power", "交电费", "function", cat, "绑定户号在线缴纳电费", aliases=("缴电费",)),
+             Item("fn-fund", "公积金查询", "function", cat, "查询住房公积金余额和缴存明细"),
+             Item("sv-bill", "电费账单", "service", cat, "看每月用电量和账单")]
+    s = Searcher.build([*items50, *extra], train50, settings_for())
+    col = DENSE_FEATURES.index("function_cover")
+
+    def cover(q: str) -> float:
+        return float(s.analyze(q).features[col])
+
+    # shared characters / name characters × shared / query characters, the best name or alias
+    assert cover("查我的公积金") == pytest.approx((4 / 5) * (4 / 6))  # 公积金查 of 公积金查询, 4 of the query's 6
+    assert cover("缴一下电费") == pytest.approx(1.0 * (3 / 5))  # the alias 缴电费 covers more than 交电费
+    assert cover("交电费") == pytest.approx(1.0)
+    assert cover("账单") == 0.0  # only a service matches: no function to paraphrase
