@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .analysis import Analysis
+from .cues import MODIFIER_WORDS
 from .fuzzy import FuzzyRecommender
 from .items import ItemTable
 from .lexicon import Lexicon
@@ -43,6 +44,18 @@ class Page:
     not_found: bool = False
     did_you_mean: tuple[Hit, ...] = ()
     correction: dict[str, str] | None = None
+
+
+def content_cover(cover: float, cq: str) -> float:
+    """``cover`` (a contained name's share of the compact query ``cq``) as a share of the query's content: the query
+    without its modifier words (``cues.MODIFIER_WORDS``: 附近, 哪里, 推荐…), which say where or how, not what."""
+    if cover <= 0 or not cq:
+        return cover
+    core = cq
+    for w in MODIFIER_WORDS:
+        if w in core:
+            core = core.replace(w, "")
+    return min(1.0, cover * len(cq) / len(core)) if core else cover
 
 
 class PageBuilder:
@@ -97,12 +110,13 @@ class PageBuilder:
 
     def _card(self, a: Analysis, label: Route, trace: Trace | None) -> Hit | None:
         """The card on top of a mixed page (any strong name match) or of a fuzzy one (a generic service the need
-        names, covering at least half of it)."""
+        names, covering at least half of it once the modifier words are set aside: in 附近哪里可以修电脑 the need is
+        修电脑, all of it the alias of 电脑维修)."""
         if label == "mixed":
             top = self.precise.rank(a, 1, trace) if a.match.strong else []
             return top[0] if top else None
         f = a.match.features
-        if f[_GENERIC_EXACT] == 0 and f[_GENERIC_CONTAINED] < GENERIC_CARD_COVER:
+        if f[_GENERIC_EXACT] == 0 and content_cover(f[_GENERIC_CONTAINED], a.compact) < GENERIC_CARD_COVER:
             return None
         generic = self.table.is_generic
         best = max(((b, i, r) for i, (b, r) in a.match.boosts.items() if i < len(generic) and generic[i]

@@ -156,3 +156,11 @@ def test_precise_page_without_a_direct_hit_is_filled_with_recommendations():
     assert page.direct_hit is None
     assert [h.id for h in page.results] == ["it-6", "it-2", "it-3", "it-4"]
     assert fuzzy.calls == [(3, {6})]  # asked for the rest, without what is already shown
+
+
+def test_card_cover_is_measured_on_the_need_without_its_modifiers():
+    from search.page import content_cover
+
+    assert content_cover(3 / 9, "附近哪里可以修电脑") == pytest.approx(1.0)  # the need is 修电脑
+    assert content_cover(4 / 9, "周末和朋友玩密室逃脱") == pytest.approx(4 / 9)  # no modifier: unchanged
+    assert content_cover(0.0, "附近") == 0.0
