@@ -33,6 +33,8 @@ from .types import Hit, Route
 NOT_FOUND_PAGE = 5  # results on a page for a name the catalog does not have: the nearest names, then a few more
 _GENERIC_EXACT = NAME_FEATURES.index("generic_exact")
 _GENERIC_CONTAINED = NAME_FEATURES.index("generic_contained")
+# longest first, in a fixed order (a set's order changes with the process's hash seed): 怎么办 goes before 怎么
+_MODIFIERS = tuple(sorted(MODIFIER_WORDS, key=lambda w: (-len(w), w)))
 GENERIC_CARD_COVER = 0.5  # a need shows a service card when the service's name is at least half of it
 
 
@@ -52,7 +54,7 @@ def content_cover(cover: float, cq: str) -> float:
     if cover <= 0 or not cq:
         return cover
     core = cq
-    for w in MODIFIER_WORDS:
+    for w in _MODIFIERS:
         if w in core:
             core = core.replace(w, "")
     return min(1.0, cover * len(cq) / len(core)) if core else cover

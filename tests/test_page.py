@@ -164,3 +164,4 @@ def test_card_cover_is_measured_on_the_need_without_its_modifiers():
     assert content_cover(3 / 9, "附近哪里可以修电脑") == pytest.approx(1.0)  # the need is 修电脑
     assert content_cover(4 / 9, "周末和朋友玩密室逃脱") == pytest.approx(4 / 9)  # no modifier: unchanged
     assert content_cover(0.0, "附近") == 0.0
+    assert content_cover(2 / 7, "电脑坏了怎么办") == pytest.approx(2 / 4)  # 怎么办 whole, not 怎么 leaving 办
