@@ -41,6 +41,7 @@ NAME_FEATURES: tuple[str, ...] = (
     "generic_contained",
     "near_name",
 )
+PREFIX_REASON = "前缀匹配"  # a name or alias that starts with the query (微信读 → 微信读书)
 HOMOPHONE_REASON = "同音纠错"
 NEAR_REASON = "近似纠错"
 CONTAINED_REASON = "包含名称"  # the query contains the item's name or alias (修电脑 in 附近哪里可以修电脑)
@@ -133,7 +134,7 @@ def match_names(
             if len(key) == n:
                 continue
             cover = n / len(key)
-            put(item, prefix_boost * cover * KIND_WEIGHT[kind], "前缀匹配")
+            put(item, prefix_boost * cover * KIND_WEIGHT[kind], PREFIX_REASON)
             f["prefix_cover"] = max(f["prefix_cover"], cover)
 
     return NameMatch(boosts, tuple(f.values()), _strong(f))

@@ -25,7 +25,7 @@ from .cues import MODIFIER_WORDS
 from .fuzzy import FuzzyRecommender
 from .items import ItemTable
 from .lexicon import Lexicon
-from .matching import CORRECTIONS, NAME_FEATURES, name_readings, nearest_names
+from .matching import CORRECTIONS, NAME_FEATURES, PREFIX_REASON, name_readings, nearest_names
 from .precise import KEYWORD_REASON, PreciseRanker
 from .trace import Trace, mark, perf_counter
 from .types import Hit, Route
@@ -79,10 +79,23 @@ class PageBuilder:
             if direct is not None:
                 # keyword-only matches stay when they are of the named thing's kind (天气 → 墨迹天气), not when they
                 # merely share a word (天气 → 下雨天室内活动); under a corrected name (星巴客) the typed characters
-                # match only noise (客 → 一品威客). The named thing's alternatives fill the page instead.
+                # match only noise (客 → 一品威客). Names that merely start with the one named are the same case
+                # (富士 → 富士康, 霸王 → 霸王茶姬, 腾讯视频会员 → 腾讯会议): after a name matched whole they stay only in its
+                # category (优酷 → 优酷视频); after a prefix (微信读 → 微信读书) they are what the user may mean, and stay.
+                # The named thing's alternatives fill the page instead.
                 fixed = direct.reason in CORRECTIONS
-                results = [h for h in results if h is direct or h.reason != KEYWORD_REASON
-                           or (not fixed and h.category == direct.category)]
+                whole = direct.reason != PREFIX_REASON
+
+                def stays(h: Hit) -> bool:
+                    if h is direct:
+                        return True
+                    if h.reason == KEYWORD_REASON:
+                        return not fixed and h.category == direct.category
+                    if h.reason == PREFIX_REASON and whole:
+                        return h.category == direct.category
+                    return True
+
+                results = [h for h in results if stays(h)]
             if not results:
                 results = self.fuzzy.recommend(a, k, trace=trace).hits
             elif len(results) < k:

@@ -165,3 +165,21 @@ def test_card_cover_is_measured_on_the_need_without_its_modifiers():
     assert content_cover(4 / 9, "周末和朋友玩密室逃脱") == pytest.approx(4 / 9)  # no modifier: unchanged
     assert content_cover(0.0, "附近") == 0.0
     assert content_cover(2 / 7, "电脑坏了怎么办") == pytest.approx(2 / 4)  # 怎么办 whole, not 怎么 leaving 办
+
+
+class PrefixPrecise:
+    """The direct hit, then names that start with the query: one of its category, one of another."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def rank(self, a, k, trace=None):
+        return [_hit(0, self.reason), _hit(3, "前缀匹配"), _hit(6, "前缀匹配")][:k]
+
+
+def test_names_that_only_start_with_the_named_one_stay_in_its_category():
+    fuzzy = StubFuzzy([], similar=[1, 4])
+    page = PageBuilder(PrefixPrecise("名称匹配"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
+    assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]  # 名3 (电台) is another thing: 富士 → 富士康
+    page = PageBuilder(PrefixPrecise("前缀匹配"), fuzzy, TABLE).answer(_analysis(True, reason="前缀匹配"), "precise", 4)
+    assert [h.id for h in page.results][:3] == ["it-0", "it-3", "it-6"]  # a prefix typed: every completion may be meant
