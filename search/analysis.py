@@ -168,7 +168,7 @@ class QueryAnalyzer:
         for d in docs.tolist():
             if d in deleted:
                 continue
-            if d >= table.built_size or d in table.replaced:
+            if not table.as_built(d):
                 names = [c for _, c in table.compact_names_of(d) if lo <= len(c) <= hi]
             else:
                 names = known.get(d, [])

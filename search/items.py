@@ -75,6 +75,11 @@ class ItemTable:
         """Whether items were added or deleted in place since the index folder was built."""
         return len(self.items) != self.built_size or bool(self.deleted)
 
+    def as_built(self, d: int) -> bool:
+        """Whether document ``d`` is as the index folder was built (not added or replaced in place since), so what
+        the build derived from it (the lexicon's names and readings) still holds."""
+        return d < self.built_size and d not in self.replaced
+
     def item(self, item_id: str) -> Item | None:
         i = self.doc_of.get(item_id)
         return None if i is None or i in self.deleted else self.items[i]

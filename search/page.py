@@ -4,7 +4,7 @@
   match, or any name-match reason), then the named thing's closest alternatives (same category first) until the
   page has ``k`` results (without a direct hit, recommendations fill it). Matches by keyword alone stay only in the
   named thing's category (none under a corrected name): a word shared with the name (天气 in 下雨天室内活动) is not
-  an alternative to it. A query with no lexical match at all falls back to recommendations — better a semantic
+  an alternative to it; nor, after a name matched whole, is another name that merely starts with it (富士 → 富士康). A query with no lexical match at all falls back to recommendations — better a semantic
   answer than none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
   hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
 - **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
@@ -141,7 +141,7 @@ class PageBuilder:
     def _not_found(self, a: Analysis, k: int, trace: Trace | None) -> Page:
         table = self.table
         candidates = {int(d) for d in a.bm25_docs.tolist()} | set(a.match.boosts)
-        near = nearest_names(a.name, self._readings(sorted(i for i in candidates if i not in self.table.deleted)))
+        near = nearest_names(a.name, self._readings(sorted(i for i in candidates if i not in table.deleted)))
         did = tuple(table.hit(i, sc, "你是不是要找") for i, sc in near)
         n = min(k, NOT_FOUND_PAGE)
         shown = {i for i, _ in near}
@@ -158,7 +158,7 @@ class PageBuilder:
         known = self.lexicon.readings_of(docs) if self.lexicon is not None else {}
         out = []
         for d in docs:
-            got = known.get(d) if d < table.built_size and d not in table.replaced else None
+            got = known.get(d) if table.as_built(d) else None
             if got is None:
                 names = [c for _, c in table.compact_names_of(d) if c]
                 got = (names, name_readings(names))
