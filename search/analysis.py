@@ -27,6 +27,7 @@ from .items import ItemTable
 from .lexicon import Lexicon
 from .matching import (
     NAME_FEATURES,
+    PINYIN_REASON,
     NameMatch,
     has_correction,
     match_names,
@@ -56,6 +57,26 @@ class Analysis:
     p_precise: float
     cues: Cues | None = None  # command, suffix, question and need words (``cues``)
     unknown_name: bool = False  # a wrapped name-shaped word that names nothing in the catalog
+    # a Latin query that spells the full pinyin of a name (jiachangcaipu → 家常菜谱): that name, with its words and
+    # classifier features, is what the need side reads (None: the query itself)
+    reading: str | None = None
+    reading_words: tuple[str, ...] = ()
+    reading_features: list[str] | None = None
+
+    @property
+    def need_text(self) -> str:
+        """The text the need side (dense encoder, tag matching) reads: a query typed as pinyin means its hanzi; a
+        sentence encoder and the tags see nothing in ``jiachangcaipu``."""
+        return self.reading if self.reading is not None else self.normalized
+
+    @property
+    def need_words(self) -> tuple[str, ...]:
+        return self.reading_words if self.reading is not None else self.words
+
+    @property
+    def need_features(self) -> list[str]:
+        """The query→category model's text features (those of the reading, for a query typed as pinyin)."""
+        return self.reading_features if self.reading_features is not None else self.text_features
 
     @property
     def name(self) -> str:
@@ -115,8 +136,23 @@ class QueryAnalyzer:
         feats = dense_features(match, top2.tolist(), cq, cues, unknown, self.function_cover(cq, docs, scores))
         text = self.text_analyzer(norm)
         p = self.intent.p_precise(text, feats) if self.intent is not None else 0.0
+        reading = self.reading(cq, match)
         mark(trace, "intent", t)
-        return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p, cues, unknown)
+        if reading is None:
+            return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p, cues, unknown)
+        return Analysis(q, norm, cq, words, terms, match, docs, scores, limit, text, feats, p, cues, unknown,
+                        reading, tuple(self.tokenizer.words(reading)), self.text_analyzer(reading))
+
+    def reading(self, cq: str, match: NameMatch) -> str | None:
+        """The name a Latin-letter query spells in full pinyin (jiachangcaipu → 家常菜谱, mishitaotuo → 密室逃脱), for
+        the need side: a user typing pinyin means the hanzi, and a generic service's name read as pinyin is still a
+        need (routed fuzzy or mixed), whose page the sentence encoder cannot build from Latin letters. Only a whole
+        pinyin key matched as such counts (not initials, prefixes or corrections), and only one naming one text."""
+        if not cq.isascii() or not cq.isalpha():
+            return None
+        names = {self.table.items[i].name for i, (_, why) in match.boosts.items()
+                 if why == PINYIN_REASON and 0 <= i < len(self.table.items)}
+        return names.pop() if len(names) == 1 else None
 
     def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:
         s = self.settings

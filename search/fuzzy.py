@@ -248,7 +248,7 @@ class FuzzyRecommender:
         ok = (near >= 0) & (near < len(per_doc))
         codes[ok] = per_doc[near[ok]]
         keep = codes >= 0
-        return self.categories.predict(a.text_features, codes[keep], sims[:m][keep], s.category_knn_weight,
+        return self.categories.predict(a.need_features, codes[keep], sims[:m][keep], s.category_knn_weight,
                                        s.category_knn_temperature)
 
     def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:
@@ -259,7 +259,7 @@ class FuzzyRecommender:
 
     def recommend(self, a: Analysis, k: int, exclude: set[int] | None = None, trace: Trace | None = None) -> Recommendation:
         s, table, t = self.settings, self.table, perf_counter()
-        qv = self.encoder(a.normalized)
+        qv = self.encoder(a.need_text)
         t = mark(trace, "encode", t)
         items, all_tags, tw, pw = table.items, table.tags, s.tag_weight, s.popularity_weight
         n = min(max(s.fuzzy_candidates, 4 * k), len(items))
@@ -283,7 +283,7 @@ class FuzzyRecommender:
             sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
         cw = s.category_weight if p is not None else 0.0
-        match_tags = TagMatcher(a.normalized, a.words)
+        match_tags = TagMatcher(a.need_text, a.need_words)
         deleted, n_items = table.deleted, len(items)
         keep = [(sim, i) for sim, i in zip(sims.tolist(), ids.tolist(), strict=True)
                 if not (i < 0 or i >= n_items or (exclude and i in exclude) or (deleted and i in deleted))]
@@ -295,7 +295,7 @@ class FuzzyRecommender:
             cat = items[i].category
             ch = cat_hit.get(cat)
             if ch is None:
-                ch = cat_hit[cat] = len(cat) >= 2 and cat in a.normalized
+                ch = cat_hit[cat] = len(cat) >= 2 and cat in a.need_text
             named.append(ch)
         codes, pop = table.per_item(self.label_index)
         d = np.asarray(docs, dtype=np.int64)

@@ -25,7 +25,8 @@ import numpy as np
 from .lexicon import KIND_WEIGHT, Lexicon
 from .tokenize import has_cjk, pinyin_keys
 
-REASONS = {0: "名称匹配", 1: "别名匹配", 2: "拼音匹配", 3: "拼音匹配", 4: "首字母匹配", 5: "首字母匹配"}
+PINYIN_REASON = "拼音匹配"
+REASONS = {0: "名称匹配", 1: "别名匹配", 2: PINYIN_REASON, 3: PINYIN_REASON, 4: "首字母匹配", 5: "首字母匹配"}
 
 NAME_FEATURES: tuple[str, ...] = (
     "exact_name",

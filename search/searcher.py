@@ -221,7 +221,7 @@ class Searcher:
     def predict_categories(self, q: Any, n: int = 3) -> list[tuple[str, float]]:
         """The most likely categories of a need, with p(category | need) (the fuzzy recommender's facets)."""
         a = self.analyzer.analyze(q)
-        ids, sims = self.backend.dense(self.query_encoder(a.normalized), self.settings.category_knn_neighbours)
+        ids, sims = self.backend.dense(self.query_encoder(a.need_text), self.settings.category_knn_neighbours)
         p = self.fuzzy.category_probs(a, ids, sims)
         return self.parts.categories.top(p, n) if p is not None else []
 

@@ -41,6 +41,25 @@ def test_fuzzy_recommendations_are_organised_by_facets(searcher50, q):
     assert all(h.reason for h in r.results)
 
 
+@pytest.mark.parametrize(("q", "hanzi"), [("jiachangcaipu", "家常菜谱"), ("zhumianbaizaoyin", "助眠白噪音")])
+def test_a_need_typed_in_pinyin_reads_as_its_hanzi(searcher50, q, hanzi):
+    a = searcher50.analyze(q)
+    assert a.reading == hanzi and a.need_text == hanzi
+    assert a.need_features == searcher50.analyze(hanzi).text_features
+    t = Thresholds(1.0, 1.0)  # both answered fuzzy: the need side reads the same text, so the pages agree
+    assert ([h.id for h in searcher50.search(q, 10, thresholds=t).results]
+            == [h.id for h in searcher50.search(hanzi, 10, thresholds=t).results])
+
+
+@pytest.mark.parametrize("q", ["jccp", "jiachang", "kendeji", "家常菜谱", "xyz"])
+def test_only_a_whole_pinyin_key_of_one_name_is_read_as_hanzi(searcher50, q):
+    """Initials and prefixes are too loose to stand for a text; a brand's pinyin is read as well, but a brand goes
+    to its direct hit, and its page is the brand's alternatives; hanzi and unknown letters have no reading."""
+    a = searcher50.analyze(q)
+    assert a.reading == ("肯德基" if q == "kendeji" else None)
+    assert a.need_text == (a.reading or a.normalized)
+
+
 def test_mixed_route_puts_direct_card_first(searcher50):
     t = Thresholds(1.0, 0.0)  # everything routes mixed
     r = searcher50.search("星巴克", 6, thresholds=t)
