@@ -39,7 +39,7 @@ query: index ## answer one query from the default index: make query Q=睡不着
 	$(PY) -m search query "$(Q)" --index $(INDEX)
 
 validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
-	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --dev eval/queries/dev.jsonl --shared $(SHARED) --min-per-label 10
+	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --category-train index_data/category_train.jsonl --dev eval/queries/dev.jsonl eval/queries/hard_dev.jsonl --shared $(SHARED) --min-per-label 10
 
 # The console's browser tests drive Debian's Chromium (Playwright's own browser download is not used); a CJK font
 # makes its Chinese legible. Installed when missing and possible (root with apt-get); otherwise those tests skip.

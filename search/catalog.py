@@ -313,9 +313,12 @@ def load_dev(path: str | Path, item_ids: set[str] | None = None, taxonomy: Seque
     return out, problems
 
 
-def overlap_problems(train: Sequence[TrainQuery], dev: Sequence[DevQuery]) -> list[str]:
-    tk = {query_key(t.query) for t in train}
-    return [f"dev query {d.qid} {d.query!r} is also in the training set" for d in dev if query_key(d.query) in tk]
+def overlap_problems(train: Sequence[TrainQuery] | Sequence[str], dev: Sequence[DevQuery],
+                     what: str = "the training set") -> list[str]:
+    """Evaluation queries that are also training queries (``query_key``: same text up to punctuation, spacing, case
+    and script): a model trained on them would be scored on what it learnt by heart."""
+    tk = {query_key(t if isinstance(t, str) else t.query) for t in train}
+    return [f"dev query {d.qid} {d.query!r} is also in {what}" for d in dev if query_key(d.query) in tk]
 
 
 # --- coverage of reference names -----------------------------------------------------------------
@@ -387,7 +390,9 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
     v.add_argument("catalog")
     v.add_argument("--taxonomy", default=None, help="default: taxonomy.txt beside the catalog")
     v.add_argument("--train", default=None, help="intent training queries (JSONL)")
-    v.add_argument("--dev", default=None, help="labelled dev queries (JSONL)")
+    v.add_argument("--dev", nargs="+", default=None, help="labelled evaluation queries (JSONL; one or more files)")
+    v.add_argument("--category-train", default=None,
+                   help="training needs with judged categories (JSONL), checked against the evaluation queries")
     v.add_argument("--shared", default="../shared/data", help="reference data folder for the coverage check")
     v.add_argument("--min-per-label", type=int, default=0,
                    help="fail when a taxonomy label has fewer items (the default catalog promises 10)")
@@ -405,10 +410,18 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
             train, p = load_train(args.train)
             problems += [f"{args.train}: {x}" for x in p]
         if args.dev:
-            dev, p = load_dev(args.dev, {i.id for i in items}, taxonomy)
-            problems += [f"{args.dev}: {x}" for x in p]
+            dev = []
+            for path in args.dev:
+                rows, p = load_dev(path, {i.id for i in items}, taxonomy)
+                dev += rows
+                problems += [f"{path}: {x}" for x in p]
         if train is not None and dev is not None:
             problems += overlap_problems(train, dev)
+        if args.category_train:
+            cat_train, p = load_category_train(args.category_train, taxonomy)
+            problems += [f"{args.category_train}: {x}" for x in p]
+            if dev is not None:
+                problems += overlap_problems([q for q, _ in cat_train], dev, args.category_train)
         refs = reference_names(Path(args.shared))
         if refs is None:
             print(f"coverage check skipped: {args.shared} not found")

@@ -237,9 +237,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .catalog import validate_main
 
     argv = ["validate", args.catalog]
-    for flag in ("taxonomy", "train", "dev", "shared"):
+    for flag in ("taxonomy", "train", "category_train", "shared"):
         if getattr(args, flag):
-            argv += [f"--{flag}", getattr(args, flag)]
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if args.dev:
+        argv += ["--dev", *args.dev]
     if args.min_per_label:
         argv += ["--min-per-label", str(args.min_per_label)]
     return validate_main(argv)
@@ -333,7 +335,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("catalog", nargs="?", default="index_data/catalog.jsonl")
     v.add_argument("--taxonomy")
     v.add_argument("--train")
-    v.add_argument("--dev")
+    v.add_argument("--dev", nargs="+", help="labelled evaluation queries (one or more JSONL files)")
+    v.add_argument("--category-train", help="training needs with judged categories (JSONL)")
     v.add_argument("--shared")
     v.add_argument("--min-per-label", type=int, default=0, help="fail when a taxonomy label has fewer items")
     v.set_defaults(func=cmd_validate)

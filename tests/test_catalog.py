@@ -76,6 +76,19 @@ def test_dev_checks_ids_and_overlap(tmp_path):
     assert overlap_problems(t, d)
 
 
+def test_validator_refuses_a_training_need_that_is_an_evaluation_query(tmp_path, capsys):
+    """Training needs with categories are checked against every evaluation file given (same text up to punctuation,
+    spacing, case and script)."""
+    cat = write_jsonl(tmp_path / "cat.jsonl", [{"query": "送 藥 上 門!", "categories": {"医疗服务": 2}},
+                                               {"query": "想学画画", "categories": {"绘画": 2}}])
+    argv = ["validate", str(ROOT / "index_data/catalog.jsonl"), "--shared", "/nonexistent", "--category-train", str(cat)]
+    assert validate_main([*argv, "--dev", str(ROOT / "eval/queries/hard_dev.jsonl")]) == 0
+    capsys.readouterr()
+    assert validate_main([*argv, "--dev", str(ROOT / "eval/queries/hard_dev.jsonl"), str(ROOT / "eval/queries/dev.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "'送药上门' is also in" in err and str(cat) in err and "想学画画" not in err
+
+
 def test_coverage_check(items50):
     probs = coverage_problems(items50, [("肯德基", ["KFC"]), ("不存在的牌子", [])])
     assert probs == ["reference name '不存在的牌子' is not a name or alias in the catalog"]
@@ -89,7 +102,9 @@ def test_repository_data_validates(capsys):
     """index_data/ and eval/queries/ at the sizes the project promises (coverage: only with ../shared)."""
     shared = ROOT.parent / "shared" / "data"
     rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--train", str(ROOT / "index_data/intent_train.jsonl"),
-                        "--dev", str(ROOT / "eval/queries/dev.jsonl"), "--shared", str(shared), "--min-per-label", "10"])
+                        "--category-train", str(ROOT / "index_data/category_train.jsonl"),
+                        "--dev", str(ROOT / "eval/queries/dev.jsonl"), str(ROOT / "eval/queries/hard_dev.jsonl"),
+                        "--shared", str(shared), "--min-per-label", "10"])
     out = capsys.readouterr()
     assert rc == 0, out.err[-3000:]
     if reference_names(shared) is None:
