@@ -313,11 +313,10 @@ def load_dev(path: str | Path, item_ids: set[str] | None = None, taxonomy: Seque
     return out, problems
 
 
-def overlap_problems(train: Sequence[TrainQuery] | Sequence[str], dev: Sequence[DevQuery],
-                     what: str = "the training set") -> list[str]:
+def overlap_problems(train: Iterable[str], dev: Sequence[DevQuery], what: str = "the training set") -> list[str]:
     """Evaluation queries that are also training queries (``query_key``: same text up to punctuation, spacing, case
     and script): a model trained on them would be scored on what it learnt by heart."""
-    tk = {query_key(t if isinstance(t, str) else t.query) for t in train}
+    tk = {query_key(t) for t in train}
     return [f"dev query {d.qid} {d.query!r} is also in {what}" for d in dev if query_key(d.query) in tk]
 
 
@@ -416,12 +415,12 @@ def validate_main(argv: Sequence[str] | None = None) -> int:
                 dev += rows
                 problems += [f"{path}: {x}" for x in p]
         if train is not None and dev is not None:
-            problems += overlap_problems(train, dev)
+            problems += overlap_problems((t.query for t in train), dev)
         if args.category_train:
             cat_train, p = load_category_train(args.category_train, taxonomy)
             problems += [f"{args.category_train}: {x}" for x in p]
             if dev is not None:
-                problems += overlap_problems([q for q, _ in cat_train], dev, args.category_train)
+                problems += overlap_problems((q for q, _ in cat_train), dev, args.category_train)
         refs = reference_names(Path(args.shared))
         if refs is None:
             print(f"coverage check skipped: {args.shared} not found")
