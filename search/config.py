@@ -139,10 +139,12 @@ class Settings:
     graceful_timeout_s: int = 30  # SIGTERM / SIGHUP: in-flight requests get this long to finish before a worker stops
     worker_timeout_s: int = 60  # a worker that stops answering the arbiter's heartbeat this long is killed and replaced
     keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn timeout_keep_alive)
-    # each worker listens on its own SO_REUSEPORT socket (gunicorn reuse_port), so the kernel deals connections
-    # out by hash. On one shared socket the worker that wakes first takes what is queued: 16 keep-alive
-    # connections opened together split 14/2 in 9 of 10 trials, against 8/8 to 13/3 (10/6 typical) with this
-    reuse_port: bool = True
+    # False: the workers share the arbiter's listening socket, so a connection queued while a worker stops (SIGHUP,
+    # SIGTTOU) waits for another. True: each worker listens on its own SO_REUSEPORT socket (gunicorn reuse_port) and
+    # the kernel deals connections out by hash — more even (16 keep-alive connections opened together split 14/2 in
+    # 9 of 10 trials on the shared socket, 8/8 to 13/3 with this) — but a stopping worker's queued connections are
+    # reset unless the kernel migrates them (Linux >= 5.14, sysctl net.ipv4.tcp_migrate_req = 1)
+    reuse_port: bool = False
     # per worker: beyond this many open connections (or requests in progress) a request gets 503 at once
     # (uvicorn limit_concurrency); 50 slow clients must not fill it, so keep it well above the expected clients
     max_connections: int = 1000

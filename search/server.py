@@ -13,9 +13,11 @@ Every worker loads and warms the index itself after the fork (``open_searcher``)
 numpy nor FAISS, so no thread or BLAS state crosses a fork, and a restarted worker reads the index anew.
 
 What uvicorn does not bound — how long a client may take to send its headers, and how large they may be — is
-bounded by the reverse proxy in front (``deploy/nginx.conf``). Connections are spread over the workers by the
-kernel: with ``reuse_port`` (default) each worker has its own ``SO_REUSEPORT`` socket and the kernel hashes each
-new connection to one of them; across hosts a load balancer spreads them.
+bounded by the reverse proxy in front (``deploy/nginx.conf``). By default the workers accept from the arbiter's one
+listening socket, which outlives any worker: a connection queued while a worker stops waits for another. With
+``reuse_port`` each worker has its own ``SO_REUSEPORT`` socket and the kernel hashes each new connection to one of
+them (more even), and resets those queued at a worker that stops unless ``net.ipv4.tcp_migrate_req`` is set;
+across hosts a load balancer spreads them.
 """
 
 from __future__ import annotations

@@ -57,8 +57,7 @@ def server(index50, tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_answering(base + "/readyz", proc, log=log)
-        # both workers listening: each has its own SO_REUSEPORT socket, so a connection can be dealt to a worker
-        # still loading the index (and is reset if that worker is told to stop before it is ready)
+        # both workers up and serving, so the tests that signal the arbiter start from a settled pair
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (len(_workers(proc.pid)) < 2 or log.read_bytes().count(
                 b"Application startup complete") < 2):
