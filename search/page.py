@@ -4,8 +4,9 @@
   match, or any name-match reason), then the named thing's closest alternatives (same category first) until the
   page has ``k`` results (without a direct hit, recommendations fill it). Matches by keyword alone stay only in the
   named thing's category (none under a corrected name): a word shared with the name (天气 in 下雨天室内活动) is not
-  an alternative to it; nor, after a name matched whole, is another name that merely starts with it (富士 → 富士康). A query with no lexical match at all falls back to recommendations — better a semantic
-  answer than none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
+  an alternative to it; nor, after a name matched whole, is another name that merely starts with it (富士 →
+  富士康). A query with no lexical match at all falls back to recommendations — better a semantic answer than
+  none. A query naming something the catalog does not have (``Analysis.unknown_name``) gets no direct
   hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
 - **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
   service is the card on top — the entry to its providers — and the recommendations follow.
