@@ -168,6 +168,26 @@ def _mmr_arrays(cands: Sequence[Candidate], vectors: np.ndarray, categories: Seq
     return out
 
 
+def shortlist(codes: np.ndarray, head: int, facets: set[int], per_facet: int) -> np.ndarray:
+    """Positions of the candidates the selection sees: the first ``head`` (``codes``: each candidate's category
+    number, best candidate first), and the best ``per_facet`` of each facet category among the rest. Without the
+    second part a facet the model gives a seat or two can lose every candidate to a surer facet whose items fill the
+    head of the ranking (p 0.71 / 0.16 / 0.11 gives the two lesser facets 1.6 and 1.1 of ten seats, and nothing to
+    fill them)."""
+    keep = np.zeros(len(codes), dtype=bool)
+    keep[:head] = True
+    taken = dict.fromkeys(facets, 0)
+    for c in codes[:head].tolist():
+        if c in taken:
+            taken[c] += 1
+    for j in range(head, len(codes)):
+        c = int(codes[j])
+        if c in taken and taken[c] < per_facet:
+            taken[c] += 1
+            keep[j] = True
+    return np.flatnonzero(keep)
+
+
 def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], weights: Sequence[tuple[str, float]],
                        k: int) -> list[Candidate]:
     """Seats for the need's facets in proportion to their probability: PM-2 (Dang & Croft, "Diversity by
@@ -309,7 +329,12 @@ class FuzzyRecommender:
         if cw and p is not None:
             c = codes[d]
             relevance = relevance + np.where(c >= 0, cw * np.asarray(p, dtype=np.float64)[np.maximum(c, 0)], 0.0)
-        order = np.lexsort((d, -relevance))[: max(4 * k, 40)]
+        order = np.lexsort((d, -relevance))
+        if facets:
+            want = {self.label_index[c] for c, _ in facets if c in self.label_index}
+            order = order[shortlist(codes[d[order]], max(4 * k, 40), want, k)]
+        else:
+            order = order[: max(4 * k, 40)]
         matched = {docs[j]: tags_of[j] for j in order.tolist()}
         cands = [Candidate(docs[j], r, "") for j, r in zip(order.tolist(), relevance[order].tolist(), strict=True)]
         cats = [items[c.item].category for c in cands]

@@ -33,6 +33,27 @@ def test_fuzzy_queries(default_searcher, q, helpful):
     assert list(r.groups)[0] == facets[0] and set(r.groups) <= set(facets) | {h.category for h in r.results}
 
 
+def sainte_lague(weights: list[tuple[str, float]], k: int) -> dict[str, int]:
+    seats = dict.fromkeys((c for c, _ in weights), 0)
+    for _ in range(k):
+        seats[max(weights, key=lambda cw: cw[1] / (2 * seats[cw[0]] + 1))[0]] += 1
+    return seats
+
+
+@pytest.mark.parametrize("q", ["晚上看部片子", "今晚追什么剧", "想看动画片", "孩子发烧了", "想去海边玩"])
+def test_every_facet_given_a_seat_fills_it(default_searcher, q):
+    # a lesser facet keeps candidates even when the main facet's many close items fill the head of the ranking
+    s = default_searcher.settings
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "fuzzy", (q, r.intent)
+    top = default_searcher.predict_categories(q, s.max_facets)
+    facets = [(c, p) for n, (c, p) in enumerate(top) if n == 0 or p >= s.facet_min_prob]
+    shown = [h.category for h in r.results]
+    for c, n in sainte_lague(facets, 10).items():
+        if n:
+            assert c in shown, (q, facets, shown)
+
+
 def test_loaded_index_prefills_the_encoder_token_table(default_index, default_searcher):
     import json
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
-from search.fuzzy import Candidate, matched_tags, mmr, proportional_seats
+from search.fuzzy import Candidate, matched_tags, mmr, proportional_seats, shortlist
 from search.textvec import char_ngrams
 
 
@@ -151,3 +151,14 @@ def test_proportional_seats_follow_sainte_lague():
     assert proportional_seats([], [], weights, 10) == []
     shown = [c.relevance for c in picked]
     assert shown == [1.0, 0.98, 0.98, 0.97, 0.95]  # relevance capped by the score above: never rising
+
+
+def test_shortlist_keeps_each_facets_best_beyond_the_head():
+    codes = np.array([0, 0, 0, 0, 1, 2, 1, 0, 1, 1, 3])
+    # head 4 (all category 0); then the first 2 of facets 1 and 3 beyond it; category 2 is no facet, 0 is full
+    assert shortlist(codes, 4, {0, 1, 3}, 2).tolist() == [0, 1, 2, 3, 4, 6, 10]
+    # a facet already in the head counts its head candidates against its quota
+    assert shortlist(codes, 5, {1}, 2).tolist() == [0, 1, 2, 3, 4, 6]
+    assert shortlist(codes, 20, {1}, 2).tolist() == list(range(11))
+    assert shortlist(codes, 3, set(), 5).tolist() == [0, 1, 2]
+    assert shortlist(np.array([], dtype=np.int64), 3, {0}, 2).tolist() == []
