@@ -8,6 +8,11 @@
 
 A run maps qid → ranked [(item_id, score)]. Scores are written as ``depth - rank`` so every tool reads
 the ranking exactly as the system returned it (MMR output is not sorted by its relevance values).
+
+The first ``PAGE_K`` ranks of the router and the recommender are the page a search for ``PAGE_K`` results serves;
+the ranks after them come from a page of ``depth``. A page of ten is not always the start of a page of fifty (the
+recommender fetches more candidates for a longer page, and seats are shared among them), and every @10 figure must
+be about the page users see.
 """
 
 from __future__ import annotations
@@ -38,27 +43,37 @@ def _ranked(ids: Sequence[str], depth: int) -> list[tuple[str, float]]:
     return [(i, float(depth - r)) for r, i in enumerate(ids[:depth])]
 
 
+def _extend(page: Sequence, deeper: Sequence) -> list[str]:
+    """The ids of ``page``, then those of ``deeper`` that it does not show."""
+    ids = [h.id for h in page]
+    seen = set(ids)
+    return ids + [h.id for h in deeper if h.id not in seen]
+
+
 def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50,
                 systems: Sequence[str] = SYSTEMS) -> RunResult:
     out = RunResult(runs={s: {} for s in systems})
     depth = min(depth, searcher.settings.max_k)
+    page_k = min(PAGE_K, depth)
     for q in queries:
         t0 = time.perf_counter()
-        a = searcher.analyze(q.query, depth)  # what Searcher.search does, keeping the analysis for the baselines
-        label = route(a.p_precise, searcher.thresholds)
-        page = searcher.answer(a, label, depth)
+        a10 = searcher.analyze(q.query, page_k)  # what Searcher.search does, keeping the analysis for the baselines
+        label = route(a10.p_precise, searcher.thresholds)
+        page10 = searcher.answer(a10, label, page_k)
         ms = (time.perf_counter() - t0) * 1000
+        a = searcher.analyze(q.query, depth)
         out.routes[q.qid] = label
-        out.p_precise[q.qid] = a.p_precise
+        out.p_precise[q.qid] = a10.p_precise
         out.latency_ms.setdefault(label, []).append(ms)
         if "router" in systems:
-            out.runs["router"][q.qid] = _ranked([h.id for h in page.results], depth)
-            out.n_results[q.qid] = min(len(page.results), PAGE_K)
-            out.not_found[q.qid] = page.not_found
+            deep = searcher.answer(a, label, depth)
+            out.runs["router"][q.qid] = _ranked(_extend(page10.results, deep.results), depth)
+            out.n_results[q.qid] = len(page10.results)
+            out.not_found[q.qid] = page10.not_found
         need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
         need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
         bm = [h.id for h in searcher.precise.rank(a, depth)] if need_bm25 else []
-        dn = [h.id for h in searcher.fuzzy.recommend(a, depth).hits] if need_dense else []
+        dn = _extend(searcher.fuzzy.recommend(a10, page_k).hits, searcher.fuzzy.recommend(a, depth).hits) if need_dense else []
         if "bm25" in systems:
             out.runs["bm25"][q.qid] = _ranked(bm, depth)
         if "dense" in systems:

@@ -1,5 +1,6 @@
 """eval/: metric wiring on a hand-computed case, TREC writers, converters, the runner on the 50-item index."""
 
+import dataclasses
 import json
 import math
 
@@ -9,6 +10,7 @@ from eval import metrics as M
 from eval.data import category_qrels, read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
 from eval.external import iflytek_items, smp_examples
 from eval.reports import compare_reports, evaluate, markdown
+from eval.runs import PAGE_K, run_systems
 from search.catalog import DevQuery
 
 
@@ -91,6 +93,48 @@ def test_evaluate_on_fixture_and_compare(searcher50, tmp_path):
     other = json.loads(json.dumps(rep))
     other["systems"]["router"]["mrr@10"] = 0.0
     assert "systems.router.mrr@10" in compare_reports(rep, other)
+
+
+class DeeperPagesDiffer:
+    """searcher50, except that a page longer than PAGE_K is in reverse order: a deeper page need not start with
+    the page of ten (the recommender fetches more candidates for it)."""
+
+    def __init__(self, searcher):
+        self._s = searcher
+        outer = self
+
+        class Fuzzy:
+            def recommend(self, a, k, *args, **kw):
+                rec = searcher.fuzzy.recommend(a, k, *args, **kw)
+                return dataclasses.replace(rec, hits=outer.shuffle(rec.hits, k))
+
+        self.fuzzy = Fuzzy()
+
+    @staticmethod
+    def shuffle(hits, k):
+        return list(reversed(hits)) if k > PAGE_K else list(hits)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+    def answer(self, a, label, k, trace=None):
+        page = self._s.answer(a, label, k, trace)
+        return dataclasses.replace(page, results=self.shuffle(page.results, k))
+
+
+def test_router_run_starts_with_the_served_page(searcher50):
+    # the @10 figures are about the page a search for ten results serves, not the start of a deeper page
+    qs = ["失眠了怎么办", "饿了", "周末去哪玩", "kfc", "想学英语", "附近修手机"]
+    queries = [DevQuery(f"q{i}", q, "fuzzy", {}, {}) for i, q in enumerate(qs)]
+    out = run_systems(DeeperPagesDiffer(searcher50), queries, depth=30)
+    for d in queries:
+        served = [h.id for h in searcher50.search(d.query, PAGE_K).results]
+        run = [i for i, _ in out.runs["router"][d.qid]]
+        assert run[: len(served)] == served
+        assert len(run) == len(set(run)) and len(run) >= len(served)
+        assert out.n_results[d.qid] == len(served)
+        shown = [h.id for h in searcher50.fuzzy.recommend(searcher50.analyze(d.query, PAGE_K), PAGE_K).hits]
+        assert [i for i, _ in out.runs["dense"][d.qid]][: len(shown)] == shown
 
 
 def test_typing_states_count_pinyin_letters():
