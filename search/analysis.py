@@ -150,8 +150,9 @@ class QueryAnalyzer:
         pinyin key matched as such counts (not initials, prefixes or corrections), and only one naming one text."""
         if not cq.isascii() or not cq.isalpha():
             return None
-        names = {self.table.items[i].name for i, (_, why) in match.boosts.items()
-                 if why == PINYIN_REASON and 0 <= i < len(self.table.items)}
+        table = self.table
+        names = {table.items[i].name for i, (_, why) in match.boosts.items()
+                 if why == PINYIN_REASON and 0 <= i < len(table.items) and i not in table.deleted}
         return names.pop() if len(names) == 1 else None
 
     def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:

@@ -139,6 +139,15 @@ def test_upsert_replaces_and_delete_removes(mutable):
     assert mutable.search("肯德基", 3).direct_hit.id == "brand-0055"
 
 
+def test_a_deleted_item_is_no_pinyin_reading(mutable):
+    # jiachangcaipu reads as 家常菜谱 while the item is there; once deleted, its name no longer stands for the need
+    doc = next(i for i, it in enumerate(mutable.items) if it.name == "家常菜谱")
+    assert mutable.analyze("jiachangcaipu").reading == "家常菜谱"
+    assert mutable.delete([mutable.items[doc].id]) == {"deleted": 1, "unknown": 0}
+    a = mutable.analyze("jiachangcaipu")
+    assert a.reading is None and a.need_text == a.normalized
+
+
 def test_upsert_rejects_duplicates_and_save_refuses_changed(mutable, tmp_path):
     with pytest.raises(ValueError, match="duplicate"):
         mutable.upsert([item_from_dict(NEW), item_from_dict(NEW)])
