@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INDEX := index_data/index
 SHARED ?= ../shared/data
+SIZES ?= 10k,100k
 
 .DEFAULT_GOAL := help
 
@@ -82,7 +83,7 @@ bench-milvus: index ## embedded vs Milvus Lite backend on the default index: lat
 	$(PY) -m bench.milvus
 
 bench: index ## benchmarks and the target table (default catalog, 10k, 100k; SIZES=10k,100k,1m adds 1M; ARGS=--quick)
-	$(PY) -m bench.run --sizes $(or $(SIZES),10k,100k) $(ARGS)
+	$(PY) -m bench.run --sizes $(SIZES) $(ARGS)
 
 bench-quick: index ## smoke run of the benchmark on the default catalog: the full target table, unrun targets marked
 	$(PY) -m bench.run --quick --sizes default
