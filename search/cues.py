@@ -32,7 +32,9 @@ QUESTION_WORDS = ("怎么", "怎样", "如何", "为什么", "为啥", "多少",
                   "能不能", "可不可以", "是不是", "有没有", "要不要", "好不好", "靠谱吗", "值得", "区别", "需要", "吗", "么", "?")
 NEED_WORDS = ("附近", "周边", "最近的", "推荐", "想要", "想找", "想学", "想去", "想吃", "想买", "适合", "便宜", "好玩", "好吃", "求",
               "找个", "攻略", "教程", "入门", "技巧", "方法", "注意", "不舒服", "睡不着", "饿了", "无聊", "带娃", "周末", "晚上",
-              "怎么办", "疼", "痛", "哪里有", "有什么", "一般", "大概")
+              "怎么办", "疼", "痛", "哪里有", "有什么", "一般", "大概",
+              # a complaint about a kind of service is a need too (网约车太贵了, 快递太慢了), not a request for it
+              "太贵", "好贵", "太慢", "太挤", "坏了", "不好用", "老是", "总是")
 # Words that qualify a need without saying what it is: where (附近), how (怎么), what (什么), asking for (推荐, 需要),
 # negation and filler (不好, 不会, 一个, 东西). An item tag that is one of them (附近) or a tag that merely contains one
 # (今天吃什么 for 买什么好, 肠胃不好 for 心情不好) is no evidence that the item serves the need (``fuzzy.TagMatcher``).

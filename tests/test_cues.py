@@ -29,6 +29,13 @@ def test_weak_verbs_need_a_known_name_and_flags():
     assert not split_command("搜索附近好吃的").name_shaped()
 
 
+@pytest.mark.parametrize("q", ["网约车太贵了", "快递太慢了", "共享单车总是坏", "地铁太挤了", "充电宝不好用"])
+def test_a_complaint_about_a_service_is_a_need(q):
+    c = split_command(q)
+    assert c.need and not c.name_shaped()
+    assert not split_command("网约车").need
+
+
 def test_pinyin_readings_try_polyphones():
     r = pinyin_readings("银行")
     assert r[0] == "yinhang" or "yinhang" in r

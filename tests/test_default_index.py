@@ -33,6 +33,13 @@ def test_fuzzy_queries(default_searcher, q, helpful):
     assert list(r.groups)[0] == facets[0] and set(r.groups) <= set(facets) | {h.category for h in r.results}
 
 
+@pytest.mark.parametrize("q", ["网约车太贵了", "共享单车总是坏", "快递太慢了"])
+def test_a_complaint_naming_a_service_is_no_request_for_it(default_searcher, q):
+    r = default_searcher.search(q, 10)
+    assert r.intent.label != "precise", (q, r.intent)
+    assert len(r.results) >= default_searcher.settings.min_fuzzy_results
+
+
 def sainte_lague(weights: list[tuple[str, float]], k: int) -> dict[str, int]:
     seats = dict.fromkeys((c for c, _ in weights), 0)
     for _ in range(k):
