@@ -61,12 +61,12 @@ def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50
         label = route(a10.p_precise, searcher.thresholds)
         page10 = searcher.answer(a10, label, page_k)
         ms = (time.perf_counter() - t0) * 1000
-        a = searcher.analyze(q.query, depth)
+        a = a10 if depth == page_k else searcher.analyze(q.query, depth)
         out.routes[q.qid] = label
         out.p_precise[q.qid] = a10.p_precise
         out.latency_ms.setdefault(label, []).append(ms)
         if "router" in systems:
-            deep = searcher.answer(a, label, depth)
+            deep = page10 if depth == page_k else searcher.answer(a, label, depth)
             out.runs["router"][q.qid] = _ranked(_extend(page10.results, deep.results), depth)
             out.n_results[q.qid] = len(page10.results)
             out.not_found[q.qid] = page10.not_found

@@ -329,12 +329,9 @@ class FuzzyRecommender:
         if cw and p is not None:
             c = codes[d]
             relevance = relevance + np.where(c >= 0, cw * np.asarray(p, dtype=np.float64)[np.maximum(c, 0)], 0.0)
-        order = np.lexsort((d, -relevance))
-        if facets:
-            want = {self.label_index[c] for c, _ in facets if c in self.label_index}
-            order = order[shortlist(codes[d[order]], max(4 * k, 40), want, k)]
-        else:
-            order = order[: max(4 * k, 40)]
+        order, head = np.lexsort((d, -relevance)), max(4 * k, 40)
+        want = {self.label_index[c] for c, _ in facets if c in self.label_index}
+        order = order[shortlist(codes[d[order]], head, want, k)] if want else order[:head]
         matched = {docs[j]: tags_of[j] for j in order.tolist()}
         cands = [Candidate(docs[j], r, "") for j, r in zip(order.tolist(), relevance[order].tolist(), strict=True)]
         cats = [items[c.item].category for c in cands]
