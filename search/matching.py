@@ -27,6 +27,7 @@ from .tokenize import has_cjk, pinyin_keys
 
 PINYIN_REASON = "拼音匹配"
 REASONS = {0: "名称匹配", 1: "别名匹配", 2: PINYIN_REASON, 3: PINYIN_REASON, 4: "首字母匹配", 5: "首字母匹配"}
+EXACT_REASONS = frozenset(REASONS.values())  # the whole query is the item's name, alias, pinyin or initials
 
 NAME_FEATURES: tuple[str, ...] = (
     "exact_name",

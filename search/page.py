@@ -26,7 +26,15 @@ from .cues import MODIFIER_WORDS
 from .fuzzy import FuzzyRecommender
 from .items import ItemTable
 from .lexicon import Lexicon
-from .matching import CORRECTIONS, NAME_FEATURES, PREFIX_REASON, name_readings, nearest_names
+from .matching import (
+    CONTAINED_REASON,
+    CORRECTIONS,
+    EXACT_REASONS,
+    NAME_FEATURES,
+    PREFIX_REASON,
+    name_readings,
+    nearest_names,
+)
 from .precise import KEYWORD_REASON, PreciseRanker
 from .trace import Trace, mark, perf_counter
 from .types import Hit, Route
@@ -83,9 +91,11 @@ class PageBuilder:
                 # match only noise (客 → 一品威客). Names that merely start with the one named are the same case
                 # (富士 → 富士康, 霸王 → 霸王茶姬, 腾讯视频会员 → 腾讯会议): after a name matched whole they stay only in its
                 # category (优酷 → 优酷视频); after a prefix (微信读 → 微信读书) they are what the user may mean, and stay.
+                # Names inside the one typed whole are parts of it (霸王 in 霸王茶姬): they too stay only in its category.
                 # The named thing's alternatives fill the page instead.
                 fixed = direct.reason in CORRECTIONS
                 whole = direct.reason != PREFIX_REASON
+                exact = direct.reason in EXACT_REASONS  # the query is the named thing's name (or alias, reading)
 
                 def stays(h: Hit) -> bool:
                     if h is direct:
@@ -93,6 +103,8 @@ class PageBuilder:
                     if h.reason == KEYWORD_REASON:
                         return not fixed and h.category == direct.category
                     if h.reason == PREFIX_REASON and whole:
+                        return h.category == direct.category
+                    if h.reason == CONTAINED_REASON and exact:  # a part of the name: 霸王 in 霸王茶姬
                         return h.category == direct.category
                     return True
 
