@@ -28,7 +28,8 @@ On top, ``train_forms.json`` and the lists beside it generate more precise forms
 entity names (打开{name}, {name}官网, open {name}), the functions' verb and noun surfaces (我要交电费, 我的收款码),
 invented names the catalog does not have (``unknown_names.txt``) alone and in commands, whole-name homophone
 typos (``homophone_typos.json``) alone and in commands — and fuzzy need forms over generic items' names
-({service}多少钱, 附近的{service}).
+({service}多少钱, 附近的{service}); ``partial_forms`` adds partial names of three characters or more (网易云音,
+腾讯视), the form the sampled items alone gave too few of.
 
     python -m eval.querygen  [--catalog index_data/catalog.jsonl] [--seed 7]
 
@@ -68,7 +69,7 @@ HANDWRITTEN = Path("eval/queries/handwritten")
 FROZEN = (Path("eval/queries/dev.jsonl"), Path("eval/queries/hard_dev.jsonl"))  # never trained on
 # generated training rows per kind (before duplicates are skipped)
 EXTRA_QUOTA = {"command": 160, "suffix": 80, "english": 70, "function": 90, "unknown_bare": 60, "unknown": 120,
-               "typo": 140, "typo_command": 70, "need": 600}
+               "typo": 140, "typo_command": 70, "need": 600, "partial": 400}
 VERBISH_START = ("找", "叫", "订", "买", "泡", "看", "换", "开", "租", "住", "卖", "回收", "预约", "上门", "打", "洗",
                  "修", "送", "接", "搭", "拖", "检", "存", "问", "做", "领", "办", "包", "补", "种", "验", "拔", "学",
                  "背", "练", "记", "跳", "点", "请", "去", "带", "陪", "捐", "提", "交", "申", "取", "起", "煲", "哄")
@@ -259,6 +260,34 @@ def generated_forms(items: Sequence[Item], rng: random.Random, blocked: set[str]
     return rows
 
 
+def partial_forms(items: Sequence[Item], rng: random.Random, blocked: set[str], held_out: Iterable[str],
+                  quota: int = EXTRA_QUOTA["partial"]) -> list[dict]:
+    """Partial names as training rows: an entity's Chinese name (4–12 characters) without its last one or two
+    characters, at least three left, when that prefix still starts that item's names only (网易云音, 中国邮政储蓄),
+    popular items first (weighted order). Two-character prefixes are left out: many are words of their own (照明,
+    第五, 神奇), and as training rows they pulled such words towards the precise route. No row repeats a key in
+    ``blocked`` (which grows as rows are added), nor is a prefix of a ``held_out`` query or has one as its prefix
+    (an evaluation query 腾讯视 keeps 腾讯视频 out of these rows altogether)."""
+    unique = _unique_prefixes(items)
+    held = [compact(q) for q in held_out]
+    entities = [it for it in items if it.type in ("brand", "mini_program")]
+    rows: list[dict] = []
+    for it in _weighted_order(rng, entities, lambda it: it.popularity ** 2):
+        if len(rows) >= quota:
+            break
+        name = compact(it.name)
+        if not (4 <= len(name) <= 12 and re.fullmatch(r"[\u4e00-\u9fff]+", name)):
+            continue
+        for cut in ((1, 2) if len(name) >= 5 else (1,)):
+            q = name[:-cut]
+            k = query_key(q)
+            if (len(rows) < quota and q in unique and k not in blocked
+                    and not any(h.startswith(q) or q.startswith(h) for h in held if h)):
+                blocked.add(k)
+                rows.append({"query": q, "intent": "precise", "kind": "partial"})
+    return rows
+
+
 def generate(catalog: str, taxonomy: str, seed: int, n_train_items: int,
              n_dev_per_form: int = 0) -> tuple[list[dict], list[dict]]:
     """Training queries (and, with ``n_dev_per_form``, a fresh dev set of precise forms and hand-written needs)."""
@@ -326,6 +355,7 @@ def generate(catalog: str, taxonomy: str, seed: int, n_train_items: int,
             seen.add(k)
             train_out.append(t)
     train_out += [{"query": r["query"], "intent": r["intent"]} for r in generated_forms(items, rng, seen)]
+    train_out += [{"query": r["query"], "intent": r["intent"]} for r in partial_forms(items, rng, seen, dev_keys | frozen)]
     rng.shuffle(train_out)
     for n, d in enumerate(dev_out, 1):
         d["qid"] = f"{'p' if d['intent'] == 'precise' else 'f'}{n:04d}"
