@@ -102,22 +102,34 @@ def _worst_needs(needs: Sequence[DevQuery], qrels: Mapping[str, Mapping[str, int
     return out
 
 
+RECALL_AT = (1, 2, 3, 5)
+
+
 def _category_model(searcher: Searcher, needs: Sequence[DevQuery]) -> dict[str, Any] | None:
     """Top-1 / top-3 accuracy of the query→category model against the judged categories of the needs: the top
-    prediction is a judged category (top-1), one of the top three is (top-3)."""
+    prediction is a judged category (top-1), one of the top three is (top-3). And recall@n: the share of a need's
+    judged categories (those the catalog has items of) among the model's n most likely, averaged over the needs —
+    the facet recall@10 a page made of those n categories could reach at best."""
     predict = getattr(searcher, "predict_categories", None)
     if predict is None or not needs:
         return None
+    present = {it.category for it in getattr(searcher, "items", ())}
     top1 = top3 = n = 0
+    recall: dict[int, list[float]] = {m: [] for m in RECALL_AT}
     for q in needs:
         cats = {c for c, g in q.categories.items() if g > 0}
         if not cats:
             continue
-        pred = [c for c, _ in predict(q.query, 3)]
+        pred = [c for c, _ in predict(q.query, max(RECALL_AT))]
         n += 1
         top1 += bool(pred) and pred[0] in cats
-        top3 += bool(cats & set(pred))
-    return {"n": n, "top1": top1 / n if n else float("nan"), "top3": top3 / n if n else float("nan")}
+        top3 += bool(cats & set(pred[:3]))
+        have = cats & present if present else cats
+        if have:
+            for m in RECALL_AT:
+                recall[m].append(len(have & set(pred[:m])) / len(have))
+    return {"n": n, "top1": top1 / n if n else float("nan"), "top3": top3 / n if n else float("nan"),
+            "recall": {str(m): (sum(v) / len(v) if v else float("nan")) for m, v in recall.items()}}
 
 
 def _unknown_names(queries: Sequence[DevQuery], res: RunResult) -> dict[str, Any] | None:
@@ -284,6 +296,9 @@ def markdown(r: Mapping[str, Any]) -> str:
         if cm:
             lines.append(f"\nquery→category model on the {cm['n']} needs' judged categories: top-1 {_f(cm['top1'])}, "
                          f"top-3 {_f(cm['top3'])}")
+            if cm.get("recall"):
+                lines.append("judged categories among its n most likely (recall@n, the best facet recall@10 a page of "
+                             "those n categories can reach): " + ", ".join(f"@{m} {_f(v)}" for m, v in cm["recall"].items()))
     if r.get("significance"):
         lines += ["", "### Router vs best baseline (paired t-test, ranx)", "",
                   "| queries | metric | baseline | router | baseline score | p |", "|---|---|---|---|---|---|"]
