@@ -80,9 +80,10 @@ def _from_text(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name == "k":
-        if not (isinstance(value, str) and 0 < len(value) <= 9 and value.isascii() and value.isdigit()):
+        digits = value[1:] if isinstance(value, str) and value[:1] in "+-" else value
+        if not (isinstance(digits, str) and 0 < len(digits) <= 9 and digits.isascii() and digits.isdigit()):
             raise InvalidQueryError(f"k must be an integer, got {value[:20]!r}", field="k")
-        return int(value)
+        return int(value)  # a signed integer too: k=-1 is then refused as out of range, not as not a number
     if name in ("t_precise", "t_fuzzy"):
         try:
             return float(value)

@@ -40,6 +40,18 @@ def test_query_string_k_refused(k):
     assert e.value.field == "k"
 
 
+@pytest.mark.parametrize("k", ["-1", "0", "+0", "51"])
+def test_query_string_k_out_of_range_says_so(k):
+    with pytest.raises(InvalidQueryError, match="k must be between 1 and"):
+        parse({"q": "kfc", "k": k}, S, text=True)
+
+
+@pytest.mark.parametrize("k", ["-", "+", "--1", "1.5"])
+def test_query_string_k_not_a_number_says_so(k):
+    with pytest.raises(InvalidQueryError, match="k must be an integer"):
+        parse({"q": "kfc", "k": k}, S, text=True)
+
+
 @pytest.mark.parametrize("k", [True, False, "5", 5.0, 1.5, None])
 def test_json_k_must_be_an_integer(k):
     if k is None:
