@@ -189,7 +189,7 @@ def shortlist(codes: np.ndarray, head: int, facets: set[int], per_facet: int) ->
 
 
 def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], weights: Sequence[tuple[str, float]],
-                       k: int) -> list[Candidate]:
+                       k: int, relevance_exponent: float = 0.0) -> list[Candidate]:
     """Seats for the need's facets in proportion to their probability: PM-2 (Dang & Croft, "Diversity by
     proportionality", SIGIR 2012) with one aspect per item.
 
@@ -199,7 +199,13 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
     category. A need whose model is sure of one category gets a page of that category; one spread over two or
     three kinds of service gets each in proportion. ``cands`` come in relevance order; the picks are returned in the
     order they were made, so the first k of a longer page are the page of k. The score each pick shows is its
-    relevance capped at the score of the pick before it, so scores never rise down the page."""
+    relevance capped at the score of the pick before it, so scores never rise down the page.
+
+    With ``relevance_exponent`` γ > 0 the quotient is multiplied by (r / r_top)^γ, r the relevance of the candidate
+    the facet would seat and r_top the best candidate's: PM-2 weighs an item by how well it fits the aspect
+    (P(d | c)), which one category per item makes 0 or 1, and the facet's weight alone then seats its best item
+    left however weak it is (失恋了好难受: 问答交流 0.26 seated Stack Overflow, relevance 0.2 against 0.73). Relevance
+    at or below zero counts as 0.001 of the best."""
     queues: dict[str, list[int]] = {c: [] for c, _ in weights}
     for i, cat in enumerate(categories):
         q = queues.get(cat)
@@ -209,8 +215,19 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
     seats = dict.fromkeys(queues, 0)
     head = dict.fromkeys(queues, 0)
     picked: list[int] = []
+    top_rel = max((c.relevance for c in cands), default=1.0)
+    scale = 1.0 / top_rel if top_rel > 0 else 1.0
+    gamma = relevance_exponent
+
+    def claim(cw: tuple[str, float]) -> float:
+        c, w = cw
+        q = w / (2 * seats[c] + 1)
+        if gamma:
+            q *= max(cands[queues[c][head[c]]].relevance * scale, 1e-3) ** gamma
+        return q
+
     while len(picked) < k and live:
-        c = max(live, key=lambda cw: cw[1] / (2 * seats[cw[0]] + 1))[0]  # first facet wins a tie (max is stable)
+        c = max(live, key=claim)[0]  # first facet wins a tie (max is stable)
         picked.append(queues[c][head[c]])
         seats[c] += 1
         head[c] += 1
@@ -238,7 +255,8 @@ class FuzzyRecommender:
        the need) + ``popularity_weight`` × (popularity − 3)
        + ``category_weight`` × p(item's category | need).
     3. Selection (``facet_seats``): "proportional" gives the facets seats in proportion to p(category | need)
-       (PM-2, ``proportional_seats``), each filled by the facet's most relevant candidate left; "caps" selects by
+       (PM-2, ``proportional_seats``), weighed by the relevance of the candidate each facet would seat next, and
+       each filled by the facet's most relevant candidate left; "caps" selects by
        MMR (``mmr_lambda``, 1 = pure relevance) under ``main_category_cap`` results of the main facet and
        ``per_category_cap`` of each other. Either way no result lies outside the facets unless the page would
        otherwise have fewer than ``min_fuzzy_results``.
@@ -342,7 +360,7 @@ class FuzzyRecommender:
         if facets:
             caps = {c: (s.main_category_cap if n == 0 else s.per_category_cap) for n, (c, _) in enumerate(facets)}
             if s.facet_seats == "proportional":
-                picked = proportional_seats(cands, cats, facets, k)
+                picked = proportional_seats(cands, cats, facets, k, s.facet_relevance_exponent)
             else:
                 picked = mmr(cands, vecs(), cats, k, s.mmr_lambda, 0, caps)  # the facets only
             floor = min(k, s.min_fuzzy_results)

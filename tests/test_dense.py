@@ -162,3 +162,21 @@ def test_shortlist_keeps_each_facets_best_beyond_the_head():
     assert shortlist(codes, 20, {1}, 2).tolist() == list(range(11))
     assert shortlist(codes, 3, set(), 5).tolist() == [0, 1, 2]
     assert shortlist(np.array([], dtype=np.int64), 3, {0}, 2).tolist() == []
+
+
+def test_proportional_seats_weigh_the_candidate_each_facet_would_seat():
+    # relevance: A 1.0, 0.9, 0.8 · B 0.2 (a weak candidate), 0.1 · C 0.5
+    cands = [Candidate(0, 1.0, ""), Candidate(1, 0.9, ""), Candidate(2, 0.8, ""), Candidate(3, 0.5, ""),
+             Candidate(4, 0.2, ""), Candidate(5, 0.1, "")]
+    cats = ["A", "A", "A", "C", "B", "B"]
+    weights = [("A", 0.5), ("B", 0.3), ("C", 0.2)]
+    # plain PM-2: A .5 | B .3 | C .2 | A .167 | A .1 (ties with B .1: the first facet listed wins) | B .1
+    assert [c.item for c in proportional_seats(cands, cats, weights, 6)] == [0, 4, 3, 1, 2, 5]
+    # γ 1, each claim times r / 1.0: A .5 (B .06, C .1) | A .167·.9 = .15 | C .1 (A .1·.8 = .08) | A .08 (B .06) |
+    # B .06 | B .1·.1 = .01 (C and A have nothing left)
+    assert [c.item for c in proportional_seats(cands, cats, weights, 6, 1.0)] == [0, 1, 3, 2, 4, 5]
+    for k in range(1, 7):  # still the start of every longer page
+        assert proportional_seats(cands, cats, weights, k, 1.0) == proportional_seats(cands, cats, weights, 6, 1.0)[:k]
+    # relevance at or below zero: the facet still seats its items, last
+    neg = [Candidate(0, 0.5, ""), Candidate(1, -0.2, "")]
+    assert [c.item for c in proportional_seats(neg, ["A", "B"], [("A", 0.1), ("B", 0.9)], 2, 1.0)] == [0, 1]
