@@ -102,9 +102,7 @@ class PageBuilder:
                         return True
                     if h.reason == KEYWORD_REASON:
                         return not fixed and h.category == direct.category
-                    if h.reason == PREFIX_REASON and whole:
-                        return h.category == direct.category
-                    if h.reason == CONTAINED_REASON and exact:  # a part of the name: 霸王 in 霸王茶姬
+                    if (h.reason == PREFIX_REASON and whole) or (h.reason == CONTAINED_REASON and exact):
                         return h.category == direct.category
                     return True
 
