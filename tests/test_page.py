@@ -167,41 +167,32 @@ def test_card_cover_is_measured_on_the_need_without_its_modifiers():
     assert content_cover(2 / 7, "电脑坏了怎么办") == pytest.approx(2 / 4)  # 怎么办 whole, not 怎么 leaving 办
 
 
-class PrefixPrecise:
-    """The direct hit, then names that start with the query: one of its category, one of another."""
+class NamesPrecise:
+    """The direct hit (``reason``), then two more name matches (``others``: names that start with the query, or
+    that the query contains): one of another category, one of its own."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    def __init__(self, reason: str, others: str = "前缀匹配") -> None:
+        self.reason, self.others = reason, others
 
     def rank(self, a, k, trace=None):
-        return [_hit(0, self.reason), _hit(3, "前缀匹配"), _hit(6, "前缀匹配")][:k]
+        return [_hit(0, self.reason), _hit(3, self.others), _hit(6, self.others)][:k]
 
 
 def test_names_that_only_start_with_the_named_one_stay_in_its_category():
     fuzzy = StubFuzzy([], similar=[1, 4])
-    page = PageBuilder(PrefixPrecise("名称匹配"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
+    page = PageBuilder(NamesPrecise("名称匹配"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
     assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]  # 名3 (电台) is another thing: 富士 → 富士康
-    page = PageBuilder(PrefixPrecise("前缀匹配"), fuzzy, TABLE).answer(_analysis(True, reason="前缀匹配"), "precise", 4)
+    page = PageBuilder(NamesPrecise("前缀匹配"), fuzzy, TABLE).answer(_analysis(True, reason="前缀匹配"), "precise", 4)
     assert [h.id for h in page.results][:3] == ["it-0", "it-3", "it-6"]  # a prefix typed: every completion may be meant
-
-
-class ContainedPrecise:
-    """The direct hit, then names the query contains: one of its category, one of another."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def rank(self, a, k, trace=None):
-        return [_hit(0, self.reason), _hit(3, "包含名称"), _hit(6, "包含名称")][:k]
 
 
 def test_names_inside_a_name_typed_whole_stay_only_in_its_category():
     fuzzy = StubFuzzy([], similar=[1, 4])
     # 霸王茶姬 typed whole: 霸王 (another kind of thing) is only a part of the name
-    page = PageBuilder(ContainedPrecise("名称匹配"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
+    page = PageBuilder(NamesPrecise("名称匹配", "包含名称"), fuzzy, TABLE).answer(_analysis(True), "precise", 4)
     assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]
-    page = PageBuilder(ContainedPrecise("拼音匹配"), fuzzy, TABLE).answer(_analysis(True, reason="拼音匹配"), "precise", 4)
+    page = PageBuilder(NamesPrecise("拼音匹配", "包含名称"), fuzzy, TABLE).answer(_analysis(True, reason="拼音匹配"), "precise", 4)
     assert [h.id for h in page.results] == ["it-0", "it-6", "it-1", "it-4"]
     # 支付宝交电费: the hit is itself a contained name, and every name the query holds may be meant
-    page = PageBuilder(ContainedPrecise("包含名称"), fuzzy, TABLE).answer(_analysis(True, reason="包含名称"), "precise", 4)
+    page = PageBuilder(NamesPrecise("包含名称", "包含名称"), fuzzy, TABLE).answer(_analysis(True, reason="包含名称"), "precise", 4)
     assert [h.id for h in page.results][:3] == ["it-0", "it-3", "it-6"]
