@@ -21,11 +21,13 @@ import numpy as np
 
 from .backend import Backend
 from .config import Settings
-from .cues import Cues, split_command
+from .cues import QUESTION_WORDS, Cues, split_command
 from .intent import IntentModel, dense_features
 from .items import ItemTable
 from .lexicon import Lexicon
 from .matching import (
+    CONTAINED_REASON,
+    EXACT_REASONS,
     NAME_FEATURES,
     PINYIN_REASON,
     NameMatch,
@@ -39,6 +41,7 @@ from .normalize import compact_breaks, compact_normalized
 from .request import validate_query
 from .tokenize import Tokenizer
 from .trace import Trace, mark, perf_counter
+from .types import NAMED_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,9 @@ class Analysis:
         return self.cues.core if self.cues is not None and self.cues.wrapped else self.compact
 
 
+LONG_QUESTION_WORDS = tuple(w for w in QUESTION_WORDS if len(w) >= 2)  # interrogatives, not the particles 吗 and 么
+
+
 class QueryAnalyzer:
     def __init__(self, settings: Settings, tokenizer: Tokenizer, lexicon: Lexicon, table: ItemTable, backend: Backend,
                  text_analyzer: Callable[[str], list[str]], intent: IntentModel | None) -> None:
@@ -110,7 +116,7 @@ class QueryAnalyzer:
         t = mark(trace, "tokenize", t)
         breaks = compact_breaks(norm)
         match = self.match(cq, breaks)
-        cues = split_command(cq, self.is_name)
+        cues = split_command(cq, self.is_name, self.names_in(cq, match))
         if cues.wrapped and not _names_entity(match):  # the name inside the command: 帮我打开qq → qq
             off = cq.find(cues.core)
             inner = self.match(cues.core, frozenset(b - off for b in breaks if 0 < b - off < len(cues.core)))
@@ -189,6 +195,20 @@ class QueryAnalyzer:
                     shared = len(ns & qs)
                     best = max(best, (shared / len(ns)) * (shared / len(qs)))
         return best
+
+    def names_in(self, cq: str, match: NameMatch) -> list[str]:
+        """The names of brands and mini-programs that compact query ``cq`` contains whole (matched as the query
+        itself or inside it), as they are written in it: what the question and need cues must not read (饿了么红包,
+        什么值得买). The platform's functions are phrased as needs (附近银行, 火车票多少钱) and keep their cues, and so
+        does a name that ends in an interrogative word (去哪儿 in 小长假去哪儿)."""
+        table, out = self.table, []
+        for d, (_, why) in match.boosts.items():
+            if (why == CONTAINED_REASON or why in EXACT_REASONS) and 0 <= d < len(table.items) \
+                    and table.items[d].type in NAMED_TYPES and d not in table.deleted:
+                out += [c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq]
+        # a name that ends in an interrogative (去哪儿: "go where?") reads as the question it spells, and stays read
+        out = [c for c in out if not c.endswith(LONG_QUESTION_WORDS)]
+        return sorted(set(out), key=len, reverse=True)  # longest first: 饿了么外卖 before 饿了么
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

@@ -13,7 +13,7 @@ compact form (normalised, no spaces or punctuation, lower case).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # polite or filler words before the verb (请帮我打开…, 那你帮我打开…, 把淘宝打开)
@@ -79,11 +79,17 @@ def _strip_suffix(s: str, options: tuple[str, ...]) -> tuple[str, str]:
     return s, ""
 
 
-def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False) -> Cues:
+def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False, names: Sequence[str] = ()) -> Cues:
     """The cues of compact query ``cq``. ``keep_weak(rest)`` says whether ``rest`` is a known name, which lets a weak
-    verb (去, 用, 上…) be taken off."""
-    question = any(w in cq for w in QUESTION_WORDS)
-    need = any(w in cq for w in NEED_WORDS)
+    verb (去, 用, 上…) be taken off. ``names``: names of things the query contains (饿了么, 去哪儿, 什么值得买); their
+    characters are no question or need words (么 and 饿了 in 饿了么红包), so they are masked before those are looked
+    for."""
+    marked = cq
+    for n in names:
+        if n:
+            marked = marked.replace(n, "|")
+    question = any(w in marked for w in QUESTION_WORDS)
+    need = any(w in marked for w in NEED_WORDS)
     s = cq
     while True:  # 那你帮我 / 请 / 麻烦 … before the verb
         s2, lead = _strip_prefix(s, _LEAD)

@@ -14,6 +14,7 @@ Route = Literal["precise", "fuzzy", "mixed"]
 # content (助眠音乐, 学日语) are *generic*: their names are needs.
 ITEM_TYPES: tuple[str, ...] = ("brand", "mini_program", "function", "service", "content")
 ENTITY_TYPES: frozenset[str] = frozenset({"brand", "mini_program", "function"})
+NAMED_TYPES: frozenset[str] = frozenset({"brand", "mini_program"})  # entities with a proper name (not functions)
 ACTION_KINDS: tuple[str, ...] = (
     "open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content",
 )

@@ -108,3 +108,14 @@ def test_latin_names_are_contained_only_as_whole_words():
     assert found("kfc点餐") == {(3, 0, 3)}  # a Latin word next to Chinese characters
     assert found("nikeshoes") == set() and found("nikeshoes", frozenset({4})) == {(4, 0, 4)}  # "nike shoes"
     assert found("肯德基宅急送") == {(3, 0, 3)}  # Chinese names have no word boundary
+
+
+def test_names_the_query_contains_are_no_question_or_need_words():
+    c = split_command("饿了么红包")
+    assert c.question and c.need  # 么 and 饿了
+    c = split_command("饿了么红包", names=["饿了么"])
+    assert not c.question and not c.need
+    c = split_command("饿了么外卖怎么退款", names=["饿了么外卖", "饿了么"])
+    assert c.question and not c.need  # 怎么 is outside the name
+    assert split_command("什么值得买", names=["什么值得买"]).question is False
+    assert split_command("附近的饿了么", names=["饿了么"]).need  # 附近 is outside the name

@@ -150,3 +150,14 @@ def test_a_need_ranks_the_item_named_or_tagged_for_it_high(default_searcher, q, 
 def test_a_filler_word_is_no_matched_need(default_searcher):
     r = default_searcher.search("心情不好", 10)  # 不好 is in the tag 肠胃不好, which says nothing of a mood
     assert not any("肠胃不好" in h.reason for h in r.results), [(h.name, h.reason) for h in r.results]
+
+
+@pytest.mark.parametrize(("q", "name"), [("饿了么红包", "饿了么"), ("饿了么超级会员", "饿了么"), ("用饿了么点个奶茶", "饿了么")])
+def test_a_name_spelled_with_question_or_need_characters_is_still_a_name(default_searcher, q, name):
+    r = default_searcher.search(q, 5)
+    assert r.intent.label == "precise" and r.direct_hit is not None and r.direct_hit.name == name
+
+
+@pytest.mark.parametrize("q", ["小长假去哪儿", "去哪儿玩"])
+def test_a_name_that_spells_a_question_is_read_as_one(default_searcher, q):
+    assert default_searcher.search(q, 5).intent.label == "fuzzy"  # 去哪儿: "go where?"
