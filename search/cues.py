@@ -81,7 +81,7 @@ def _strip_suffix(s: str, options: tuple[str, ...]) -> tuple[str, str]:
 
 def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False, names: Sequence[str] = ()) -> Cues:
     """The cues of compact query ``cq``. ``keep_weak(rest)`` says whether ``rest`` is a known name, which lets a weak
-    verb (去, 用, 上…) be taken off. ``names``: names of things the query contains (饿了么, 去哪儿, 什么值得买); their
+    verb (去, 用, 上…) be taken off. ``names``: names of things the query contains (饿了么, 什么值得买); their
     characters are no question or need words (么 and 饿了 in 饿了么红包), so they are masked before those are looked
     for."""
     marked = cq
