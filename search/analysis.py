@@ -208,7 +208,7 @@ class QueryAnalyzer:
                 out += [c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq]
         # a name that ends in an interrogative (去哪儿: "go where?") reads as the question it spells, and stays read
         out = [c for c in out if not c.endswith(LONG_QUESTION_WORDS)]
-        return sorted(set(out), key=len, reverse=True)  # longest first: 饿了么外卖 before 饿了么
+        return sorted(set(out), key=lambda c: (-len(c), c))  # longest first (饿了么外卖 before 饿了么), then a fixed order
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""
