@@ -261,14 +261,15 @@ def generated_forms(items: Sequence[Item], rng: random.Random, blocked: set[str]
 
 
 def partial_forms(items: Sequence[Item], rng: random.Random, blocked: set[str], held_out: Iterable[str],
-                  quota: int = EXTRA_QUOTA["partial"]) -> list[dict]:
+                  quota: int = EXTRA_QUOTA["partial"], unique: set[str] | None = None) -> list[dict]:
     """Partial names as training rows: an entity's Chinese name (4–12 characters) without its last one or two
     characters, at least three left, when that prefix still starts that item's names only (网易云音, 中国邮政储蓄),
     popular items first (weighted order). Two-character prefixes are left out: many are words of their own (照明,
     第五, 神奇), and as training rows they pulled such words towards the precise route. No row repeats a key in
     ``blocked`` (which grows as rows are added), nor is a prefix of a ``held_out`` query or has one as its prefix
-    (an evaluation query 腾讯视 keeps 腾讯视频 out of these rows altogether)."""
-    unique = _unique_prefixes(items)
+    (an evaluation query 腾讯视 keeps 腾讯视频 out of these rows altogether). ``unique``: ``_unique_prefixes(items)``,
+    when the caller has it already."""
+    unique = _unique_prefixes(items) if unique is None else unique
     held = [compact(q) for q in held_out]
     entities = [it for it in items if it.type in ("brand", "mini_program")]
     rows: list[dict] = []
@@ -355,7 +356,8 @@ def generate(catalog: str, taxonomy: str, seed: int, n_train_items: int,
             seen.add(k)
             train_out.append(t)
     train_out += [{"query": r["query"], "intent": r["intent"]} for r in generated_forms(items, rng, seen)]
-    train_out += [{"query": r["query"], "intent": r["intent"]} for r in partial_forms(items, rng, seen, dev_keys | frozen)]
+    partial = partial_forms(items, rng, seen, dev_keys | frozen, unique=unique_prefix)
+    train_out += [{"query": r["query"], "intent": r["intent"]} for r in partial]
     rng.shuffle(train_out)
     for n, d in enumerate(dev_out, 1):
         d["qid"] = f"{'p' if d['intent'] == 'precise' else 'f'}{n:04d}"
