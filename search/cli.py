@@ -45,7 +45,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     extra = _extra_train(args, train) if args.extra_train else None
     if extra is not None:
         train = extra.pop("train")
-    stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "categories", "write"]
+    stages = ["tokenizer", "bm25", "lexicon", "encoder", "embeddings", "faiss", "intent", "categories",
+              *(["alternatives"] if len(items) <= s.alternatives_max_items else []), "write"]
     bar = tqdm(total=len(stages), desc="build", unit="stage", disable=args.quiet, file=sys.stderr)
 
     def progress(msg: str) -> None:

@@ -87,6 +87,10 @@ class Settings:
     # USE per-token first-layer results kept (LRU, 13 KB each: 4096 ≈ 54 MB; 0 = off). A query whose tokens
     # are all in the table skips the projection and first convolution GEMMs (search/use.py)
     encoder_token_cache: int = 4096
+    # items up to which the build stores every item's closest alternatives (search/alternatives.py: 100k items ≈ 19 MB,
+    # ≈ 15 s of build), so a precise page's alternatives are read, not searched; above it (and 0 = never) they are
+    # searched per query. Used only while the serving search settings are the build's (hnsw_ef_search, ivf_nprobe)
+    alternatives_max_items: int = 200_000
     # neighbours fetched before re-ranking and MMR (dev fuzzy nDCG@10 at k = 10: 100 → 0.4391, 50 → 0.4397)
     fuzzy_candidates: int = 50
     tag_weight: float = 0.15  # bonus per matched tag/need word in the fuzzy re-ranker
@@ -234,6 +238,8 @@ class Settings:
             raise ConfigError(f"facet_relevance_exponent must be in 0..8, got {self.facet_relevance_exponent}")
         if not (0.0 <= self.mmr_lambda <= 1.0) or not (0.0 <= self.facet_min_prob <= 1.0):
             raise ConfigError("mmr_lambda and facet_min_prob must be in 0..1")
+        if not (0 <= self.alternatives_max_items <= 100_000_000):
+            raise ConfigError("alternatives_max_items must be in 0..100000000 (0 = no alternatives table)")
         if not (0 <= self.worker_threads <= 64):
             raise ConfigError("worker_threads must be in 0..64 (0 = auto)")
         if self.verify_index not in ("full", "size"):

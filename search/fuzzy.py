@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .alternatives import Alternatives, order_row, pool_for
 from .analysis import Analysis
 from .backend import Backend
 from .categories import CategoryModel
@@ -264,12 +265,13 @@ class FuzzyRecommender:
     """
 
     def __init__(self, settings: Settings, table: ItemTable, backend: Backend, encoder: QueryEncoder,
-                 categories: CategoryModel | None = None) -> None:
+                 categories: CategoryModel | None = None, alternatives: Alternatives | None = None) -> None:
         self.settings = settings
         self.table = table
         self.backend = backend
         self.encoder = encoder
         self.categories = categories
+        self.alternatives = alternatives  # the build's alternatives table; None = search per query
         self.label_index = categories.index if categories is not None else {}
         table.per_item(self.label_index)  # built here, at load, rather than by the first query
 
@@ -381,17 +383,21 @@ class FuzzyRecommender:
         """The items closest to item ``doc`` (its alternatives: 肯德基 → 麦当劳, 汉堡王), its own category first, by
         cosine of their stored vectors. The shown score is the cosine capped at the score above it (starting from
         ``ceiling``, the last score already on the page), so scores never rise down the page although another
-        category's item can be closer than the last one of the same category."""
+        category's item can be closer than the last one of the same category.
+
+        The build's alternatives table (``search.alternatives``) answers without a search when it still describes
+        the catalog and its row is long enough; the search it replaces gives the same order."""
         t, table = perf_counter(), self.table
-        vec = self.backend.vectors([doc])[0]
-        ids, sims = self.backend.dense(vec, min(len(table.items), max(4 * n + 10, 40)))
-        cat = table.items[doc].category
-        same, other = [], []
-        for i, sim in zip(ids.tolist(), sims.tolist(), strict=True):
-            if i == doc or i in exclude or i in table.deleted or i >= len(table.items):
-                continue
-            (same if table.items[i].category == cat else other).append((i, sim))
-        picked = (same + other)[:n]
+        alt = self.alternatives
+        picked = None
+        if alt is not None and not table.changed and not table.replaced:  # the build's table still holds
+            picked = alt.lookup(doc, n, exclude)
+        if picked is None:
+            vec = self.backend.vectors([doc])[0]
+            ids, sims = self.backend.dense(vec, min(len(table.items), pool_for(n)))
+            n_items, deleted = len(table.items), table.deleted
+            picked = order_row(doc, ids.tolist(), sims.tolist(), lambda i: table.items[i].category,
+                               lambda i: i in exclude or i in deleted or i >= n_items)[:n]
         hits, top = [], ceiling
         for i, sim in picked:
             top = min(top, sim)

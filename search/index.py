@@ -3,7 +3,8 @@
 Parts, in folder order: the items (``items``), BM25 postings (``bm25``), the name lexicon (``lexicon``), the
 intent model (``intent``), the jieba user dictionary (``tokenize``), the encoder (``dense``, chosen by the name
 in the manifest through ``dense.ENCODERS``), the item vectors and FAISS index (``dense``), suggest's
-completions (``suggest``) and the query→category model (``categories``). Each part saves and loads itself through ``store``'s writer and reader, which alone
+completions (``suggest``), the query→category model (``categories``) and each item's closest alternatives
+(``alternatives``, up to ``Settings.alternatives_max_items`` items). Each part saves and loads itself through ``store``'s writer and reader, which alone
 touch files (temporary folder, fsync, checksums, refusal of damaged files); a new part is a ``save``/``load``
 pair in its own module and one line in each of ``IndexParts.save`` and ``load_parts``.
 
@@ -21,11 +22,20 @@ from typing import Any
 
 import numpy as np
 
+from .alternatives import Alternatives
 from .backend import EmbeddedBackend
 from .bm25 import BM25Index
 from .categories import CategoryModel, training_rows
 from .config import Settings
-from .dense import DenseIndex, Encoder, choose_index_type, limit_threads, load_encoder, new_encoder
+from .dense import (
+    DenseIndex,
+    Encoder,
+    choose_index_type,
+    configure_search,
+    limit_threads,
+    load_encoder,
+    new_encoder,
+)
 from .errors import IndexIntegrityError
 from .intent import IntentModel
 from .items import ItemTable
@@ -66,11 +76,13 @@ class IndexParts:
     dense: DenseIndex
     completions: Completions
     categories: CategoryModel
+    alternatives: Alternatives | None = None  # None above Settings.alternatives_max_items
 
     def save(self, w: IndexWriter) -> None:
         for part in (self.table, self.tokenizer, self.bm25, self.lexicon, self.intent, self.completions, self.dense,
-                     self.encoder, self.categories):
-            part.save(w)
+                     self.encoder, self.categories, self.alternatives):
+            if part is not None:
+                part.save(w)
 
     def meta(self, settings: Settings) -> dict[str, Any]:
         """What the manifest says about these parts besides their files."""
@@ -94,9 +106,10 @@ def load_parts(r: IndexReader, settings: Settings) -> IndexParts:
         dense = DenseIndex.load(r, n)
         completions = Completions.load(r)
         categories = CategoryModel.load(r)
+        alternatives = Alternatives.load(r, n)
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexIntegrityError(f"index content is inconsistent: {exc}", str(r.path)) from exc
-    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions, categories)
+    return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions, categories, alternatives)
 
 
 def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], settings: Settings,
@@ -144,8 +157,14 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     say("categories")
     texts, labels, weights = training_rows(items, category_train, normalize)
     categories = CategoryModel.train(texts, labels, text_analyzer, weights)
+    alternatives = None
+    if len(items) <= settings.alternatives_max_items:
+        say(f"alternatives ({len(items)} items)")
+        configure_search(dense.index, settings.hnsw_ef_search, settings.ivf_nprobe)  # as the searcher will search
+        backend = EmbeddedBackend(bm25, dense.index, vectors)
+        alternatives = Alternatives.build(len(items), backend.vectors, dense.index.search, [it.category for it in items])
     return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train),
-                      categories)
+                      categories, alternatives)
 
 
 def versions() -> dict[str, str]:

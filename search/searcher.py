@@ -69,9 +69,19 @@ class Searcher:
         self.analyzer = QueryAnalyzer(s, p.tokenizer, p.lexicon, self.table, backend, make_analyzer(p.tokenizer.words),
                                       p.intent)
         self.precise = PreciseRanker(self.table, backend, self.analyzer.bm25)
-        self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder, p.categories)
+        self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder, p.categories,
+                                      p.alternatives if backend.name == "embedded" and self._alternatives_hold() else None)
         self.pages = PageBuilder(self.precise, self.fuzzy, self.table, p.lexicon)
         self.suggester = Suggester(p.lexicon, p.completions, self.table)
+
+    def _alternatives_hold(self) -> bool:
+        """Whether the build's alternatives table is what a search would give now: built with the search settings
+        this process serves with (a manifest without a config — an index built in memory — is this process's)."""
+        built = self.manifest.get("config") if isinstance(self.manifest, dict) else None
+        if not isinstance(built, dict):
+            return True
+        s = self.settings
+        return built.get("hnsw_ef_search") == s.hnsw_ef_search and built.get("ivf_nprobe") == s.ivf_nprobe
 
     # -- the parts, by name ----------------------------------------------------------------------------
     @property
