@@ -145,12 +145,13 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     kind = choose_index_type(len(items), settings.dense_index)
     say(f"faiss ({kind})")
     dense = DenseIndex.build(vectors, kind, settings.hnsw_m)
+    configure_search(dense.index, settings.hnsw_ef_search, settings.ivf_nprobe)  # as the searcher will search
+    backend = EmbeddedBackend(bm25, dense.index, vectors)
     table = ItemTable(items)
     say(f"intent ({len(train)} queries)")
     intent = IntentModel.empty()
     if train:
-        analyzer = QueryAnalyzer(settings, tokenizer, lexicon, table, EmbeddedBackend(bm25, dense.index, vectors),
-                                 text_analyzer, None)
+        analyzer = QueryAnalyzer(settings, tokenizer, lexicon, table, backend, text_analyzer, None)
         analyses = [analyzer.analyze(q) for q, _ in train]
         intent = IntentModel.train([a.normalized for a in analyses], np.vstack([a.features for a in analyses]),
                                    [1 if label == "precise" else 0 for _, label in train], text_analyzer)
@@ -160,8 +161,6 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
         say(f"alternatives ({len(items)} items)")
-        configure_search(dense.index, settings.hnsw_ef_search, settings.ivf_nprobe)  # as the searcher will search
-        backend = EmbeddedBackend(bm25, dense.index, vectors)
         alternatives = Alternatives.build(len(items), backend.vectors, dense.index.search, [it.category for it in items])
     return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train),
                       categories, alternatives)
