@@ -236,3 +236,35 @@ def test_alternatives_scores_never_rise_and_respect_the_ceiling(searcher50):
         assert free == sorted(free, reverse=True) and capped == sorted(capped, reverse=True)
         assert all(c <= 0.3 for c in capped)
         assert capped == [min(f, 0.3) for f in free]
+
+
+def test_each_facet_adds_its_own_popular_items(searcher50):
+    """The facets' popular items join the dense candidates, up to ``facet_extra_candidates`` of each facet: a surer
+    facet with many items cannot take the places of the others."""
+    from collections import Counter
+
+    s = searcher50
+    three = [c for c, n in Counter(it.category for it in s.items).most_common() if n >= 2][:3]
+    assert len(three) == 3
+    asked: list[list[int]] = []
+
+    class OneNeighbour:  # the dense search finds a single item, so the candidates are mostly the facets' extras
+        name = "embedded"
+
+        def __init__(self, backend):
+            self.backend = backend
+
+        def dense(self, vector, k):
+            ids, sims = self.backend.dense(vector, k)
+            return ids[:1], sims[:1]
+
+        def vectors(self, docs):
+            asked.append(list(docs))
+            return self.backend.vectors(docs)
+
+    fz = FuzzyRecommender(s.settings.replace(facet_extra_candidates=1), s.table, OneNeighbour(s.backend),
+                          s.query_encoder, s.parts.categories)
+    fz.facets_of = lambda p: [(three[0], 0.6), (three[1], 0.3), (three[2], 0.1)]
+    fz.recommend(s.analyze("周末带娃去哪", k=10), 10)
+    extras = [s.items[d].category for d in asked[0]]
+    assert sorted(extras) == sorted(three)  # one of each facet
