@@ -10,7 +10,8 @@
   hit, ``not_found``, the nearest names (did you mean) and a short fallback list.
 - **fuzzy**: recommendations, grouped by category. When the need names a generic service (密室逃脱, 宠物寄养), that
   service is the card on top — the entry to its providers — and the recommendations follow.
-- **mixed**: a card on top when there is a strong name match (an entity or a service), then recommendations
+- **mixed**: a card on top when there is a strong name match (an entity or a service), or an entity whose name is at
+  least half of the query once modifier words are set aside (古茗附近门店), then recommendations
   (without the card's item), grouped by category.
 
 A direct hit reached through a corrected name (a homophone, a one-character slip) carries ``correction``.
@@ -42,6 +43,7 @@ from .types import Hit, Route
 NOT_FOUND_PAGE = 5  # results on a page for a name the catalog does not have: the nearest names, then a few more
 _GENERIC_EXACT = NAME_FEATURES.index("generic_exact")
 _GENERIC_CONTAINED = NAME_FEATURES.index("generic_contained")
+_CONTAINS = NAME_FEATURES.index("contains_name")
 # longest first, in a fixed order (a set's order changes with the process's hash seed): 怎么办 goes before 怎么
 _MODIFIERS = tuple(sorted(MODIFIER_WORDS, key=lambda w: (-len(w), w)))
 GENERIC_CARD_COVER = 0.5  # a need shows a service card when the service's name is at least half of it
@@ -135,17 +137,29 @@ class PageBuilder:
         return Page(direct, tuple(results), groups, correction=correction)
 
     def _card(self, a: Analysis, label: Route, trace: Trace | None) -> Hit | None:
-        """The card on top of a mixed page (any strong name match) or of a fuzzy one (a generic service the need
-        names, covering at least half of it once the modifier words are set aside: in 附近哪里可以修电脑 the need is
-        修电脑, all of it the alias of 电脑维修)."""
+        """The card on top of a mixed page (any strong name match, or an entity's name that is at least half of the
+        query once the modifier words are set aside) or of a fuzzy one (a generic service the need names, covering at
+        least half of it the same way: in 附近哪里可以修电脑 the need is 修电脑, all of it the alias of 电脑维修)."""
         if label == "mixed":
-            top = self.precise.rank(a, 1, trace) if a.match.strong else []
-            return top[0] if top else None
+            if a.match.strong:
+                top = self.precise.rank(a, 1, trace)
+                return top[0] if top else None
+            # an entity's name that is at least half of the need once the modifier words are set aside: 古茗 in
+            # 古茗附近门店 (古茗门店), as a service's name gets its card on a fuzzy page
+            if content_cover(a.match.features[_CONTAINS], a.compact) < GENERIC_CARD_COVER:
+                return None
+            return self._best_named(a, entity=True, reason=CONTAINED_REASON)
         f = a.match.features
         if f[_GENERIC_EXACT] == 0 and content_cover(f[_GENERIC_CONTAINED], a.compact) < GENERIC_CARD_COVER:
             return None
+        return self._best_named(a, entity=False)
+
+    def _best_named(self, a: Analysis, entity: bool, reason: str | None = None) -> Hit | None:
+        """The most boosted live item the query names (with ``reason``, when given), among entities or among
+        generic services."""
         generic = self.table.is_generic
-        best = max(((b, i, r) for i, (b, r) in a.match.boosts.items() if i < len(generic) and generic[i]
+        best = max(((b, i, r) for i, (b, r) in a.match.boosts.items() if i < len(generic)
+                    and bool(generic[i]) != entity and (reason is None or r == reason)
                     and i not in self.table.deleted), default=None)
         return self.table.hit(best[1], best[0], best[2]) if best else None
 

@@ -196,3 +196,21 @@ def test_names_inside_a_name_typed_whole_stay_only_in_its_category():
     # 支付宝交电费: the hit is itself a contained name, and every name the query holds may be meant
     page = PageBuilder(NamesPrecise("包含名称", "包含名称"), fuzzy, TABLE).answer(_analysis(True, reason="包含名称"), "precise", 4)
     assert [h.id for h in page.results][:3] == ["it-0", "it-3", "it-6"]
+
+
+@pytest.mark.parametrize(("cq", "cover", "card"), [("肯德基附近门店", 3 / 7, True), ("周末想去肯德基吃点东西", 3 / 11, False)])
+def test_mixed_page_card_for_an_entity_that_is_half_the_need(cq, cover, card):
+    # not a strong match (肯德基 covers under half of the query), but 3 of the 5 characters left once 附近 is set aside
+    # (肯德基门店); in 周末想去肯德基吃点东西, 3 of the 9 left without 东西
+    feats = [0.0] * len(NAME_FEATURES)
+    feats[NAME_FEATURES.index("contains_name")] = cover
+    match = NameMatch({0: (5.0, "包含名称"), 5: (6.0, "包含名称"), 1: (9.0, "前缀匹配")}, tuple(feats), False)
+    a = Analysis(cq, cq, cq, (cq,), (cq,), match, np.zeros(0, np.int64), np.zeros(0), 10, [], np.zeros(3), 0.5, None,
+                 False)
+    fuzzy = StubFuzzy([0, 2, 3])
+    page = PageBuilder(StubPrecise([0]), fuzzy, TABLE).answer(a, "mixed", 3)
+    if card:  # the contained entity (肯德基), not the generic service (密室逃脱) nor a prefix match, however boosted
+        assert page.direct_hit.id == "it-0" and [h.id for h in page.results] == ["it-0", "it-2", "it-3"]
+        assert fuzzy.calls == [(2, {0})]
+    else:
+        assert page.direct_hit is None and fuzzy.calls == [(3, None)]
