@@ -20,7 +20,7 @@ STAGES: tuple[str, ...] = (
     "encode",  # query embedding
     "dense",  # nearest-neighbour search
     "categories",  # query→category model and the facets' extra candidates
-    "rerank",  # fuzzy re-rank and diversification
+    "rerank",  # fuzzy re-rank and seats; a precise page's alternatives
     "page",  # assembling the answer page
 )
 
