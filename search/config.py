@@ -113,17 +113,19 @@ class Settings:
     facet_relevance_exponent: float = 1.0
     min_fuzzy_results: int = 6  # a fuzzy answer shows at least this many results where the catalog allows
     # --- query → category model (search/categories.py) ---
-    # α: weight of the neighbours' categories against the text classifier. Chosen on the training needs (two folds by
-    # origin, the dev sets unused), with the classifier's rows per text (search/categories.py): top-1 0.727 / 0.733 /
-    # 0.730 at α 0.3 / 0.4 / 0.5, facet recall@10 0.835 / 0.838 / 0.840, category precision@10 0.722 / 0.717 / 0.713
-    category_knn_weight: float = 0.4
+    # α: weight of the neighbours' categories against the text classifier. Chosen on the training needs (two folds,
+    # each fold's index trained without it; the dev sets unused) once their also-categories were completed: category
+    # precision@10 / facet recall@10 of the served pages 0.713 / 0.761 at α 0.4, 0.721 / 0.761 at 0.25, 0.721 / 0.746
+    # at 0.1; with four facets at 0.25, 0.713 / 0.780. (Before the completion: top-1 0.727 / 0.733 / 0.730 at α
+    # 0.3 / 0.4 / 0.5.) The neighbours are items, one category each: they pull towards a need's main category
+    category_knn_weight: float = 0.25
     category_knn_neighbours: int = 30  # nearest items that vote
     # τ: vote weight exp(cosine / τ). Chosen on the training needs (as α; before the rows per text): top-1
     # 0.732 at τ 0.1 → 0.764 at 0.05 (0.768 at 0.03, 0.754 at 0.07)
     category_knn_temperature: float = 0.05
     category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
     facet_min_prob: float = 0.05  # a category is one of the need's facets from this probability
-    max_facets: int = 3  # facets a page is organised by
+    max_facets: int = 4  # facets a page is organised by (on the training folds: see category_knn_weight)
     facet_extra_candidates: int = 10  # popular items of each facet added to the dense candidates
 
     # --- serving ---------------------------------------------------------------------------------
