@@ -8,11 +8,12 @@ not on the query, so the searches are done in one batch when the index is built 
 A row is the item's ``POOL`` nearest neighbours by the served FAISS index (with the build's search settings),
 itself left out, reordered stably with the same category first, and cut to ``WIDTH`` entries (padded with -1):
 exactly the order a live search over the same pool gives (``tests/test_alternatives.py`` checks it). A page
-needs at most ``k - 1`` of them besides the results already shown, so a row of 24 serves every page of
-``k`` ≤ 12 without a search; ``lookup`` answers ``None`` when a row runs short and the caller searches instead.
+of ``k`` needs at most ``k - 1`` of them, besides the results already shown; for up to 9 (pages of ten) a live
+search would use the same pool of 48, so the row answers. ``lookup`` answers ``None`` for more, or when a row runs
+short after the exclusions, and the caller searches instead.
 
-The table is built for catalogs of up to ``Settings.alternatives_max_items`` items (100k items: 19 MB,
-about 15 s on 2 cores); above that, and wherever items changed since the build (the Milvus backend's upserts),
+The table is built for catalogs of up to ``Settings.alternatives_max_items`` items (100k items: 19 MB and 17.5 s
+of a 526 s build in ``make bench``); above that, and wherever items changed since the build (the Milvus backend's upserts),
 the searches are made per query as before.
 """
 

@@ -88,7 +88,7 @@ class Settings:
     # are all in the table skips the projection and first convolution GEMMs (search/use.py)
     encoder_token_cache: int = 4096
     # items up to which the build stores every item's closest alternatives (search/alternatives.py: 100k items ≈ 19 MB,
-    # ≈ 15 s of build), so a precise page's alternatives are read, not searched; above it (and 0 = never) they are
+    # ≈ 18 s of build), so a precise page's alternatives are read, not searched; above it (and 0 = never) they are
     # searched per query. Used only while the serving search settings are the build's (hnsw_ef_search, ivf_nprobe)
     alternatives_max_items: int = 200_000
     # neighbours fetched before re-ranking and MMR (dev fuzzy nDCG@10 at k = 10: 100 → 0.4391, 50 → 0.4397)
