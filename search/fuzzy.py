@@ -25,10 +25,10 @@ from .analysis import Analysis
 from .backend import Backend
 from .categories import CategoryModel
 from .config import Settings
-from .cues import MODIFIER_WORDS
 from .dense import QueryEncoder
 from .items import ItemTable
 from .matching import CONTAINED_REASON
+from .tags import countable, need_words
 from .trace import Trace, mark, perf_counter
 from .types import Hit
 
@@ -46,38 +46,24 @@ class TagMatcher:
 
     Modifier words (``cues.MODIFIER_WORDS``: 附近, 怎么, 推荐…) say where or how, not what: a tag that is one
     (附近 on 附近药店) does not match 附近的花店, and a query word that is one does not match the tags containing it.
-    One per query: the candidates of a query share most of their tags, so each distinct tag is tested once.
+    This is the rule for a few items; the re-rank applies the same rule to the whole tag vocabulary at once
+    (``tags.TagIndex``, tested equal to this).
     """
 
     def __init__(self, query: str, words: Sequence[str]) -> None:
         self.query = query
-        self.long_words = [w for w in words if len(w) >= 2 and w not in MODIFIER_WORDS]
+        self.long_words = need_words(words)
         self._memo: dict[str, bool] = {}
 
     def hit(self, tag: str) -> bool:
         h = self._memo.get(tag)
         if h is None:
-            h = False
-            if len(tag) >= 2 and tag not in MODIFIER_WORDS:
-                if tag in self.query:
-                    h = True
-                else:
-                    for w in self.long_words:  # a loop, not any(<generator>): ~150 new tags per query
-                        if w in tag:
-                            h = True
-                            break
+            h = countable(tag) and (tag in self.query or any(w in tag for w in self.long_words))
             self._memo[tag] = h
         return h
 
     def __call__(self, tags: Sequence[str]) -> list[str]:
-        memo, out = self._memo, []
-        for t in tags:
-            h = memo.get(t)
-            if h is None:
-                h = self.hit(t)
-            if h:
-                out.append(t)
-        return out
+        return [t for t in tags if self.hit(t)]
 
 
 def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
@@ -274,6 +260,7 @@ class FuzzyRecommender:
         self.alternatives = alternatives  # the build's alternatives table; None = search per query
         self.label_index = categories.index if categories is not None else {}
         table.per_item(self.label_index)  # built here, at load, rather than by the first query
+        table.tag_index()
 
     def category_probs(self, a: Analysis, ids: np.ndarray, sims: np.ndarray) -> np.ndarray | None:
         """p(category | need) from the model, its neighbours' vote over the first ``category_knn_neighbours`` of
@@ -301,7 +288,7 @@ class FuzzyRecommender:
         s, table, t = self.settings, self.table, perf_counter()
         qv = self.encoder(a.need_text)
         t = mark(trace, "encode", t)
-        items, all_tags, tw, pw = table.items, table.tags, s.tag_weight, s.popularity_weight
+        items, tw, pw = table.items, s.tag_weight, s.popularity_weight
         n = min(max(s.fuzzy_candidates, 4 * k), len(items))
         ids, sims = self.backend.dense(qv, n)
         t = mark(trace, "dense", t)
@@ -324,12 +311,12 @@ class FuzzyRecommender:
             sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
         cw = s.category_weight if p is not None else 0.0
-        match_tags = TagMatcher(a.need_text, a.need_words)
+        tag_index = table.tag_index()
+        tag_hit = tag_index.hits(a.need_text, a.need_words)
         deleted, n_items = table.deleted, len(items)
         keep = [(sim, i) for sim, i in zip(sims.tolist(), ids.tolist(), strict=True)
                 if not (i < 0 or i >= n_items or (exclude and i in exclude) or (deleted and i in deleted))]
         docs = [i for _, i in keep]
-        tags_of = [match_tags(all_tags[i]) for i in docs]
         cat_hit: dict[str, bool] = {}
         named = []
         for i in docs:
@@ -344,8 +331,8 @@ class FuzzyRecommender:
         #             + popularity_weight · (popularity − 3)
         #             + category_weight · p(item's category | need), summed in this order
         relevance = (np.array([sim for sim, _ in keep], dtype=np.float64)
-                     + tw * np.array([len(tg) + h + (i in named_items) for tg, h, i in zip(tags_of, named, docs, strict=True)],
-                                     dtype=np.float64)
+                     + tw * (tag_index.counts(d, tag_hit)
+                             + np.array([h + (i in named_items) for h, i in zip(named, docs, strict=True)], dtype=np.int64))
                      + pw * (pop[d] - 3))
         if cw and p is not None:
             c = codes[d]
@@ -353,7 +340,6 @@ class FuzzyRecommender:
         order, head = np.lexsort((d, -relevance)), max(4 * k, 40)
         want = {self.label_index[c] for c, _ in facets if c in self.label_index}
         order = order[shortlist(codes[d[order]], head, want, k)] if want else order[:head]
-        matched = {docs[j]: tags_of[j] for j in order.tolist()}
         cands = [Candidate(docs[j], r, "") for j, r in zip(order.tolist(), relevance[order].tolist(), strict=True)]
         cats = [items[c.item].category for c in cands]
 
@@ -374,8 +360,11 @@ class FuzzyRecommender:
                 picked.sort(key=lambda c: -c.relevance)
         else:
             picked = mmr(cands, vecs(), cats, k, s.mmr_lambda, s.per_category_cap)
-        hits = [table.hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[c.item][:3])) if matched[c.item]
-                          else f"语义相近 · {items[c.item].category}") for c in picked]
+        hits = []
+        for c in picked:
+            matched = tag_index.matched(c.item, tag_hit)
+            hits.append(table.hit(c.item, c.relevance, ("匹配需求: " + "、".join(matched[:3])) if matched
+                                  else f"语义相近 · {items[c.item].category}"))
         mark(trace, "rerank", t)
         return Recommendation(hits, facets)
 

@@ -16,6 +16,7 @@ import numpy as np
 from .matching import NAME_FEATURES, NameMatch
 from .normalize import compact, compact_normalized, normalize
 from .store import IndexReader, IndexWriter
+from .tags import TagIndex
 from .types import ENTITY_TYPES, Hit, Item
 
 ITEMS_FILE = "items.jsonl"
@@ -59,6 +60,7 @@ class ItemTable:
         self.built_size = len(self.items)  # documents in the index folder this table was loaded from
         self._by_category: dict[str, np.ndarray] | None = None
         self._per_item: tuple[dict[str, int], list[Item], np.ndarray] | None = None
+        self._tag_index: tuple[list[tuple[str, ...]], TagIndex] | None = None
         self._names_memo: dict[int, tuple[Item, tuple[tuple[int, str], ...]]] = {}
 
     # -- lookups -----------------------------------------------------------------------------------
@@ -117,6 +119,15 @@ class ItemTable:
             codes = np.fromiter((labels.get(it.category, -1) for it in items), dtype=np.int64, count=len(items))
             got = self._per_item = (labels, items, codes)
         return got[2], self.popularity
+
+    def tag_index(self) -> TagIndex:
+        """The items' tags numbered for the fuzzy re-rank (``tags.TagIndex``), built for one ``tags`` list (``apply``
+        assigns a new list, so it is rebuilt after it; the recommender builds it at load)."""
+        got = self._tag_index
+        if got is None or got[0] is not self.tags:
+            tags = self.tags
+            got = self._tag_index = (tags, TagIndex.build(tags))  # one assignment: a reader sees it whole
+        return got[1]
 
     def top_of_category(self, category: str, n: int) -> list[int]:
         """The ``n`` most popular live documents of ``category`` (then by document number)."""
