@@ -272,14 +272,15 @@ class BM25Index:
         docs = np.asarray(docs, dtype=np.int64)
         return self.score_docs_rows(list(self._once(tokens).items()), docs)
 
-    def _lookup(self, r: int, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``docs`` (int64) occur in row ``r``, and their weights there (binary search in the row)."""
+    def _row_weights(self, r: int, docs: np.ndarray) -> np.ndarray:
+        """``w(r, d)`` for each of ``docs`` (int64), 0.0 where row ``r`` does not hold d: a binary search in the row,
+        no boolean indexing (adding the zeros leaves a sum bit for bit as it was)."""
         s, e = int(self.indptr[r]), int(self.indptr[r + 1])
+        if e == s:
+            return np.zeros(len(docs), dtype=np.float64)
         row = self.indices[s:e]
-        pos = np.searchsorted(row, docs)
-        hit = pos < (e - s)
-        hit[hit] = row[pos[hit]] == docs[hit]
-        return hit, self.data[s + pos[hit]]
+        pos = np.minimum(np.searchsorted(row, docs), e - s - 1)
+        return np.where(row[pos] == docs, self.data[s:e][pos], 0.0)
 
     def top_k(self, tokens: Sequence[str], k: int, common_len: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` documents by score (ties: lower document number first), matched documents only.
@@ -343,8 +344,8 @@ class BM25Index:
         """Sum of ``count · w(r, d)`` over ``(r, count)`` in ``rows`` for each of ``docs`` (binary search in each row)."""
         scores = np.zeros(len(docs), dtype=np.float64)
         for r, c in rows:
-            hit, w = self._lookup(r, docs)
-            scores[hit] += w if c == 1 else w * c
+            w = self._row_weights(r, docs)
+            scores += w if c == 1 else w * c
         return scores
 
 
