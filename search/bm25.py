@@ -298,9 +298,7 @@ class BM25Index:
             # partial scores from the rare terms (a lower bound of each candidate's full score), accumulated
             # in a per-thread scratch vector: O(postings), no sort
             acc, seen = _scratch(self.n_docs)
-            idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r in rare])
-            for r in rare:
-                acc[self.indices[ip[r] : ip[r + 1]]] += self._weights(r, mult[r])
+            idx = self._accumulate(acc, [(r, mult[r]) for r in rare])
             cand = _each_once(idx, seen)
             partial = acc[cand]
             acc[idx] = 0.0
@@ -332,13 +330,22 @@ class BM25Index:
             docs = np.flatnonzero(dense > 0)
             return top_k(docs, dense[docs], k)
         acc, seen = _scratch(self.n_docs)
-        for r, c in mult.items():
-            acc[self.indices[ip[r] : ip[r + 1]]] += self._weights(r, c)
-        idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r in mult])
+        idx = self._accumulate(acc, list(mult.items()))
         docs = _each_once(idx, seen).astype(np.int64)
         scores = acc[docs]
         acc[idx] = 0.0
         return top_k(docs, scores, k)
+
+    def _accumulate(self, acc: np.ndarray, rows: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Add ``count · w(r, d)`` for each ``(r, count)`` of ``rows`` into ``acc[d]``; returns the postings touched.
+
+        One ``np.add.at`` over the rows' postings laid end to end: unbuffered and in order, so each document's
+        weights are added term after term exactly as a loop of ``acc[row] += w`` would add them (bit for bit), at a
+        third of that loop's cost for a shop-style name of a dozen short rows."""
+        ip = self.indptr
+        idx = np.concatenate([self.indices[ip[r] : ip[r + 1]] for r, _ in rows])
+        np.add.at(acc, idx, np.concatenate([self._weights(r, c) for r, c in rows]))
+        return idx
 
     def score_docs_rows(self, rows: Sequence[tuple[int, int]], docs: np.ndarray) -> np.ndarray:
         """Sum of ``count · w(r, d)`` over ``(r, count)`` in ``rows`` for each of ``docs`` (binary search in each row)."""

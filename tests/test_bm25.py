@@ -134,6 +134,41 @@ def test_maxscore_top_k_equals_exhaustive(seed):
     np.testing.assert_array_equal(idx.score_docs(["店", "r1", "店"], d), idx.get_scores(["店", "r1", "店"])[d])
 
 
+def test_score_docs_equals_get_scores_bit_for_bit():
+    # short and long rows interleaved in the query's order (a document holding several of the query's terms shows a
+    # changed summation order in the last bits of its sum); documents repeated or matching nothing
+    rng = random.Random(11)
+    rare = [f"r{i}" for i in range(20)]
+    corpus = [[rng.choice(rare) for _ in range(rng.randint(2, 10))] + ["店"] * (rng.random() < 0.5)
+              + ["中心"] * (rng.random() < 0.4) for _ in range(3000)]
+    idx = BM25Index.build(corpus)
+    for _ in range(150):
+        q = rng.sample(rare, rng.randint(1, 6)) + rng.sample(["店", "中心", "店"], rng.randint(0, 3))
+        rng.shuffle(q)
+        matched = idx.candidates(q)[0].tolist()
+        docs = np.array(rng.sample(matched, min(len(matched), 40)) + [rng.randrange(3000) for _ in range(5)], dtype=np.int64)
+        np.testing.assert_array_equal(idx.score_docs(q, docs), idx.get_scores(q)[docs])
+        want_docs, want_scores = _sorted_top_k(*idx.candidates(q), 10)
+        got_docs, got_scores = idx.top_k(q, 10, common_len=1000)  # the r-terms rare, 店 and 中心 common
+        assert got_docs.tolist() == want_docs.tolist() and got_scores.tolist() == want_scores.tolist()
+
+
+def test_sparse_top_k_sums_in_query_order():
+    # few postings in a large corpus: top_k accumulates every matching document itself; forty documents hold
+    # several of the query's terms each, so a changed summation order would show in the last bits of their scores
+    rng = random.Random(12)
+    cluster = [f"t{i}" for i in range(12)]
+    corpus = [[rng.choice(cluster) for _ in range(rng.randint(3, 9))] for _ in range(40)]
+    corpus += [[f"w{rng.randrange(5000)}" for _ in range(3)] for _ in range(4000)]
+    idx = BM25Index.build(corpus)
+    for _ in range(100):
+        q = rng.sample(cluster, rng.randint(3, 6))
+        docs, scores = idx.top_k(q, 10)
+        full = idx.get_scores(q)
+        want_docs, want_scores = _sorted_top_k(np.flatnonzero(full), full[np.flatnonzero(full)], 10)
+        assert docs.tolist() == want_docs.tolist() and scores.tolist() == want_scores.tolist()
+
+
 def test_term_index_lookups_and_collisions():
     from search.bm25 import TermIndex
 
