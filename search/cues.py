@@ -37,7 +37,7 @@ NEED_WORDS = ("附近", "周边", "最近的", "推荐", "想要", "想找", "�
               "太贵", "好贵", "太慢", "太挤", "坏了", "不好用", "老是", "总是")
 # Words that qualify a need without saying what it is: where (附近), how (怎么), what (什么), asking for (推荐, 需要),
 # negation and filler (不好, 不会, 一个, 东西). An item tag that is one of them (附近) or a tag that merely contains one
-# (今天吃什么 for 买什么好, 肠胃不好 for 心情不好) is no evidence that the item serves the need (``fuzzy.TagMatcher``).
+# (今天吃什么 for 买什么好, 肠胃不好 for 心情不好) is no evidence that the item serves the need (``tags.matched_tags``).
 MODIFIER_WORDS = frozenset({"附近", "周边", "最近", "推荐", "哪里", "哪儿", "哪个", "哪家", "什么", "怎么", "怎么办", "想要",
                             "需要", "一下", "有没有", "可以", "不好", "不会", "不能", "不想", "不了", "不到", "没有", "知道",
                             "不知道", "一个", "这个", "那个", "还是", "自己", "今天", "东西", "想去"})

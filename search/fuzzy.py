@@ -28,7 +28,6 @@ from .config import Settings
 from .dense import QueryEncoder
 from .items import ItemTable
 from .matching import CONTAINED_REASON
-from .tags import countable, need_words
 from .trace import Trace, mark, perf_counter
 from .types import Hit
 
@@ -39,36 +38,6 @@ class Candidate(NamedTuple):
     item: int
     relevance: float
     reason: str
-
-
-class TagMatcher:
-    """Which tags of an item the (normalised) query mentions, or that contain a query word (≥ 2 chars).
-
-    Modifier words (``cues.MODIFIER_WORDS``: 附近, 怎么, 推荐…) say where or how, not what: a tag that is one
-    (附近 on 附近药店) does not match 附近的花店, and a query word that is one does not match the tags containing it.
-    This is the rule for a few items; the re-rank applies the same rule to the whole tag vocabulary at once
-    (``tags.TagIndex``, tested equal to this).
-    """
-
-    def __init__(self, query: str, words: Sequence[str]) -> None:
-        self.query = query
-        self.long_words = need_words(words)
-        self._memo: dict[str, bool] = {}
-
-    def hit(self, tag: str) -> bool:
-        h = self._memo.get(tag)
-        if h is None:
-            h = countable(tag) and (tag in self.query or any(w in tag for w in self.long_words))
-            self._memo[tag] = h
-        return h
-
-    def __call__(self, tags: Sequence[str]) -> list[str]:
-        return [t for t in tags if self.hit(t)]
-
-
-def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
-    """``TagMatcher`` for a single item."""
-    return TagMatcher(query, words)(tags)
 
 
 def mmr(

@@ -1,6 +1,6 @@
 """Which tags a need mentions: the fuzzy re-rank's tag rule, applied once per query to the catalog's tag vocabulary.
 
-The rule (``fuzzy.TagMatcher`` states it for one item): a tag of two or more characters that is not a modifier word
+The rule (``matched_tags`` states it for one item): a tag of two or more characters that is not a modifier word
 (``cues.MODIFIER_WORDS``: 附近, 推荐…) matches a need when the need contains it (白噪音 in 睡不着想听白噪音) or when it
 contains one of the need's words of two or more characters that is not a modifier word (带娃出游 for 带娃). The
 re-rank adds ``tag_weight`` per matching tag of each candidate.
@@ -16,7 +16,7 @@ the vocabulary of distinct tags through two lookups:
 
 The result is one boolean per vocabulary entry; a candidate list's counts are one gather and one cumulative sum over
 the items' tag numbers, stored like a CSR matrix (each item's tags in its own order, repeats kept, so a count is
-exactly the number of list entries ``TagMatcher`` would return).
+exactly the number of tags ``matched_tags`` returns for the item).
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ def countable(tag: str) -> bool:
 def need_words(words: Sequence[str]) -> list[str]:
     """The need's words a tag may contain to match: two or more characters, not modifier words (first ones first)."""
     return [w for w in words if len(w) >= 2 and w not in MODIFIER_WORDS]
+
+
+def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
+    """The tags of one item that match a need with text ``query`` and words ``words``, in the item's order: the rule
+    itself, which ``TagIndex`` applies to a whole vocabulary at once (tests/test_tags.py checks they agree).
+
+    Modifier words (``cues.MODIFIER_WORDS``: 附近, 怎么, 推荐…) say where or how, not what: a tag that is one (附近 on
+    附近药店) does not match 附近的花店, and a query word that is one does not match the tags containing it."""
+    long_words = need_words(words)
+    return [t for t in tags if countable(t) and (t in query or any(w in t for w in long_words))]
 
 
 @dataclass(frozen=True)
@@ -118,4 +128,4 @@ class TagIndex:
         return [terms[t] for t in self.ids[self.indptr[doc] : self.indptr[doc + 1]].tolist() if hit[t]]
 
 
-__all__ = ["TagIndex", "countable", "need_words"]
+__all__ = ["TagIndex", "countable", "matched_tags", "need_words"]

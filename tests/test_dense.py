@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
-from search.fuzzy import Candidate, matched_tags, mmr, proportional_seats, shortlist
+from search.fuzzy import Candidate, mmr, proportional_seats, shortlist
 from search.textvec import char_ngrams
 
 
@@ -83,15 +83,6 @@ def test_mmr_equals_the_array_form(seed):
     for k, lam, cap in ((10, 0.75, 3), (n, 0.5, 2), (3, 1.0, 1), (50, 0.75, 3)):
         got = [(c.item, c.relevance) for c in mmr(cands, v, cats, k, lam, cap)]
         assert got == _mmr_arrays(cands, v, cats, k, lam, cap)
-
-
-def test_matched_tags():
-    assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
-    assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]
-    # a modifier (附近, 什么) is no need: neither as a tag nor as a query word found inside a tag
-    assert matched_tags("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店", "药店")) == ["花店"]
-    assert matched_tags("买什么好", ("买", "什么", "好"), ("今天吃什么",)) == []
-    assert matched_tags("心情不好", ("心情", "不好"), ("肠胃不好", "心情不好")) == ["心情不好"]
 
 
 def test_ivf_sq8_reconstructs_close_vectors():

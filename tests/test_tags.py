@@ -4,12 +4,20 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.fuzzy import TagMatcher
 from search.items import ItemTable
-from search.tags import TagIndex
+from search.tags import TagIndex, matched_tags
 from search.types import Item
 
 TAGS = [("白噪音", "助眠", "x"), ("带娃出游", "亲子"), ("附近", "附近美食", "花店", "药店"), (), ("花店", "花店", "带娃")]
+
+
+def test_matched_tags():
+    assert matched_tags("睡不着想听白噪音", ("睡不着", "想"), ("白噪音", "助眠", "x")) == ["白噪音"]
+    assert matched_tags("带娃", ("带娃",), ("带娃出游", "亲子")) == ["带娃出游"]
+    # a modifier (附近, 什么) is no need: neither as a tag nor as a query word found inside a tag
+    assert matched_tags("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店", "药店")) == ["花店"]
+    assert matched_tags("买什么好", ("买", "什么", "好"), ("今天吃什么",)) == []
+    assert matched_tags("心情不好", ("心情", "不好"), ("肠胃不好", "心情不好")) == ["心情不好"]
 
 
 def test_hits_and_counts_hand_computed():
@@ -37,13 +45,13 @@ _word = st.text(alphabet=_CHARS, min_size=1, max_size=4)
 @given(tags=st.lists(st.lists(_word, max_size=5), min_size=1, max_size=12),
        words=st.lists(_word, max_size=5), extra=st.text(alphabet=_CHARS, max_size=6))
 def test_equals_the_per_item_rule(tags, words, extra):
-    # the rule applied to the vocabulary gives each item exactly the tags TagMatcher gives it, in its order
+    # the rule applied to the vocabulary gives each item exactly the tags the rule gives it alone, in its order
     query = "".join(words) + extra
     index = TagIndex.build([tuple(t) for t in tags])
     hit = index.hits(query, words)
-    rule = TagMatcher(query, words)
-    assert index.counts(np.arange(len(tags)), hit).tolist() == [len(rule(t)) for t in tags]
-    assert [index.matched(d, hit) for d in range(len(tags))] == [rule(t) for t in tags]
+    alone = [matched_tags(query, words, t) for t in tags]
+    assert index.counts(np.arange(len(tags)), hit).tolist() == [len(m) for m in alone]
+    assert [index.matched(d, hit) for d in range(len(tags))] == alone
 
 
 def test_the_table_rebuilds_it_after_an_upsert():
