@@ -35,8 +35,8 @@ def countable(tag: str) -> bool:
 
 
 def need_words(words: Sequence[str]) -> list[str]:
-    """The need's words a tag may contain to match: two or more characters, not modifier words (first ones first)."""
-    return [w for w in words if len(w) >= 2 and w not in MODIFIER_WORDS]
+    """The need's words a tag may contain to match: those that could be tags themselves (``countable``), in order."""
+    return [w for w in words if countable(w)]
 
 
 def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
