@@ -53,10 +53,10 @@ def sainte_lague(weights: list[tuple[str, float]], k: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def plain_seats(default_searcher):
-    """The default index with seats by the facets' probabilities alone (``facet_relevance_exponent`` 0): the seats
-    are then exactly Sainte-Laguë's, whatever the candidates' relevance."""
-    return Searcher(replace(default_searcher.settings, facet_relevance_exponent=0.0), default_searcher.parts,
-                    default_searcher.thresholds, default_searcher.manifest)
+    """The default index with seats by the facets' probabilities alone (``facet_relevance_exponent`` 0, no single-seat
+    probes): the seats are then exactly Sainte-Laguë's, whatever the candidates' relevance."""
+    return Searcher(replace(default_searcher.settings, facet_relevance_exponent=0.0, facet_single_seat_below=0.0),
+                    default_searcher.parts, default_searcher.thresholds, default_searcher.manifest)
 
 
 @pytest.mark.parametrize("q", ["晚上看部片子", "今晚追什么剧", "想看动画片", "孩子发烧了", "想去海边玩"])
@@ -71,6 +71,22 @@ def test_every_facet_given_a_seat_fills_it(plain_seats, q):
     for c, n in sainte_lague(facets, 10).items():
         if n:
             assert c in shown, (q, facets, shown)
+
+
+@pytest.mark.parametrize("q", ["晚上看部片子", "孩子发烧了", "想去海边玩", "周末带娃去哪", "头疼怎么办"])
+def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
+    # the default page: each facet under facet_single_seat_below (after the first) is shown once, the rest share
+    # the other seats (the catalog has many items of each of these needs' likely categories)
+    s = default_searcher.settings
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "fuzzy", (q, r.intent)
+    top = default_searcher.predict_categories(q, s.max_facets)
+    facets = [(c, p) for n, (c, p) in enumerate(top) if n == 0 or p >= s.facet_min_prob]
+    probes = [c for n, (c, p) in enumerate(facets) if n > 0 and p < s.facet_single_seat_below][:4]
+    shown = [h.category for h in r.results]
+    assert len(shown) == 10 and set(shown) <= {c for c, _ in facets}, (q, facets, shown)
+    for c in probes:
+        assert shown.count(c) == 1, (q, facets, shown)
 
 
 def test_loaded_index_prefills_the_encoder_token_table(default_index, default_searcher):

@@ -171,3 +171,30 @@ def test_proportional_seats_weigh_the_candidate_each_facet_would_seat():
     # relevance at or below zero: the facet still seats its items, last
     neg = [Candidate(0, 0.5, ""), Candidate(1, -0.2, "")]
     assert [c.item for c in proportional_seats(neg, ["A", "B"], [("A", 0.1), ("B", 0.9)], 2, 1.0)] == [0, 1]
+
+
+def test_proportional_seats_give_an_unsure_facet_one_seat():
+    cands = [Candidate(i, 1.0 - i * 0.01, "") for i in range(9)]
+    cats = ["A", "A", "B", "A", "C", "B", "D", "A", "A"]
+    weights = [("A", 0.7), ("B", 0.2), ("C", 0.05)]
+    # Sainte-Laguë alone: A .7 | A .233 | B .2 | A .14 | A .1 (B .067, C .05): C never gets a seat in five
+    assert [c.item for c in proportional_seats(cands, cats, weights, 5)] == [0, 1, 2, 3, 7]
+    # C (below 0.1) is a probe: A and B share four seats as before, then C's best candidate
+    assert [c.item for c in proportional_seats(cands, cats, weights, 5, 0.0, 0.1)] == [0, 1, 2, 3, 4]
+    # B is a probe too: A takes three of five seats (0, 1, 3), then one each for B and C, most likely first, each
+    # before the first seat it is more relevant than (B's 2 before A's 3)
+    assert [c.item for c in proportional_seats(cands, cats, weights, 5, 0.0, 0.3)] == [0, 1, 2, 3, 4]
+    late = [Candidate(i, r, "") for i, r in enumerate([1.0, 0.9, 0.8, 0.7, 0.95])]
+    assert [c.item for c in proportional_seats(late, ["A", "A", "A", "A", "B"], [("A", 0.9), ("B", 0.05)], 4, 0.0,
+                                               0.1)] == [0, 4, 1, 2]
+    # at most (k − 1) // 2 probes: a page of three keeps two seats for the main facet
+    assert [c.item for c in proportional_seats(cands, cats, weights, 3, 0.0, 0.3)] == [0, 1, 2]
+    # the first facet is never a probe, however unsure
+    assert [c.item for c in proportional_seats(cands, cats, [("C", 0.01)], 3, 0.0, 0.3)] == [4]
+
+
+def test_proportional_seats_let_probes_fill_what_the_sure_facets_cannot():
+    cands = [Candidate(i, 1.0 - i * 0.01, "") for i in range(5)]
+    cats = ["A", "B", "B", "B", "D"]
+    # A has one candidate: after it and the probe's seat, B's other candidates fill the page
+    assert [c.item for c in proportional_seats(cands, cats, [("A", 0.9), ("B", 0.05)], 4, 0.0, 0.1)] == [0, 1, 2, 3]
