@@ -26,6 +26,7 @@ from .errors import IndexIntegrityError
 from .store import IndexReader, IndexWriter
 from .textvec import TextVectorizer
 
+COMPANION_MIN_SUPPORT = 10  # training needs with a main category before its companions are counted
 MAX_TRAIN_ITEMS = 40_000  # catalog items the classifier learns from (sampled per category beyond this)
 ITEM_WEIGHT = 1.0  # weight of an item's name row and of its description row (``training_rows``)
 TAG_WEIGHT = 0.5  # weight of each of an item's tags, a row of its own
@@ -40,6 +41,9 @@ class CategoryModel:
     vectorizer: TextVectorizer
     coef: np.ndarray  # float32 (vocabulary, labels)
     intercept: np.ndarray  # float64 (labels,)
+    # float32 (labels, labels): row c, column d = share of the training needs with c as a main category that also list
+    # d (``companion_shares``); None = no training needs (or an index built before companions)
+    companions: np.ndarray | None = None
 
     @property
     def index(self) -> dict[str, int]:
@@ -69,6 +73,18 @@ class CategoryModel:
             p = (1 - knn_weight) * p + knn_weight * self.knn_probs(neighbour_labels, sims, temperature)
         return p
 
+    def companions_of(self, label: str, min_share: float, n: int) -> list[str]:
+        """The categories the training needs list beside ``label`` as their main category in at least ``min_share``
+        of them, most often first (at most ``n``)."""
+        if self.companions is None or min_share <= 0 or n <= 0:
+            return []
+        i = self.index.get(label)
+        if i is None:
+            return []
+        row = self.companions[i]
+        order = np.argsort(-row, kind="stable")[:n]
+        return [self.labels[j] for j in order.tolist() if row[j] >= min_share and j != i]
+
     def top(self, p: np.ndarray, n: int) -> list[tuple[str, float]]:
         order = np.argsort(-p, kind="stable")[:n]
         return [(self.labels[i], float(p[i])) for i in order.tolist()]
@@ -79,6 +95,10 @@ class CategoryModel:
         w.array("category_idf.npy", self.vectorizer.idf, "query→category model: idf per vocabulary entry")
         w.array("category_coef.npy", self.coef, "query→category model: logistic weights (vocabulary × labels)")
         w.array("category_intercept.npy", self.intercept, "query→category model: intercept per label")
+        if self.companions is not None:
+            w.array("category_companions.npy", self.companions,
+                    "query→category model: share of the training needs with the row's label as a main category that "
+                    "also list the column's (labels × labels)")
 
     @classmethod
     def load(cls, r: IndexReader) -> CategoryModel:
@@ -88,8 +108,12 @@ class CategoryModel:
         intercept = np.asarray(r.array("category_intercept.npy"))
         if coef.shape != (len(vocab), len(labels)) or intercept.shape != (len(labels),):
             raise IndexIntegrityError("category model arrays do not match its vocabulary and labels", r.name("category_coef.npy"))
+        companions = np.asarray(r.array("category_companions.npy")) if r.has("category_companions.npy") else None
+        if companions is not None and companions.shape != (len(labels), len(labels)):
+            raise IndexIntegrityError("category companions do not match the model's labels",
+                                      r.name("category_companions.npy"))
         return cls(labels, TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("category_idf.npy"))),
-                   coef, intercept)
+                   coef, intercept, companions)
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], analyzer: Callable[[str], list[str]],
@@ -109,6 +133,31 @@ class CategoryModel:
         clf.fit(x, y, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
         coef = np.ascontiguousarray(clf.coef_.T, dtype=np.float32)
         return cls(names, vec, coef, np.asarray(clf.intercept_, dtype=np.float64))
+
+
+def companion_shares(category_train: Sequence[tuple[str, dict[str, int]]], labels: Sequence[str],
+                     min_support: int = COMPANION_MIN_SUPPORT) -> np.ndarray:
+    """Which kinds of service the judged training needs ask for beside their main one: entry (c, d) is the share of
+    the needs judging c a main category (grade 2) that also judge d relevant (any grade), for the c with at least
+    ``min_support`` such needs (other rows 0). A need for 餐饮店 often wants 外卖 or 团购 too; the text model gives
+    such a companion little probability when the need's words are all about the main kind, and the page then
+    leaves it out. Counted, not learned: the labels × labels table is small and each row is a plain frequency."""
+    index = {c: i for i, c in enumerate(labels)}
+    n = np.zeros(len(labels))
+    co = np.zeros((len(labels), len(labels)))
+    for _, cats in category_train:
+        known = [index[c] for c in cats if c in index]
+        for c, grade in cats.items():
+            if grade >= 2 and c in index:
+                i = index[c]
+                n[i] += 1
+                for j in known:
+                    if j != i:
+                        co[i, j] += 1
+    out = np.zeros_like(co, dtype=np.float32)
+    ok = n >= max(1, min_support)
+    out[ok] = (co[ok] / n[ok, None]).astype(np.float32)
+    return out
 
 
 def training_rows(items: Sequence, category_train: Sequence[tuple[str, dict[str, int]]], normalize: Callable[[str], str],
@@ -158,4 +207,4 @@ def training_rows(items: Sequence, category_train: Sequence[tuple[str, dict[str,
     return texts, labels, weights
 
 
-__all__ = ["CategoryModel", "training_rows"]
+__all__ = ["CategoryModel", "companion_shares", "training_rows"]

@@ -273,8 +273,16 @@ class FuzzyRecommender:
     def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:
         if p is None or self.categories is None:
             return []
-        top = self.categories.top(p, self.settings.max_facets)
-        return [(c, pc) for n, (c, pc) in enumerate(top) if n == 0 or pc >= self.settings.facet_min_prob]
+        s = self.settings
+        top = self.categories.top(p, s.max_facets)
+        facets = [(c, pc) for n, (c, pc) in enumerate(top) if n == 0 or pc >= s.facet_min_prob]
+        if facets and s.max_companions:  # the main facet's usual companions, each a facet however unlikely the model
+            have, index = {c for c, _ in facets}, self.label_index  # finds it (below the floor: a one-seat probe)
+            facets += [(c, float(p[index[c]])) for c in self.categories.companions_of(facets[0][0],
+                                                                                        s.companion_min_share,
+                                                                                        s.max_companions + len(have))
+                       if c not in have][: s.max_companions]
+        return facets
 
     def recommend(self, a: Analysis, k: int, exclude: set[int] | None = None, trace: Trace | None = None) -> Recommendation:
         s, table, t = self.settings, self.table, perf_counter()

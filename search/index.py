@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy as np
 from .alternatives import Alternatives
 from .backend import EmbeddedBackend
 from .bm25 import BM25Index
-from .categories import CategoryModel, training_rows
+from .categories import CategoryModel, companion_shares, training_rows
 from .config import Settings
 from .dense import (
     DenseIndex,
@@ -158,6 +158,8 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     say("categories")
     texts, labels, weights = training_rows(items, category_train, normalize)
     categories = CategoryModel.train(texts, labels, text_analyzer, weights)
+    if category_train:
+        categories = replace(categories, companions=companion_shares(category_train, categories.labels))
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
         say(f"alternatives ({len(items)} items)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from search.categories import CategoryModel, training_rows
+from search.categories import CategoryModel, companion_shares, training_rows
 from search.normalize import normalize
 from search.textvec import make_analyzer
 from search.types import Item
@@ -46,3 +48,29 @@ def test_a_need_phrased_like_a_tag_gets_its_category():
         p = m.text_probs(analyzer(normalize(need)))
         assert abs(float(p.sum()) - 1.0) < 1e-9 and np.all(p >= 0)
         assert m.top(p, 1)[0][0] == want, need
+
+
+def test_companion_shares_count_what_needs_list_beside_their_main_category():
+    labels = ["外卖", "团购", "餐饮店", "菜谱"]
+    train = [("饿了", {"餐饮店": 2, "外卖": 1}), ("想吃火锅", {"餐饮店": 2, "团购": 1}),
+             ("附近好吃的", {"餐饮店": 2, "外卖": 2, "团购": 1}), ("学做菜", {"菜谱": 2}), ("别的", {"没有": 2, "菜谱": 1})]
+    shares = companion_shares(train, labels, min_support=2)
+    # 餐饮店 is a main category of three needs: 外卖 beside it in two, 团购 in two, 菜谱 in none; 外卖 is a main
+    # category of one need only and 菜谱 of one: under the support of 2, their rows stay 0
+    e = {c: i for i, c in enumerate(labels)}
+    assert np.allclose(shares[e["餐饮店"]], [2 / 3, 2 / 3, 0.0, 0.0])
+    assert not shares[e["外卖"]].any() and not shares[e["菜谱"]].any() and shares.dtype == np.float32
+    assert np.allclose(companion_shares(train, labels, min_support=1)[e["外卖"]], [0.0, 1.0, 1.0, 0.0])
+
+
+def test_companions_of_keeps_the_share_floor_and_the_order():
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    assert m.companions_of("外卖", 0.1, 2) == []  # no table: no companions
+    train = [("饿了", {"外卖": 2, "菜谱": 1}), ("夜宵", {"外卖": 2, "菜谱": 1, "音乐": 1}), ("点餐", {"外卖": 2})]
+    m = replace(m, companions=companion_shares(train, m.labels, min_support=3))
+    assert m.companions_of("外卖", 0.5, 3) == ["菜谱"]  # 菜谱 2/3, 音乐 1/3
+    assert m.companions_of("外卖", 0.3, 3) == ["菜谱", "音乐"]
+    assert m.companions_of("外卖", 0.3, 1) == ["菜谱"]
+    assert m.companions_of("外卖", 0.0, 3) == [] and m.companions_of("没有", 0.3, 3) == []
+    assert m.companions_of("菜谱", 0.1, 3) == []  # a main category of no need

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from search.searcher import Searcher
@@ -73,6 +74,37 @@ def test_every_facet_given_a_seat_fills_it(plain_seats, q):
             assert c in shown, (q, facets, shown)
 
 
+def facets_of(searcher: Searcher, q: str) -> list[tuple[str, float]]:
+    """The facets the fuzzy recommender organises the page of ``q`` by."""
+    a = searcher.analyzer.analyze(q)
+    ids, sims = searcher.backend.dense(searcher.query_encoder(a.need_text), searcher.settings.category_knn_neighbours)
+    return searcher.fuzzy.facets_of(searcher.fuzzy.category_probs(a, ids, sims))
+
+
+def test_the_main_facets_companions_are_saved_and_become_facets(default_index, default_searcher):
+    import json
+
+    path, _ = default_index
+    assert "category_companions.npy" in json.loads((path / "manifest.json").read_text(encoding="utf-8"))["files"]
+    model, s = default_searcher.parts.categories, default_searcher.settings
+    shares = model.companions
+    assert shares is not None and shares.shape == (len(model.labels), len(model.labels))
+    assert float(shares.min()) >= 0.0 and float(shares.max()) <= 1.0 and not np.diag(shares).any()
+    seen = 0
+    for q in ("想吃火锅", "周末去哪玩", "头疼怎么办", "想学画画", "叫不到车", "家里漏水了"):
+        facets = facets_of(default_searcher, q)
+        names = [c for c, _ in facets]
+        want = model.companions_of(names[0], s.companion_min_share, len(model.labels))
+        assert len(names) == len(set(names)), (q, facets)
+        for c in want[: s.max_companions]:
+            assert c in names, (q, facets, want)  # each of the main facet's first companions is a facet
+        seen += sum(p < s.facet_min_prob for c, p in facets[1:] if c in want)  # a facet only as a companion
+    assert seen > 0  # some page here gains a facet from its companions
+    off = replace(s, max_companions=0)
+    plain = Searcher(off, default_searcher.parts, default_searcher.thresholds, default_searcher.manifest)
+    assert all(p >= off.facet_min_prob for _, p in facets_of(plain, "叫不到车")[1:])
+
+
 @pytest.mark.parametrize("q", ["晚上看部片子", "孩子发烧了", "想去海边玩", "周末带娃去哪", "头疼怎么办"])
 def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
     # the default page: each facet under facet_single_seat_below (after the first) is shown once, the rest share
@@ -80,8 +112,7 @@ def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
     s = default_searcher.settings
     r = default_searcher.search(q, 10)
     assert r.intent.label == "fuzzy", (q, r.intent)
-    top = default_searcher.predict_categories(q, s.max_facets)
-    facets = [(c, p) for n, (c, p) in enumerate(top) if n == 0 or p >= s.facet_min_prob]
+    facets = facets_of(default_searcher, q)
     probes = [c for n, (c, p) in enumerate(facets) if n > 0 and p < s.facet_single_seat_below][:4]
     shown = [h.category for h in r.results]
     assert len(shown) == 10 and set(shown) <= {c for c, _ in facets}, (q, facets, shown)
