@@ -164,11 +164,11 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
     at or below zero counts as 0.001 of the best.
 
     With ``single_seat_below`` t > 0, a facet after the first whose weight is below t is a *probe*: it gets exactly
-    one seat, its best candidate, placed after the seats the surer facets share in proportion (at most (k − 1) // 2
-    probes, most likely first), each placed before the first seat it is more relevant than. A likely-but-unsure kind
-    of service is then shown once rather than weighed against
-    the main facet, which under Sainte-Laguë seats it only after the main facet's ninth item (p 0.8 against 0.05)
-    or gives it two or three seats it rarely earns. The page of k is then no longer the start of a longer page."""
+    one seat, its best candidate, and the surer facets share the other seats in proportion; each probe's item then
+    goes before the first of their items it is more relevant than (at most (k − 1) // 2 probes, most likely first).
+    A likely-but-unsure kind of service is then shown once rather than weighed against the main facet, which under
+    Sainte-Laguë seats it only after the main facet's ninth item (p 0.8 against 0.05) or gives it two or three seats
+    it rarely earns. The page of k is then no longer the start of a longer page."""
     queues: dict[str, list[int]] = {c: [] for c, _ in weights}
     for i, cat in enumerate(categories):
         q = queues.get(cat)

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
 from search.fuzzy import Candidate, mmr, proportional_seats, shortlist
@@ -198,3 +200,26 @@ def test_proportional_seats_let_probes_fill_what_the_sure_facets_cannot():
     cats = ["A", "B", "B", "B", "D"]
     # A has one candidate: after it and the probe's seat, B's other candidates fill the page
     assert [c.item for c in proportional_seats(cands, cats, [("A", 0.9), ("B", 0.05)], 4, 0.0, 0.1)] == [0, 1, 2, 3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.floats(-0.5, 2.0)), max_size=30),
+       st.lists(st.floats(0.001, 1.0), min_size=1, max_size=5), st.integers(1, 12), st.sampled_from([0.0, 0.2, 0.5]))
+def test_proportional_seats_fill_the_page_with_facet_items_and_probes_once(rows, ws, k, below):
+    rows = sorted(rows, key=lambda r: -r[1])  # candidates come in relevance order
+    cands = [Candidate(i, r, "") for i, (_, r) in enumerate(rows)]
+    cats = [c for c, _ in rows]
+    weights = list(zip("ABCDE", ws, strict=False))
+    picked = proportional_seats(cands, cats, weights, k, 1.0, below)
+    items = [c.item for c in picked]
+    in_facets = [i for i, c in enumerate(cats) if c in dict(weights)]
+    assert len(items) == len(set(items)) == min(k, len(in_facets))  # as many as the facets' candidates allow
+    assert set(items) <= set(in_facets)
+    shown = [c.relevance for c in picked]
+    assert all(a >= b for a, b in zip(shown, shown[1:], strict=False))  # scores never rise down the page
+    live = [c for c, w in weights if c in cats]
+    probes = [c for n, c in enumerate(live) if n > 0 and dict(weights)[c] < below][: max(0, (k - 1) // 2)]
+    sure_left = sum(cats.count(c) for c in live if c not in probes)
+    for c in probes:  # a probe is shown, and only once while the surer facets have candidates for the other seats
+        got = sum(cats[i] == c for i in items)
+        assert got >= 1 and (got == 1 or sure_left < k - len(probes)), (c, got, items)
