@@ -18,6 +18,9 @@ def test_matched_tags():
     assert matched_tags("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店", "药店")) == ["花店"]
     assert matched_tags("买什么好", ("买", "什么", "好"), ("今天吃什么",)) == []
     assert matched_tags("心情不好", ("心情", "不好"), ("肠胃不好", "心情不好")) == ["心情不好"]
+    # asking the price says nothing of the service: 多少钱 finds no tag containing it, a tag the need contains still counts
+    assert matched_tags("护工一天多少钱", ("护工", "一天", "多少钱"), ("花了多少钱", "报销")) == []
+    assert matched_tags("装修多少钱", ("装修", "多少钱"), ("装修多少钱", "花了多少钱")) == ["装修多少钱"]
 
 
 def test_hits_and_counts_hand_computed():
