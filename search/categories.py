@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class CategoryModel:
     # d (``companion_shares``); None = no training needs (or an index built before companions)
     companions: np.ndarray | None = None
 
-    @property
+    @cached_property
     def index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.labels)}
 

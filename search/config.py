@@ -116,7 +116,8 @@ class Settings:
     # two folds (each fold's index trained without it, dev unused), served pages' category precision@10 / facet
     # recall@10: four facets from p 0.05 without probes 0.713 / 0.777; probes below 0.25 0.731 / 0.782; then six
     # facets from 0.05 / 0.045 / 0.04 0.727 / 0.789, 0.716 / 0.799, 0.702 / 0.810; probes below 0.15 / 0.35 / 0.5 at
-    # six facets from 0.045: 0.719 (at 0.05) / 0.717 / 0.717, recall equal. Kept: 0.35, six facets from 0.045
+    # six facets from 0.045: 0.719 (at 0.05) / 0.717 / 0.717, recall equal. Kept: 0.35 and six facets (the floor,
+    # facet_min_prob, was then chosen with the companions: see companion_min_share)
     facet_single_seat_below: float = 0.35
     min_fuzzy_results: int = 6  # a fuzzy answer shows at least this many results where the catalog allows
     # --- query → category model (search/categories.py) ---
