@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .analysis import Analysis, QueryAnalyzer
 from .backend import Backend, EmbeddedBackend
 from .bm25 import BM25Index
@@ -216,8 +218,15 @@ class Searcher:
         cur = self.thresholds
         what_if = Thresholds(cur.t_precise if t_precise is None else t_precise,
                              cur.t_fuzzy if t_fuzzy is None else t_fuzzy, source="explain")
-        out = explain(self.analyzer.analyze(q), self.parts.intent, self.table, cur, what_if, top)
-        out["categories"] = [{"category": c, "p": round(p, 4)} for c, p in self.predict_categories(q, 5)]
+        a = self.analyzer.analyze(q)
+        out = explain(a, self.parts.intent, self.table, cur, what_if, top)
+        p = self._category_probs(a)
+        out["categories"] = [{"category": c, "p": round(pc, 4)} for c, pc in
+                             (self.parts.categories.top(p, 5) if p is not None else [])]
+        # the facets a fuzzy page is organised by (the main facet's companions included), and how each is seated
+        one = self.settings.facet_single_seat_below
+        out["facets"] = [{"category": c, "p": round(pc, 4), "seats": "one" if n and pc < one else "shared"}
+                         for n, (c, pc) in enumerate(self.fuzzy.facets_of(p))]
         return out
 
     def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:
@@ -230,10 +239,12 @@ class Searcher:
 
     def predict_categories(self, q: Any, n: int = 3) -> list[tuple[str, float]]:
         """The most likely categories of a need, with p(category | need) (the fuzzy recommender's facets)."""
-        a = self.analyzer.analyze(q)
-        ids, sims = self.backend.dense(self.query_encoder(a.need_text), self.settings.category_knn_neighbours)
-        p = self.fuzzy.category_probs(a, ids, sims)
+        p = self._category_probs(self.analyzer.analyze(q))
         return self.parts.categories.top(p, n) if p is not None else []
+
+    def _category_probs(self, a: Analysis) -> np.ndarray | None:
+        ids, sims = self.backend.dense(self.query_encoder(a.need_text), self.settings.category_knn_neighbours)
+        return self.fuzzy.category_probs(a, ids, sims)
 
     def set_thresholds(self, t: Thresholds) -> None:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""

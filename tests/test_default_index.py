@@ -105,6 +105,18 @@ def test_the_main_facets_companions_are_saved_and_become_facets(default_index, d
     assert all(p >= off.facet_min_prob for _, p in facets_of(plain, "叫不到车")[1:])
 
 
+def test_explain_shows_the_pages_facets_and_their_seats(default_searcher):
+    s = default_searcher.settings
+    for q in ("想吃火锅", "周末带娃去哪"):
+        e = default_searcher.explain(q)
+        facets = facets_of(default_searcher, q)
+        assert [(f["category"], f["p"]) for f in e["facets"]] == [(c, round(p, 4)) for c, p in facets]
+        assert e["facets"][0]["category"] == e["categories"][0]["category"] and e["facets"][0]["seats"] == "shared"
+        assert [f["seats"] for f in e["facets"][1:]] == ["one" if p < s.facet_single_seat_below else "shared"
+                                                          for _, p in facets[1:]]
+    assert any(f["seats"] == "one" for f in default_searcher.explain("想吃火锅")["facets"])
+
+
 @pytest.mark.parametrize("q", ["晚上看部片子", "孩子发烧了", "想去海边玩", "周末带娃去哪", "头疼怎么办"])
 def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
     # the default page: each facet under facet_single_seat_below (after the first) is shown once, the rest share

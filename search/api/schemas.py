@@ -225,6 +225,8 @@ class ExplainOut(BaseModel):
     route: RouteOut
     route_at: RouteOut = Field(..., description="the route at the given t_precise / t_fuzzy")
     categories: list[dict[str, Any]] = Field(..., description="the need's most likely categories with p")
+    facets: list[dict[str, Any]] = Field(..., description="the facets a fuzzy page is organised by, with p and "
+                                         "seats: 'shared' (in proportion) or 'one' (a single seat)")
 
 
 # --- traffic: behaviour events and suggest selections (search/events.py) ----------------------------------------
