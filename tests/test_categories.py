@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from search.categories import CategoryModel, companion_shares, training_rows
+from search.errors import IndexIntegrityError
 from search.normalize import normalize
+from search.store import IndexReader, IndexWriter
 from search.textvec import make_analyzer
 from search.types import Item
 
@@ -74,3 +77,22 @@ def test_companions_of_keeps_the_share_floor_and_the_order():
     assert m.companions_of("外卖", 0.3, 1) == ["菜谱"]
     assert m.companions_of("外卖", 0.0, 3) == [] and m.companions_of("没有", 0.3, 3) == []
     assert m.companions_of("菜谱", 0.1, 3) == []  # a main category of no need
+
+
+def test_companions_round_trip_and_a_table_of_the_wrong_shape_is_refused(tmp_path):
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    train = [("饿了", {"外卖": 2, "菜谱": 1})] * 3
+    cases = {"with": replace(m, companions=companion_shares(train, m.labels, min_support=1)), "without": m,
+             "bad": replace(m, companions=np.zeros((len(m.labels), len(m.labels) + 1), dtype=np.float32))}
+    for name, model in cases.items():
+        w = IndexWriter(tmp_path / name)
+        model.save(w)
+        w.commit({})
+    with IndexReader(tmp_path / "with") as r:
+        back = CategoryModel.load(r)
+    assert np.array_equal(back.companions, cases["with"].companions) and back.companions_of("外卖", 0.5, 2) == ["菜谱"]
+    with IndexReader(tmp_path / "without") as r:
+        assert CategoryModel.load(r).companions is None  # an index built without companions loads without them
+    with IndexReader(tmp_path / "bad") as r, pytest.raises(IndexIntegrityError, match="category_companions.npy"):
+        CategoryModel.load(r)
