@@ -144,6 +144,12 @@ def shortlist(codes: np.ndarray, head: int, facets: set[int], per_facet: int) ->
     return np.flatnonzero(keep)
 
 
+def single_seat_facets(weights: Sequence[tuple[str, float]], k: int, below: float) -> list[str]:
+    """The facets ``proportional_seats`` gives exactly one seat on a page of ``k``: after the first, those weighing
+    less than ``below``, most likely first, at most (k − 1) // 2 of them (the main facet keeps most of a short page)."""
+    return [c for n, (c, w) in enumerate(weights) if n > 0 and w < below][: max(0, (k - 1) // 2)]
+
+
 def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], weights: Sequence[tuple[str, float]],
                        k: int, relevance_exponent: float = 0.0, single_seat_below: float = 0.0) -> list[Candidate]:
     """Seats for the need's facets in proportion to their probability: PM-2 (Dang & Croft, "Diversity by
@@ -197,7 +203,7 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
         if head[c] == len(queues[c]):
             live = [(x, w) for x, w in live if x != c]
 
-    probes = [c for n, (c, w) in enumerate(live) if n > 0 and w < single_seat_below][: max(0, (k - 1) // 2)]
+    probes = single_seat_facets(live, k, single_seat_below)
     if probes:
         sure = [cw for cw in live if cw[0] not in probes]
         while len(picked) < k - len(probes) and sure:  # the surer facets share the seats the probes leave

@@ -31,7 +31,7 @@ from .config import EXPLORE_SYSTEMS, Settings, Thresholds, load_thresholds
 from .dense import Encoder, QueryEncoder, configure_search, limit_threads
 from .errors import InvalidQueryError, UnsupportedOperationError
 from .explain import explain
-from .fuzzy import FuzzyRecommender
+from .fuzzy import FuzzyRecommender, single_seat_facets
 from .index import IndexParts, build_parts, item_dense_text, item_terms, load_parts
 from .intent import IntentModel
 from .interleave import team_draft
@@ -223,10 +223,12 @@ class Searcher:
         p = self._category_probs(a)
         out["categories"] = [{"category": c, "p": round(pc, 4)} for c, pc in
                              (self.parts.categories.top(p, 5) if p is not None else [])]
-        # the facets a fuzzy page is organised by (the main facet's companions included), and how each is seated
-        one = self.settings.facet_single_seat_below
-        out["facets"] = [{"category": c, "p": round(pc, 4), "seats": "one" if n and pc < one else "shared"}
-                         for n, (c, pc) in enumerate(self.fuzzy.facets_of(p))]
+        # the facets a fuzzy page of default_k is organised by (the main facet's companions included), and how each
+        # is seated
+        facets = self.fuzzy.facets_of(p)
+        one = set(single_seat_facets(facets, self.settings.default_k, self.settings.facet_single_seat_below))
+        out["facets"] = [{"category": c, "p": round(pc, 4), "seats": "one" if c in one else "shared"}
+                         for c, pc in facets]
         return out
 
     def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from search.fuzzy import single_seat_facets
 from search.searcher import Searcher
 
 
@@ -112,8 +113,8 @@ def test_explain_shows_the_pages_facets_and_their_seats(default_searcher):
         facets = facets_of(default_searcher, q)
         assert [(f["category"], f["p"]) for f in e["facets"]] == [(c, round(p, 4)) for c, p in facets]
         assert e["facets"][0]["category"] == e["categories"][0]["category"] and e["facets"][0]["seats"] == "shared"
-        assert [f["seats"] for f in e["facets"][1:]] == ["one" if p < s.facet_single_seat_below else "shared"
-                                                          for _, p in facets[1:]]
+        one = single_seat_facets(facets, s.default_k, s.facet_single_seat_below)
+        assert [f["category"] for f in e["facets"] if f["seats"] == "one"] == one
     assert any(f["seats"] == "one" for f in default_searcher.explain("想吃火锅")["facets"])
 
 
@@ -125,7 +126,7 @@ def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
     r = default_searcher.search(q, 10)
     assert r.intent.label == "fuzzy", (q, r.intent)
     facets = facets_of(default_searcher, q)
-    probes = [c for n, (c, p) in enumerate(facets) if n > 0 and p < s.facet_single_seat_below][:4]
+    probes = single_seat_facets(facets, 10, s.facet_single_seat_below)
     shown = [h.category for h in r.results]
     assert len(shown) == 10 and set(shown) <= {c for c, _ in facets}, (q, facets, shown)
     for c in probes:

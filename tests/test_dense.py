@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search.dense import SVDEncoder, build_faiss, choose_index_type, configure_search
-from search.fuzzy import Candidate, mmr, proportional_seats, shortlist
+from search.fuzzy import Candidate, mmr, proportional_seats, shortlist, single_seat_facets
 from search.textvec import char_ngrams
 
 
@@ -223,3 +223,10 @@ def test_proportional_seats_fill_the_page_with_facet_items_and_probes_once(rows,
     for c in probes:  # a probe is shown, and only once while the surer facets have candidates for the other seats
         got = sum(cats[i] == c for i in items)
         assert got >= 1 and (got == 1 or sure_left < k - len(probes)), (c, got, items)
+
+
+def test_single_seat_facets_are_the_unsure_ones_after_the_first_within_the_cap():
+    w = [("A", 0.2), ("B", 0.3), ("C", 0.1), ("D", 0.5), ("E", 0.05), ("F", 0.01)]
+    assert single_seat_facets(w, 10, 0.35) == ["B", "C", "E", "F"]  # A is the first however unsure; D is sure
+    assert single_seat_facets(w, 5, 0.35) == ["B", "C"]  # (5 − 1) // 2
+    assert single_seat_facets(w, 1, 0.35) == [] and single_seat_facets(w, 10, 0.0) == []
