@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from search.catalog import DevQuery
 from search.searcher import Searcher
 from search.store import manifest_checksum
@@ -177,6 +179,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         row.update(M.need_metrics(run, needs, category_of, cat_size))
         row["category_ndcg@10"] = M.ir_metrics(cat_qrels, run, ["ndcg@10"], fuzzy)["ndcg@10"] if cat_qrels else float("nan")
         table[name] = row
+    intervals = _need_intervals(res.runs["router"], qrels, needs, fuzzy, category_of, cat_size) if "router" in systems else {}
     by_form = {}
     for form, qids in sorted(forms(queries).items()):
         by_form[form] = {"n": len(qids), **M.ir_metrics(qrels, res.runs.get("router", {}), M.PRECISE_METRICS, qids)}
@@ -219,6 +222,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "worst_needs": _worst_needs(needs, qrels, res, searcher),
         "category_model": _category_model(searcher, needs),
         "systems": table,
+        "need_intervals": intervals,
         "precise_by_form": by_form,
         "significance": sig,
         "latency_ms": {route: M.percentiles(v) for route, v in sorted(res.latency_ms.items())},
@@ -234,6 +238,23 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         reliability_plot(report["calibration"], out / "reliability.png")
     return report
+
+
+def _need_intervals(run: Mapping[str, Sequence[tuple[str, float]]], qrels: Mapping[str, Mapping[str, int]],
+                    needs: Sequence[DevQuery], fuzzy: Sequence[str], category_of: Mapping[str, str],
+                    cat_size: Mapping[str, int]) -> dict[str, Any]:
+    """95 % bootstrap intervals of the router's need figures, over the needs that define each (``n``)."""
+    per = M.need_scores(run, needs, category_of, cat_size)
+    judged = [q for q in fuzzy if q in qrels]
+    if judged:
+        per["ndcg@10"] = list(M.per_query(qrels, run, "ndcg@10", judged).values())
+    out: dict[str, Any] = {}
+    for metric in ("ndcg@10", "category_precision@10", "facet_recall@10"):
+        v = per.get(metric, [])
+        if v:
+            lo, hi = M.bootstrap_interval(v)
+            out[metric] = {"n": len(v), "mean": float(np.mean(v)), "low": lo, "high": hi}
+    return out
 
 
 def reliability_plot(cal: Mapping[str, Any], path: Path) -> Path | None:
@@ -261,6 +282,10 @@ def reliability_plot(cal: Mapping[str, Any], path: Path) -> Path | None:
     fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+NEED_LABELS = {"ndcg@10": "item nDCG@10", "category_precision@10": "category precision@10",
+               "facet_recall@10": "facet recall@10"}
 
 
 def _f(x: Any) -> str:
@@ -292,6 +317,11 @@ def markdown(r: Mapping[str, Any]) -> str:
                   "|---|---|---|---|---|---|"]
         for name, row in r["systems"].items():
             lines.append(f"| {name} | " + " | ".join(_f(row.get(c)) for c in ncols) + " |")
+        iv = r.get("need_intervals")
+        if iv:
+            lines.append("\nrouter, 95 % bootstrap interval of the mean over needs (2,000 resamples): " + " · ".join(
+                f"{NEED_LABELS.get(m, m)} {_f(x['mean'])} [{_f(x['low'])}, {_f(x['high'])}] (n={x['n']})"
+                for m, x in iv.items()))
         cm = r.get("category_model")
         if cm:
             lines.append(f"\nquery→category model on the {cm['n']} needs' judged categories: top-1 {_f(cm['top1'])}, "

@@ -90,6 +90,9 @@ def test_evaluate_on_fixture_and_compare(searcher50, tmp_path):
     assert set(rep["systems"]) == {"router", "bm25", "dense", "oracle"}
     assert (tmp_path / "run.router.txt").exists() and (tmp_path / "qrels.items.txt").exists()
     assert "Routing" in markdown(rep)
+    iv = rep["need_intervals"]["category_precision@10"]  # one need: its interval is its own figure
+    assert iv["n"] == 1 and iv["low"] == iv["mean"] == iv["high"] == rep["systems"]["router"]["category_precision@10"]
+    assert "bootstrap interval" in markdown(rep)
     other = json.loads(json.dumps(rep))
     other["systems"]["router"]["mrr@10"] = 0.0
     assert "systems.router.mrr@10" in compare_reports(rep, other)
@@ -221,3 +224,37 @@ def test_category_model_report_hand_computed():
     # need a: {养生保健, 音乐} found at 1, 3 · need b: {团购, 餐饮店, 电台} found at 3, 2, 5
     assert cm["recall"] == pytest.approx({"1": (1 / 2 + 0) / 2, "2": (1 / 2 + 1 / 3) / 2, "3": (1 + 2 / 3) / 2,
                                           "5": (1 + 1) / 2})
+
+
+def test_need_metrics_hand_computed():
+    category_of = {"a": "音乐", "b": "音乐", "c": "电台", "d": "外卖", "e": "团购"}
+    size = {"音乐": 2, "电台": 1, "外卖": 1, "团购": 1}  # 无此类 has no items
+    needs = [DevQuery("1", "x", "fuzzy", relevant={"a": 2}, categories={"音乐": 2, "电台": 1, "无此类": 1},
+                      nonrelevant=frozenset({"d"})),
+             DevQuery("2", "y", "fuzzy", categories={"外卖": 2}),
+             DevQuery("3", "z", "fuzzy", categories={}),  # no judged category: not a need here
+             DevQuery("4", "w", "fuzzy", categories={"团购": 2})]
+    run = {"1": [("a", 3.0), ("b", 2.0), ("d", 1.0), ("e", 0.5)], "2": [("d", 1.0), ("a", 0.5)], "3": [("a", 1.0)]}
+    per = M.need_scores(run, needs, category_of, size, k=3)
+    # need 1, top 3 = a, b, d: judged a and d (2/3); categories 音乐, 音乐, 外卖 → 2/3 relevant; facets 音乐 of {音乐, 电台}
+    # need 2: d, a: judged none; 外卖 relevant, 音乐 not → 1/2; facet 外卖 found · need 4: nothing served → zeros
+    assert per["judged@10"] == pytest.approx([2 / 3, 0.0, 0.0])
+    assert per["category_precision@10"] == pytest.approx([2 / 3, 1 / 2, 0.0])
+    assert per["facet_recall@10"] == pytest.approx([1 / 2, 1.0, 0.0])
+    means = M.need_metrics(run, needs, category_of, size, k=3)
+    assert means["category_precision@10"] == pytest.approx((2 / 3 + 1 / 2) / 3)
+    assert means["facet_recall@10"] == pytest.approx(1.5 / 3)
+
+
+def test_bootstrap_interval():
+    v = [1.0] * 30 + [0.0] * 10  # mean 0.75
+    lo, hi = M.bootstrap_interval(v)
+    assert 0.55 < lo < 0.75 < hi < 0.9
+    assert M.bootstrap_interval(v) == (lo, hi)  # the seed makes a report reproducible
+    lo2, hi2 = M.bootstrap_interval(v * 10)  # ten times the queries, about a third of the width
+    assert (hi2 - lo2) < 0.5 * (hi - lo)
+    assert M.bootstrap_interval([0.4, 0.4, 0.4]) == pytest.approx((0.4, 0.4))
+    assert M.bootstrap_interval([0.3]) == (0.3, 0.3)
+    assert all(math.isnan(x) for x in M.bootstrap_interval([]))
+    with pytest.raises(ValueError):
+        M.bootstrap_interval(v, confidence=1.5)
