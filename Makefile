@@ -70,6 +70,9 @@ lint: $(STAMP) ## ruff
 eval: index ## offline relevance evaluation on the dev and hard dev sets (reports in eval/out/)
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl eval/queries/hard_dev.jsonl --out eval/out
 
+eval-folds: $(STAMP) ## the page on held-out training needs: two contiguous folds, an index built for each (~5 min)
+	$(PY) -m eval folds --folds 2 --out eval/out/folds
+
 eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
 	$(PY) -m eval external --index $(INDEX) --shared $(SHARED)
 
@@ -91,4 +94,4 @@ bench-quick: index ## smoke run of the benchmark on the default catalog: the ful
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
 
-.PHONY: help install index rebuild run query validate browser-deps nginx test test-all lint eval eval-external loop tune bench bench-quick bench-milvus clean
+.PHONY: help install index rebuild run query validate browser-deps nginx test test-all lint eval eval-folds eval-external loop tune bench bench-quick bench-milvus clean

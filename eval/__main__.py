@@ -1,4 +1,4 @@
-"""``python -m eval {run,external,compare,tune,mine,simulate,agreement,loop}`` — see eval/README.md."""
+"""``python -m eval {run,external,folds,compare,tune,mine,simulate,agreement,loop}`` — see eval/README.md."""
 
 from __future__ import annotations
 
@@ -105,6 +105,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_folds(args: argparse.Namespace) -> int:
+    from search.catalog import load_catalog, load_category_train, load_taxonomy, load_train
+
+    from .folds import fold_eval, markdown
+
+    settings = Settings.load(args.config)
+    tax = load_taxonomy(settings.taxonomy_path)
+    items = load_catalog(settings.catalog_path, settings.taxonomy_path)
+    train, _ = load_train(settings.intent_train_path)
+    cat_train, _ = load_category_train(settings.category_train_path, tax)
+    if args.limit is not None and args.limit < 1:
+        raise ZhidaError("--limit must be at least 1")
+    try:
+        rep = fold_eval(items, [(t.query, t.intent) for t in train], cat_train, settings, args.folds, args.limit,
+                        progress=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise ZhidaError(str(exc)) from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(markdown(rep))
+    print(f"\nreport: {out / 'report.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval", description="Zhida offline evaluation.")
     ap.add_argument("--config", help="TOML settings file")
@@ -126,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     x.add_argument("--shared", default="../shared/data")
     x.add_argument("--out", default="eval/out/external")
     x.set_defaults(func=cmd_external)
+    fo = sub.add_parser("folds", help="the page on held-out training needs: k contiguous folds, an index per fold")
+    from .folds import add_arguments as folds_arguments
+
+    folds_arguments(fo)
+    fo.set_defaults(func=cmd_folds)
     c = sub.add_parser("compare", help="print the deltas between two report.json files")
     c.add_argument("a")
     c.add_argument("b")

@@ -117,7 +117,7 @@ def need_scores(run: Mapping[str, Sequence[tuple[str, float]]], queries: Sequenc
 def need_metrics(run: Mapping[str, Sequence[tuple[str, float]]], queries: Sequence[Any], category_of: Mapping[str, str],
                  category_size: Mapping[str, int], k: int = 10) -> dict[str, float]:
     """Whether a page helps with a need: the means over needs of ``need_scores``."""
-    return {m: _mean(v) for m, v in need_scores(run, queries, category_of, category_size, k).items()}
+    return {m: mean(v) for m, v in need_scores(run, queries, category_of, category_size, k).items()}
 
 
 def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000,
@@ -141,7 +141,8 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, n_resa
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _mean(v: Sequence[float]) -> float:
+def mean(v: Sequence[float]) -> float:
+    """Mean of per-query values; NaN for none."""
     return float(np.mean(v)) if len(v) else float("nan")
 
 

@@ -107,7 +107,7 @@ def _worst_needs(needs: Sequence[DevQuery], qrels: Mapping[str, Mapping[str, int
 RECALL_AT = (1, 2, 3, 5)
 
 
-def _category_model(searcher: Searcher, needs: Sequence[DevQuery]) -> dict[str, Any] | None:
+def category_model_report(searcher: Searcher, needs: Sequence[DevQuery]) -> dict[str, Any] | None:
     """Top-1 / top-3 accuracy of the query→category model against the judged categories of the needs: the top
     prediction is a judged category (top-1), one of the top three is (top-3). And recall@n: the share of a need's
     judged categories (those the catalog has items of) among the model's n most likely, averaged over the needs —
@@ -220,7 +220,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "unknown_names": _unknown_names(queries, res),
         "calibration": M.calibration([res.p_precise[q.qid] for q in queries], [q.intent == "precise" for q in queries]),
         "worst_needs": _worst_needs(needs, qrels, res, searcher),
-        "category_model": _category_model(searcher, needs),
+        "category_model": category_model_report(searcher, needs),
         "systems": table,
         "need_intervals": intervals,
         "precise_by_form": by_form,

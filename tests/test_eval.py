@@ -212,14 +212,14 @@ def test_eval_run_takes_qrels(index50, tmp_path, capsys):
 def test_category_model_report_hand_computed():
     from types import SimpleNamespace
 
-    from eval.reports import _category_model
+    from eval.reports import category_model_report
 
     preds = {"a": ["音乐", "电台", "养生保健", "问诊挂号", "外卖"], "b": ["外卖", "餐饮店", "团购", "音乐", "电台"]}
     items = [SimpleNamespace(category=c) for c in ("音乐", "电台", "养生保健", "问诊挂号", "外卖", "餐饮店", "团购")]
     searcher = SimpleNamespace(predict_categories=lambda q, n: [(c, 0.1) for c in preds[q][:n]], items=items)
     needs = [DevQuery("1", "a", "fuzzy", categories={"养生保健": 2, "音乐": 1, "无此类": 1}),  # 无此类: no items, not counted
              DevQuery("2", "b", "fuzzy", categories={"团购": 2, "餐饮店": 1, "电台": 1})]
-    cm = _category_model(searcher, needs)
+    cm = category_model_report(searcher, needs)
     assert cm["n"] == 2 and cm["top1"] == 0.5 and cm["top3"] == 1.0
     # need a: {养生保健, 音乐} found at 1, 3 · need b: {团购, 餐饮店, 电台} found at 3, 2, 5
     assert cm["recall"] == pytest.approx({"1": (1 / 2 + 0) / 2, "2": (1 / 2 + 1 / 3) / 2, "3": (1 + 2 / 3) / 2,
