@@ -110,13 +110,13 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
     from .folds import fold_eval, markdown
 
+    if args.limit is not None and args.limit < 1:
+        raise ZhidaError("--limit must be at least 1")
     settings = Settings.load(args.config)
     tax = load_taxonomy(settings.taxonomy_path)
     items = load_catalog(settings.catalog_path, settings.taxonomy_path)
     train, _ = load_train(settings.intent_train_path)
     cat_train, _ = load_category_train(settings.category_train_path, tax)
-    if args.limit is not None and args.limit < 1:
-        raise ZhidaError("--limit must be at least 1")
     try:
         rep = fold_eval(items, [(t.query, t.intent) for t in train], cat_train, settings, args.folds, args.limit,
                         progress=lambda m: print(m, file=sys.stderr))

@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from search.catalog import DevQuery
 from search.searcher import Searcher
 from search.store import manifest_checksum
@@ -253,7 +251,7 @@ def _need_intervals(run: Mapping[str, Sequence[tuple[str, float]]], qrels: Mappi
         v = per.get(metric, [])
         if v:
             lo, hi = M.bootstrap_interval(v)
-            out[metric] = {"n": len(v), "mean": float(np.mean(v)), "low": lo, "high": hi}
+            out[metric] = {"n": len(v), "mean": M.mean(v), "low": lo, "high": hi}
     return out
 
 
