@@ -40,6 +40,14 @@ def category_qrels(queries: Sequence[DevQuery], items: Sequence[Item]) -> dict[s
     return out
 
 
+def category_sizes(items: Iterable[Item]) -> dict[str, int]:
+    """Items per category: the need metrics count only judged categories the catalog has items of."""
+    out: dict[str, int] = {}
+    for it in items:
+        out[it.category] = out.get(it.category, 0) + 1
+    return out
+
+
 def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float]]], system: str) -> None:
     """TREC run format: ``qid Q0 docid rank score system`` (ranks from 1)."""
     with open(path, "w", encoding="utf-8") as fh:

@@ -24,6 +24,7 @@ from search.config import Settings
 from search.searcher import Searcher
 
 from . import metrics as M
+from .data import category_sizes
 from .reports import category_model_report
 from .runs import PAGE_K, run_systems
 
@@ -43,9 +44,7 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
     category model's top-1 / top-3 and recall@n on the held-out needs. ``limit`` scores at most that many needs per
     fold (evenly spaced through the block), for a quicker run."""
     category_of = {it.id: it.category for it in items}
-    size: dict[str, int] = {}
-    for it in items:
-        size[it.category] = size.get(it.category, 0) + 1
+    size = category_sizes(items)
     folds, pooled, skipped = [], {m: [] for m in ("category_precision@10", "facet_recall@10")}, 0
     for i, block in enumerate(contiguous_folds(len(category_train), k)):
         train = [r for j, r in enumerate(category_train) if j not in block]

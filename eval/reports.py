@@ -15,7 +15,7 @@ from search.searcher import Searcher
 from search.store import manifest_checksum
 
 from . import metrics as M
-from .data import category_qrels, forms, item_qrels, write_trec_qrels, write_trec_run
+from .data import category_qrels, category_sizes, forms, item_qrels, write_trec_qrels, write_trec_run
 from .runs import PAGE_K, SYSTEMS, RunResult, run_systems
 
 
@@ -164,9 +164,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
     precise = [q.qid for q in queries if q.intent == "precise"]
     fuzzy = [q.qid for q in queries if q.intent == "fuzzy"]
     category_of = {it.id: it.category for it in searcher.items}
-    cat_size: dict[str, int] = {}
-    for it in searcher.items:
-        cat_size[it.category] = cat_size.get(it.category, 0) + 1
+    cat_size = category_sizes(searcher.items)
     needs = [q for q in queries if q.intent == "fuzzy"]
     cat_qrels = category_qrels(needs, searcher.items)
     table: dict[str, dict[str, float]] = {}
