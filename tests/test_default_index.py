@@ -92,7 +92,7 @@ def test_the_main_facets_companions_are_saved_and_become_facets(default_index, d
     assert shares is not None and shares.shape == (len(model.labels), len(model.labels))
     assert float(shares.min()) >= 0.0 and float(shares.max()) <= 1.0 and not np.diag(shares).any()
     seen = 0
-    for q in ("想吃火锅", "周末去哪玩", "头疼怎么办", "想学画画", "叫不到车", "家里漏水了"):
+    for q in ("想吃火锅", "周末去哪玩", "头疼怎么办", "想学画画", "叫不到车", "家里漏水了", "牙疼", "手机坏了", "想喝奶茶"):
         facets = facets_of(default_searcher, q)
         names = [c for c, _ in facets]
         want = model.companions_of(names[0], s.companion_min_share, len(model.labels))
