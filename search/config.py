@@ -132,7 +132,11 @@ class Settings:
     # 0.732 at τ 0.1 → 0.764 at 0.05 (0.768 at 0.03, 0.754 at 0.07)
     category_knn_temperature: float = 0.05
     category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
-    facet_min_prob: float = 0.055  # a category is one of the need's facets from this probability (see companion_min_share)
+    # a category is one of the need's facets from this probability (see companion_min_share). With the 40k vocabulary
+    # of the category model (search/categories.py), `make eval-folds` at 0.055 / 0.05 / 0.045: category precision@10
+    # 0.681 / 0.672 / 0.663, facet recall@10 0.785 / 0.794 / 0.803; 0.05 keeps the precision the folds had before that
+    # model (0.670 at 0.055) and spends its gain on facet recall (0.787 before)
+    facet_min_prob: float = 0.05
     max_facets: int = 6  # facets a page is organised by (on the training folds: see facet_single_seat_below)
     # the main facet's companions (search/categories.py, ``companion_shares``): up to max_companions categories the
     # training needs judging it their main one also list in at least companion_min_share of them become facets too
