@@ -69,8 +69,7 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
         folds.append(row)
     out: dict[str, Any] = {"kind": "zhida-fold-report", "folds": folds, "k": k, "skipped_duplicates": skipped}
     for m, v in pooled.items():
-        lo, hi = M.bootstrap_interval(v)
-        out[m] = {"n": len(v), "mean": M.mean(v), "low": lo, "high": hi}
+        out[m] = M.mean_interval(v)
     return out
 
 

@@ -141,6 +141,12 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, n_resa
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def mean_interval(values: Sequence[float]) -> dict[str, float | int]:
+    """A figure as the reports store it: ``n``, ``mean`` and the 95 % ``low`` / ``high`` of ``bootstrap_interval``."""
+    lo, hi = bootstrap_interval(values)
+    return {"n": len(values), "mean": mean(values), "low": lo, "high": hi}
+
+
 def mean(v: Sequence[float]) -> float:
     """Mean of per-query values; NaN for none."""
     return float(np.mean(v)) if len(v) else float("nan")

@@ -248,8 +248,7 @@ def _need_intervals(run: Mapping[str, Sequence[tuple[str, float]]], qrels: Mappi
     for metric in ("ndcg@10", "category_precision@10", "facet_recall@10"):
         v = per.get(metric, [])
         if v:
-            lo, hi = M.bootstrap_interval(v)
-            out[metric] = {"n": len(v), "mean": M.mean(v), "low": lo, "high": hi}
+            out[metric] = M.mean_interval(v)
     return out
 
 
