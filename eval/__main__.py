@@ -115,8 +115,12 @@ def cmd_folds(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     tax = load_taxonomy(settings.taxonomy_path)
     items = load_catalog(settings.catalog_path, settings.taxonomy_path)
-    train, _ = load_train(settings.intent_train_path)
-    cat_train, _ = load_category_train(settings.category_train_path, tax)
+    train, problems = load_train(settings.intent_train_path)
+    if problems:  # as `python -m search build` does: a fold's index is built from the same files
+        raise ZhidaError(f"{settings.intent_train_path}: " + "; ".join(problems[:5]))
+    cat_train, problems = load_category_train(settings.category_train_path, tax)
+    if problems:
+        raise ZhidaError(f"{settings.category_train_path}: " + "; ".join(problems[:5]))
     try:
         rep = fold_eval(items, [(t.query, t.intent) for t in train], cat_train, settings, args.folds, args.limit,
                         progress=lambda m: print(m, file=sys.stderr))

@@ -67,3 +67,14 @@ def test_cli_rejects_bad_fold_counts(capsys):
     assert main(["folds", "--folds", "1"]) == 2
     assert "folds" in capsys.readouterr().err
     assert main(["folds", "--limit", "0"]) == 2
+
+
+def test_cli_refuses_training_needs_with_problems(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "category_train.jsonl"
+    bad.write_text('{"query": "睡不着", "categories": {"养生保健": 2}}\n{"query": "饿了", "categories": {"不是类目": 2}}\n',
+                   encoding="utf-8")
+    monkeypatch.setenv("ZHIDA_CATEGORY_TRAIN_PATH", str(bad))
+    assert main(["folds", "--limit", "1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line 2" in err
+    assert not (tmp_path / "out").exists()
