@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_external(args: argparse.Namespace) -> int:
-    from search.catalog import load_category_train, load_taxonomy, load_train
+    from search.catalog import load_taxonomy
     from search.searcher import Searcher
 
     from . import external as X
@@ -53,11 +53,10 @@ def cmd_external(args: argparse.Namespace) -> int:
     s = Searcher.load(args.index, settings)
     results: dict = {}
     if (shared / "iflytek").exists():
-        train, _ = load_train(settings.intent_train_path)
         tax = load_taxonomy(settings.taxonomy_path)
-        cat_train = load_category_train(settings.category_train_path, tax)[0] if Path(settings.category_train_path).exists() else []
+        train, cat_train = _training_sets(settings, tax, need_categories=False)
         queries = load_queries(args.queries)
-        rep = X.iflytek_eval(shared, queries, settings, set(tax), [(t.query, t.intent) for t in train], out / "iflytek",
+        rep = X.iflytek_eval(shared, queries, settings, set(tax), train, out / "iflytek",
                              cat_train)
         results["iflytek"] = rep
         print(f"# 1. iFlytek catalog ({rep['catalog']['items']} real apps, {rep['catalog']['categories']} categories; "
@@ -105,8 +104,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_sets(settings: Settings, taxonomy: Sequence[str], need_categories: bool
+                   ) -> tuple[list[tuple[str, str]], list[tuple[str, dict[str, int]]]]:
+    """The intent and category training sets an evaluation builds its own indexes from, refused with the file named
+    when a line has problems, as ``python -m search build`` refuses them. Without ``need_categories`` a missing
+    category file is an empty set (the build then learns categories from the catalog alone)."""
+    from search.catalog import load_category_train, load_train
+
+    train, problems = load_train(settings.intent_train_path)
+    if problems:
+        raise ZhidaError(f"{settings.intent_train_path}: " + "; ".join(problems[:5]))
+    cat_train: list[tuple[str, dict[str, int]]] = []
+    if need_categories or Path(settings.category_train_path).exists():
+        cat_train, problems = load_category_train(settings.category_train_path, taxonomy)
+        if problems:
+            raise ZhidaError(f"{settings.category_train_path}: " + "; ".join(problems[:5]))
+    return [(t.query, t.intent) for t in train], cat_train
+
+
 def cmd_folds(args: argparse.Namespace) -> int:
-    from search.catalog import load_catalog, load_category_train, load_taxonomy, load_train
+    from search.catalog import load_catalog, load_taxonomy
 
     from .folds import fold_eval, markdown
 
@@ -115,14 +132,9 @@ def cmd_folds(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     tax = load_taxonomy(settings.taxonomy_path)
     items = load_catalog(settings.catalog_path, settings.taxonomy_path)
-    train, problems = load_train(settings.intent_train_path)
-    if problems:  # as `python -m search build` does: a fold's index is built from the same files
-        raise ZhidaError(f"{settings.intent_train_path}: " + "; ".join(problems[:5]))
-    cat_train, problems = load_category_train(settings.category_train_path, tax)
-    if problems:
-        raise ZhidaError(f"{settings.category_train_path}: " + "; ".join(problems[:5]))
+    train, cat_train = _training_sets(settings, tax, need_categories=True)
     try:
-        rep = fold_eval(items, [(t.query, t.intent) for t in train], cat_train, settings, args.folds, args.limit,
+        rep = fold_eval(items, train, cat_train, settings, args.folds, args.limit,
                         progress=lambda m: print(m, file=sys.stderr))
     except ValueError as exc:
         raise ZhidaError(str(exc)) from exc
