@@ -109,16 +109,12 @@ def _training_sets(settings: Settings, taxonomy: Sequence[str], need_categories:
     """The intent and category training sets an evaluation builds its own indexes from, refused with the file named
     when a line has problems, as ``python -m search build`` refuses them. Without ``need_categories`` a missing
     category file is an empty set (the build then learns categories from the catalog alone)."""
-    from search.catalog import load_category_train, load_train
+    from search.catalog import checked, load_category_train, load_train
 
-    train, problems = load_train(settings.intent_train_path)
-    if problems:
-        raise ZhidaError(f"{settings.intent_train_path}: " + "; ".join(problems[:5]))
+    train = checked(load_train(settings.intent_train_path), settings.intent_train_path)
     cat_train: list[tuple[str, dict[str, int]]] = []
     if need_categories or Path(settings.category_train_path).exists():
-        cat_train, problems = load_category_train(settings.category_train_path, taxonomy)
-        if problems:
-            raise ZhidaError(f"{settings.category_train_path}: " + "; ".join(problems[:5]))
+        cat_train = checked(load_category_train(settings.category_train_path, taxonomy), settings.category_train_path)
     return [(t.query, t.intent) for t in train], cat_train
 
 

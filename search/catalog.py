@@ -222,6 +222,15 @@ class DevQuery:
         return self.form or self.kind
 
 
+def checked(loaded: tuple[list[T], list[str]], path: str | Path) -> list[T]:
+    """The rows of a loader's ``(rows, problems)`` answer; a file with problems is refused, named with its first
+    five, so that no command trains or evaluates on a file whose bad lines were dropped silently."""
+    rows, problems = loaded
+    if problems:
+        raise CatalogError(f"{path}: " + "; ".join(problems[:5]), problems)
+    return rows
+
+
 def load_train(path: str | Path) -> tuple[list[TrainQuery], list[str]]:
     out: list[TrainQuery] = []
     problems: list[str] = []

@@ -28,7 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .catalog import load_catalog, load_category_train, load_taxonomy, load_train
+    from .catalog import checked, load_catalog, load_category_train, load_taxonomy, load_train
     from .searcher import Searcher
     from .store import sha256_file
 
@@ -39,9 +39,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = args.out or s.index_path
     t0 = time.perf_counter()
     items = load_catalog(catalog, taxonomy)
-    train, problems = load_train(train_path)
-    if problems:
-        raise ZhidaError(f"{train_path}: " + "; ".join(problems[:5]))
+    train = checked(load_train(train_path), train_path)
     extra = _extra_train(args, train) if args.extra_train else None
     if extra is not None:
         train = extra.pop("train")
@@ -55,9 +53,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cat_train: list[tuple[str, dict[str, int]]] = []
     if Path(s.category_train_path).exists():
-        cat_train, problems = load_category_train(s.category_train_path, load_taxonomy(taxonomy))
-        if problems:
-            raise ZhidaError(f"{s.category_train_path}: " + "; ".join(problems[:5]))
+        cat_train = checked(load_category_train(s.category_train_path, load_taxonomy(taxonomy)), s.category_train_path)
     searcher = Searcher.build(items, [(t.query, t.intent) for t in train], s, progress=progress, category_train=cat_train)
     meta = {"catalog": str(catalog), "catalog_sha256": sha256_file(Path(catalog)),
             "intent_train_sha256": sha256_file(Path(train_path)),
@@ -76,20 +72,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _extra_train(args: argparse.Namespace, hand: list[Any]) -> dict[str, Any]:
     """Mined intent labels merged into the hand labels (``search.mined``), with the provenance the manifest keeps;
     conflicts with hand labels are printed (the hand label is kept)."""
-    from .catalog import load_dev, load_train
+    from .catalog import checked, load_dev, load_train
     from .mined import merge
     from .store import sha256_file
 
-    mined, problems = load_train(args.extra_train)
-    if problems:
-        raise ZhidaError(f"{args.extra_train}: " + "; ".join(problems[:5]))
+    mined = checked(load_train(args.extra_train), args.extra_train)
     held_out = []
     for path in args.holdout:
         if Path(path).exists():
-            rows, problems = load_dev(path)
-            if problems:
-                raise ZhidaError(f"{path}: " + "; ".join(problems[:5]))
-            held_out += rows
+            held_out += checked(load_dev(path), path)
     m = merge(hand, mined, held_out)
     report = m.report(len(mined))
     print(f"extra training labels {args.extra_train}: {len(mined)} rows, {m.added} added; "

@@ -7,6 +7,7 @@ import pytest
 from conftest import CATALOG50, ROOT, TAXONOMY, write_jsonl
 
 from search.catalog import (
+    checked,
     coverage_problems,
     load_catalog,
     load_dev,
@@ -119,3 +120,15 @@ def test_repository_data_validates(capsys):
     dev, _ = load_dev(ROOT / "eval/queries/dev.jsonl")
     assert len(dev) >= 400
     assert (ROOT / "index_data/taxonomy.txt").read_text() and Path(TAXONOMY).exists()
+
+
+def test_checked_refuses_a_file_with_problems_naming_it_and_its_first_five(tmp_path):
+    rows = [{"query": "肯德基", "intent": "precise"}] + [{"query": f"q{i}", "intent": "maybe"} for i in range(7)]
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(CatalogError) as e:
+        checked(load_train(path), path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: line 2:") and "line 6:" in msg and "line 7:" not in msg
+    assert len(e.value.problems) == 7
+    good = write_jsonl(tmp_path / "good.jsonl", rows[:1])
+    assert [t.query for t in checked(load_train(good), good)] == ["肯德基"]
