@@ -254,6 +254,14 @@ class QueryEncoder:
         if self._embed is not None:
             self._embed.cache_clear()
 
+    def reset_tokens(self) -> None:
+        """Put the encoder's per-token table back in the state a load leaves it (the catalog's frequent tokens
+        only), so that a benchmark can repeat a measurement from the same start."""
+        clear, warm = getattr(self.encoder, "clear_cache", None), getattr(self.encoder, "warm", None)
+        if callable(clear) and callable(warm):
+            clear()
+            warm()
+
     def token_cache_info(self) -> dict[str, int]:
         """The encoder's per-token table (search/use.py): token hits, misses, rows kept, capacity."""
         info = getattr(self.encoder, "cache_info", None)
