@@ -473,7 +473,7 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
         s.clear_caches()  # no measured query is answered from the warm-up's caches
         gc.collect()
         tok0 = s.token_cache_info()
-        steal0, cpu0 = _steal_ticks(), time.process_time()
+        steal0 = _steal_ticks()
         this: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
         t_pass = pc()
         for q in queries:
@@ -488,7 +488,6 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
         hits += tok1["hits"] - tok0["hits"]
         misses += tok1["misses"] - tok0["misses"]
         entry: dict[str, Any] = {route: {"p50": pct(v, 50), "p99": pct(v, 99)} for route, v in this.items() if v}
-        entry["cpu_share"] = (time.process_time() - cpu0) / wall if wall > 0 else None
         if steal0 is not None and steal1 is not None:
             # ticks of steal summed over every CPU, per second of this pass and per CPU
             entry["steal_share"] = (steal1 - steal0) / (os.sysconf("SC_CLK_TCK") * wall * (os.cpu_count() or 1))
@@ -498,10 +497,10 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
     out: dict[str, Any] = {"routes": {r: lat_stats(v) for r, v in by_route.items()},
                            "all": lat_stats([x for v in by_route.values() for x in v]), "passes": per_pass}
     if tok1.get("max"):
-        # the query encoder's per-token table (search/use.py) is not cleared by the warm-up: it holds the
-        # SentencePiece tokens seen so far, like a warm server; its hit rate over the measured queries says how warm
+        # the query encoder's per-token table (search/use.py) is not cleared between the warm-up and the measured
+        # queries: it holds the SentencePiece tokens seen so far, like a warm server; its hit rate says how warm
         out["token_table"] = {"hit_rate": hits / max(1, hits + misses), "rows": tok1["size"], "max": tok1["max"]}
-    # second pass: shares of time per stage, per route, as the stages report them (search.trace)
+    # one more pass: shares of time per stage, per route, as the stages report them (search.trace)
     s.clear_caches()
     shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*STAGES, "format", "other", "total"), 0.0) for r in by_route}
     for q in queries:
