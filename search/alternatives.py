@@ -65,9 +65,10 @@ class Alternatives:
     @classmethod
     def build(cls, n: int, vectors: Callable[[np.ndarray], np.ndarray],
               search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], categories: Sequence[str],
-              pool: int = POOL, width: int = WIDTH) -> Alternatives:
+              pool: int = POOL, width: int = WIDTH, never: frozenset[int] = frozenset()) -> Alternatives:
         """Search every item's vector (``vectors(docs)``, as the served backend returns them) with ``search(batch,
-        k) → (sims, ids)`` (a FAISS index's ``search``), then order each row by ``order_row``."""
+        k) → (sims, ids)`` (a FAISS index's ``search``), then order each row by ``order_row``; items in ``never``
+        (discontinued ones) are nobody's alternative."""
         ids_out = np.full((n, width), -1, dtype=np.int32)
         sims_out = np.zeros((n, width), dtype=np.float32)
         k = min(n, pool)
@@ -76,7 +77,7 @@ class Alternatives:
             docs = np.arange(start, min(n, start + _BATCH), dtype=np.int64)
             sims, ids = search(np.ascontiguousarray(vectors(docs), dtype=np.float32), k)
             for row, d in enumerate(docs.tolist()):
-                got = order_row(d, ids[row].tolist(), sims[row].tolist(), cats.__getitem__)[:width]
+                got = order_row(d, ids[row].tolist(), sims[row].tolist(), cats.__getitem__, never.__contains__)[:width]
                 if got:
                     ids_out[d, : len(got)] = [i for i, _ in got]
                     sims_out[d, : len(got)] = [s for _, s in got]

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from .errors import CatalogError
 from .normalize import compact, normalize
-from .types import ACTION_KINDS, ITEM_TYPES, Action, Item
+from .types import ACTION_KINDS, ITEM_TYPES, STATUSES, Action, Item
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
-FIELDS = {"id", "name", "aliases", "type", "category", "description", "tags", "actions", "popularity"}
-REQUIRED = FIELDS - {"popularity"}
+FIELDS = {"id", "name", "aliases", "type", "category", "description", "tags", "actions", "popularity", "status"}
+REQUIRED = FIELDS - {"popularity", "status"}
 QUERY_FORMS = ("exact", "pinyin", "initials", "typo", "traditional", "suffix", "partial", "english")
 
 
@@ -101,6 +101,8 @@ def item_problems(obj: Any, taxonomy: set[str]) -> list[str]:
             if not (isinstance(a, dict) and set(a) == {"name", "kind"} and isinstance(a["name"], str)
                     and a["name"].strip() and a["kind"] in ACTION_KINDS):
                 p.append(f"bad action {a!r}: need {{name, kind}} with kind in {list(ACTION_KINDS)}")
+    if obj.get("status", "active") not in STATUSES:
+        p.append(f"status must be one of {list(STATUSES)}, got {obj.get('status')!r}")
     pop = obj.get("popularity", 3)
     if isinstance(pop, bool) or not isinstance(pop, int) or not 1 <= pop <= 5:
         p.append("popularity must be an integer 1-5")
@@ -133,6 +135,7 @@ def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
             tags=tuple(t.strip() for t in obj.get("tags", [])),
             actions=tuple(Action(a["name"].strip(), a["kind"]) for a in obj.get("actions", [])),
             popularity=int(obj.get("popularity", 3)),
+            status=obj.get("status", "active"),
         )
     return Item(
         id=obj["id"],
@@ -144,6 +147,7 @@ def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
         tags=share(tuple(share(t.strip()) for t in obj.get("tags", []))),
         actions=share(tuple(share(Action(share(a["name"].strip()), share(a["kind"]))) for a in obj.get("actions", []))),
         popularity=int(obj.get("popularity", 3)),
+        status=share(obj.get("status", "active")),
     )
 
 
@@ -366,9 +370,11 @@ def coverage_problems(items: Sequence[Item], refs: Sequence[tuple[str, list[str]
 
 
 def label_floor_problems(items: Sequence[Item], taxonomy: Sequence[str], floor: int) -> list[str]:
-    """Taxonomy labels with fewer than ``floor`` items: a need in such a category cannot be answered well."""
-    cats = Counter(i.category for i in items)
-    return [f"category {c!r} has {cats.get(c, 0)} items (at least {floor} wanted)" for c in taxonomy if cats.get(c, 0) < floor]
+    """Taxonomy labels with fewer than ``floor`` active items (discontinued ones are never recommended): a need in
+    such a category cannot be answered well."""
+    cats = Counter(i.category for i in items if not i.discontinued)
+    return [f"category {c!r} has {cats.get(c, 0)} active items (at least {floor} wanted)" for c in taxonomy
+            if cats.get(c, 0) < floor]
 
 
 def report(items: Sequence[Item], train: Sequence[TrainQuery] | None, dev: Sequence[DevQuery] | None,

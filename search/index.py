@@ -163,7 +163,8 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
         say(f"alternatives ({len(items)} items)")
-        alternatives = Alternatives.build(len(items), backend.vectors, dense.index.search, [it.category for it in items])
+        alternatives = Alternatives.build(len(items), backend.vectors, dense.index.search, [it.category for it in items],
+                                          never=table.discontinued)
     return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, Completions.from_catalog(items, train),
                       categories, alternatives)
 

@@ -53,6 +53,8 @@ class ItemTable:
         # catalog popularity per document (float64): the precise score, the fuzzy re-rank and the facets' popular
         # items all read it
         self.popularity = np.array([it.popularity for it in self.items], dtype=np.float64)
+        # discontinued services: found by name, never recommended (``Item.status``; fuzzy pages and alternatives)
+        self.discontinued: frozenset[int] = frozenset(i for i, it in enumerate(self.items) if it.discontinued)
         self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
         self.replaced: frozenset[int] = frozenset()  # documents of the index folder changed in place since
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
@@ -130,7 +132,8 @@ class ItemTable:
         return got[1]
 
     def top_of_category(self, category: str, n: int) -> list[int]:
-        """The ``n`` most popular live documents of ``category`` (then by document number)."""
+        """The ``n`` most popular live documents of ``category`` (then by document number), discontinued ones left out:
+        these are recommendations."""
         by = self._by_category
         if by is None:
             groups: dict[str, list[int]] = {}
@@ -142,7 +145,8 @@ class ItemTable:
         docs = by.get(category)
         if docs is None:
             return []
-        out = [d for d in docs[: n + len(self.deleted)].tolist() if d not in self.deleted]
+        gone = self.deleted | self.discontinued if self.discontinued else self.deleted
+        out = [d for d in docs[: n + len(gone)].tolist() if d not in gone]
         return out[:n]
 
     def is_tag_of(self, phrase: str, docs: np.ndarray) -> bool:
@@ -211,6 +215,8 @@ class ItemTable:
                 self.added_names[compact(n)] = d  # compact normalises
             self.doc_of[it.id] = d
         self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
+        self.discontinued = (self.discontinued - frozenset(docs)) | frozenset(
+            d for d, it in zip(docs, items, strict=True) if it.discontinued)
         self.replaced = self.replaced | frozenset(d for d in docs if d < self.built_size)
         self._by_category = None
         self._per_item = None

@@ -85,6 +85,9 @@ class PageBuilder:
         direct: Hit | None = None
         if label == "precise":
             results = self.precise.rank(a, k, trace)
+            if self.table.discontinued:  # a discontinued service is found by its name, not by a word it shares
+                retired, doc_of = self.table.discontinued, self.table.doc_of
+                results = [h for h in results if h.reason != KEYWORD_REASON or doc_of[h.id] not in retired]
             if results and (a.match.strong or results[0].reason != KEYWORD_REASON):
                 direct = results[0]
             if direct is not None:

@@ -15,6 +15,9 @@ Route = Literal["precise", "fuzzy", "mixed"]
 ITEM_TYPES: tuple[str, ...] = ("brand", "mini_program", "function", "service", "content")
 ENTITY_TYPES: frozenset[str] = frozenset({"brand", "mini_program", "function"})
 NAMED_TYPES: frozenset[str] = frozenset({"brand", "mini_program"})  # entities with a proper name (not functions)
+# an item's ``status``: a discontinued service (虾米 stopped in 2021, 百度外卖 went into 饿了么) is still found by its
+# name, so that a user who types it learns where it went, but it is never recommended for a need or as an alternative
+STATUSES: tuple[str, ...] = ("active", "discontinued")
 ACTION_KINDS: tuple[str, ...] = (
     "open", "order", "pay", "book", "query", "apply", "member", "coupon", "service", "nav", "content",
 )
@@ -53,9 +56,14 @@ class Item:
     tags: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
     popularity: int = 3
+    status: str = "active"  # one of STATUSES
+
+    @property
+    def discontinued(self) -> bool:
+        return self.status == "discontinued"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "name": self.name,
             "aliases": list(self.aliases),
@@ -66,6 +74,9 @@ class Item:
             "actions": [a.to_dict() for a in self.actions],
             "popularity": self.popularity,
         }
+        if self.status != "active":  # written only when set: an active catalog line reads as before
+            out["status"] = self.status
+        return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from conftest import CATALOG50, ROOT, TAXONOMY, write_jsonl
 from search.catalog import (
     checked,
     coverage_problems,
+    item_from_dict,
+    label_floor_problems,
     load_catalog,
     load_dev,
     load_taxonomy,
@@ -35,7 +37,8 @@ def _check(rows):
     ("change", "needle"),
     [({"name": ""}, "name"), ({"category": "不存在"}, "taxonomy"), ({"description": "太短"}, "description"),
      ({"tags": []}, "tags"), ({"type": "other"}, "type"), ({"actions": [{"name": "x", "kind": "fly"}]}, "action"),
-     ({"id": "Bad Id"}, "id"), ({"popularity": 9}, "popularity"), ({"extra": 1}, "unknown")],
+     ({"id": "Bad Id"}, "id"), ({"popularity": 9}, "popularity"), ({"extra": 1}, "unknown"),
+     ({"status": "closed"}, "status"), ({"status": None}, "status")],
 )
 def test_each_defect_is_reported(change, needle):
     probs = _check([{**GOOD, **change}])
@@ -93,6 +96,18 @@ def test_validator_refuses_a_training_need_that_is_an_evaluation_query(tmp_path,
 def test_coverage_check(items50):
     probs = coverage_problems(items50, [("肯德基", ["KFC"]), ("不存在的牌子", [])])
     assert probs == ["reference name '不存在的牌子' is not a name or alias in the catalog"]
+
+
+def test_status_is_read_written_only_when_set_and_counted_out_of_the_label_floor():
+    assert not _check([{**GOOD, "status": "discontinued"}, {**GOOD, "id": "x-2", "name": "另一个", "status": "active"}])
+    active, gone = item_from_dict(GOOD), item_from_dict({**GOOD, "status": "discontinued"})
+    assert active.status == "active" and not active.discontinued and gone.discontinued
+    assert "status" not in active.to_dict() and gone.to_dict()["status"] == "discontinued"
+    assert item_from_dict(gone.to_dict()) == gone
+    two = [item_from_dict({**GOOD, "id": f"x-{i}", "name": f"测试{i}"}) for i in range(2)]
+    assert label_floor_problems(two, ["生活缴费"], 2) == []
+    assert label_floor_problems([two[0], item_from_dict({**GOOD, "status": "discontinued"})], ["生活缴费"], 2) == [
+        "category '生活缴费' has 1 active items (at least 2 wanted)"]
 
 
 def test_fixture_catalog_is_valid():

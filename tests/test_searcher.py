@@ -6,6 +6,7 @@ import pytest
 from search.config import Thresholds
 from search.errors import InvalidQueryError
 from search.fuzzy import FuzzyRecommender
+from search.searcher import Searcher
 
 
 @pytest.mark.parametrize(
@@ -268,3 +269,39 @@ def test_each_facet_adds_its_own_popular_items(searcher50):
     fz.recommend(s.analyze("周末带娃去哪", k=10), 10)
     extras = [s.items[d].category for d in asked[0]]
     assert sorted(extras) == sorted(three)  # one of each facet
+
+
+@pytest.fixture(scope="module")
+def with_discontinued(items50, train50, tmp_path_factory):
+    """The 50-item catalog with 麦当劳 and 饿了么 discontinued, built, saved and loaded back."""
+    from dataclasses import replace as dc_replace
+
+    from conftest import settings_for
+
+    gone = {"麦当劳", "饿了么"}
+    items = [dc_replace(it, status="discontinued") if it.name in gone else it for it in items50]
+    built = Searcher.build(items, train50, settings_for())
+    path = tmp_path_factory.mktemp("discontinued") / "index"
+    built.save(path)
+    return gone, built, Searcher.load(path, settings_for())
+
+
+def test_a_discontinued_service_is_found_by_name_but_never_recommended(searcher50, with_discontinued):
+    from dataclasses import replace as dc_replace
+
+    gone, built, loaded = with_discontinued
+    # the same catalog without the status recommends both: for the need, and as 肯德基's alternatives
+    assert gone <= {h.name for h in searcher50.search("饿了", 10).results}
+    assert gone <= {h.name for h in searcher50.search("肯德基", 10).results}
+    no_table = Searcher(loaded.settings, dc_replace(loaded.parts, alternatives=None), loaded.thresholds)
+    for s in (built, loaded, no_table):  # the build's alternatives table, and a live search without it
+        assert {s.table.items[d].name for d in s.table.discontinued} == gone
+        for q in ("饿了", "想吃快餐", "肯德基", "必胜客", "外卖"):
+            r = s.search(q, 10)
+            assert not gone & {h.name for h in r.results}, (q, [h.name for h in r.results])
+        fuzzy = s.search("饿了", 10)
+        assert fuzzy.intent.label == "fuzzy" and len(fuzzy.results) >= 6
+        for name in gone:  # typed by name: found, then active alternatives only
+            r = s.search(name, 10)
+            assert r.direct_hit is not None and r.direct_hit.name == name
+            assert not (gone - {name}) & {h.name for h in r.results[1:]}

@@ -146,6 +146,8 @@ class CatalogItemIn(BaseModel):
     actions: list[ActionIn] = Field(..., max_length=5, description="2-5 core entries (brand, mini_program, "
                                                                    "function, service)")
     popularity: int = Field(3, ge=1, le=5)
+    status: Literal["active", "discontinued"] = Field("active", description="discontinued: found by its name, never "
+                                                                            "recommended for a need or as an alternative")
 
 
 class ItemsRequestDoc(BaseModel):
