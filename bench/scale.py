@@ -256,6 +256,7 @@ def make_catalog(
             tags=tuple(tags),
             actions=src.actions,
             popularity=max(1, src.popularity - rng.randint(0, 2)),
+            status=src.status,  # a branch of a discontinued service is discontinued too
         ))
         sources.append(si)
         donor_idx.append(didx)
