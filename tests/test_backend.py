@@ -182,13 +182,30 @@ def test_http_items_upsert_and_delete(admin):
 
 @pytest.mark.parametrize("body", [{"items": [record(id="brand-9002", category="不存在的类目")]},
                                   {"items": [record(id="bad id!")]}, {"items": [{"id": "x"}]}, {"items": []},
-                                  {"items": "nope"}, {"records": [NEW]}])
+                                  {"items": "nope"}, {"records": [NEW]},
+                                  {"items": [record(id="brand-9003", name="闭店咖啡", status="closed")]}])
 def test_http_items_bad_records_422_and_nothing_changes(admin, mutable, body):
     client, auth = admin
     n = len(mutable.items)
     r = client.post("/admin/items", json=body, headers=auth)
     assert r.status_code == 422 and "error" in r.json()
     assert len(mutable.items) == n
+
+
+def test_http_items_status_discontinued_is_found_by_name_not_recommended(admin, mutable):
+    client, auth = admin
+    gone = record(id="brand-9001", name="星河咖啡馆", aliases=["星河咖啡"], tags=["咖啡", "下午茶", "手冲", "提神"],
+                  description="一家只在测试里存在的精品咖啡连锁，已停止营业，原会员积分可转到其他门店使用。",
+                  status="discontinued")
+    assert client.post("/admin/items", json={"items": [gone]}, headers=auth).status_code == 200
+    assert mutable.item("brand-9001").discontinued
+    assert client.get("/search", params={"q": "星河咖啡馆"}).json()["direct_hit"]["id"] == "brand-9001"
+    for q in ("想喝咖啡", "星巴克"):  # a need it fits, and a brand it would be an alternative of
+        assert "brand-9001" not in [h["id"] for h in client.get("/search", params={"q": q}).json()["results"]]
+    active = {k: v for k, v in gone.items() if k != "status"}  # replaced by an active record: recommended again
+    assert client.post("/admin/items", json={"items": [active]}, headers=auth).status_code == 200
+    assert not mutable.item("brand-9001").discontinued and not mutable.table.discontinued
+    assert "brand-9001" in [h["id"] for h in client.get("/search", params={"q": "想喝咖啡"}).json()["results"]]
 
 
 def test_http_items_needs_token_and_embedded_says_409(searcher50):
