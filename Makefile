@@ -88,8 +88,8 @@ bench-milvus: index ## embedded vs Milvus Lite backend on the default index: lat
 bench: index ## benchmarks and the target table (default catalog, 10k, 100k; SIZES=10k,100k,1m adds 1M; ARGS=--quick)
 	$(PY) -m bench.run --sizes $(SIZES) $(ARGS)
 
-bench-quick: index ## smoke run of the benchmark on the default catalog: the full target table, unrun targets marked
-	$(PY) -m bench.run --quick --sizes default
+bench-quick: index ## smoke run of the benchmark on the default catalog (bench/out/results-quick.json): the target table, unrun targets marked
+	$(PY) -m bench.run --quick --sizes default --out bench/out/results-quick.json
 
 clean: ## remove the virtual environment, built indexes and caches
 	rm -rf $(VENV) $(INDEX) index_data/.index-versions .pytest_cache .ruff_cache .hypothesis eval/out
