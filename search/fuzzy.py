@@ -319,10 +319,9 @@ class FuzzyRecommender:
         cw = s.category_weight if p is not None else 0.0
         tag_index = table.tag_index()
         tag_hit = tag_index.hits(a.need_text, a.need_words)
-        deleted, retired, n_items = table.deleted, table.discontinued, len(items)
+        unlisted, n_items = table.unlisted, len(items)  # deleted or discontinued
         keep = [(sim, i) for sim, i in zip(sims.tolist(), ids.tolist(), strict=True)
-                if not (i < 0 or i >= n_items or (exclude and i in exclude) or (deleted and i in deleted)
-                        or (retired and i in retired))]
+                if not (i < 0 or i >= n_items or (exclude and i in exclude) or (unlisted and i in unlisted))]
         docs = [i for _, i in keep]
         cat_hit: dict[str, bool] = {}
         named = []
@@ -388,15 +387,15 @@ class FuzzyRecommender:
         t, table = perf_counter(), self.table
         alt = self.alternatives
         picked = None
-        retired = table.discontinued  # never an alternative (the build's table leaves them out too)
         if alt is not None and not table.changed and not table.replaced:  # the build's table still holds
             picked = alt.lookup(doc, n, exclude)
         if picked is None:
             vec = self.backend.vectors([doc])[0]
             ids, sims = self.backend.dense(vec, min(len(table.items), pool_for(n)))
-            n_items, deleted = len(table.items), table.deleted
+            # deleted and discontinued items are never alternatives (the build's table leaves the latter out too)
+            n_items, unlisted = len(table.items), table.unlisted
             picked = order_row(doc, ids.tolist(), sims.tolist(), lambda i: table.items[i].category,
-                               lambda i: i in exclude or i in deleted or i in retired or i >= n_items)[:n]
+                               lambda i: i in exclude or i in unlisted or i >= n_items)[:n]
         hits, top = [], ceiling
         for i, sim in picked:
             top = min(top, sim)

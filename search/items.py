@@ -56,6 +56,8 @@ class ItemTable:
         # discontinued services: found by name, never recommended (``Item.status``; fuzzy pages and alternatives)
         self.discontinued: frozenset[int] = frozenset(i for i, it in enumerate(self.items) if it.discontinued)
         self.deleted: frozenset[int] = frozenset()  # documents removed since the index folder was built
+        # never recommended: deleted or discontinued (kept in step by ``apply`` and ``delete``, read per candidate)
+        self.unlisted: frozenset[int] = self.discontinued
         self.replaced: frozenset[int] = frozenset()  # documents of the index folder changed in place since
         self.added_names: dict[str, int] = {}  # compact name/alias → document, for items added since
         self.compact_names = CompactNames(self)
@@ -145,7 +147,7 @@ class ItemTable:
         docs = by.get(category)
         if docs is None:
             return []
-        gone = self.deleted | self.discontinued if self.discontinued else self.deleted
+        gone = self.unlisted
         out = [d for d in docs[: n + len(gone)].tolist() if d not in gone]
         return out[:n]
 
@@ -217,6 +219,7 @@ class ItemTable:
         self.deleted = (self.deleted - frozenset(docs)) | frozenset(gaps)
         self.discontinued = (self.discontinued - frozenset(docs)) | frozenset(
             d for d, it in zip(docs, items, strict=True) if it.discontinued)
+        self.unlisted = self.deleted | self.discontinued
         self.replaced = self.replaced | frozenset(d for d in docs if d < self.built_size)
         self._by_category = None
         self._per_item = None
@@ -227,6 +230,7 @@ class ItemTable:
 
     def delete(self, docs: Iterable[int]) -> None:
         self.deleted = self.deleted | frozenset(docs)
+        self.unlisted = self.deleted | self.discontinued
 
     # -- index folder ---------------------------------------------------------------------------------
     def save(self, w: IndexWriter) -> None:
