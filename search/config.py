@@ -93,7 +93,7 @@ class Settings:
     alternatives_max_items: int = 200_000
     # neighbours fetched before re-ranking and MMR (dev fuzzy nDCG@10 at k = 10: 100 → 0.4391, 50 → 0.4397)
     fuzzy_candidates: int = 50
-    tag_weight: float = 0.15  # bonus per matched tag/need word in the fuzzy re-ranker
+    tag_weight: float = 0.15  # fuzzy re-rank bonus per matched tag (times its strength, search/tags.py) or need word
     # fuzzy re-ranker bonus per catalog popularity point above the middle (popularity 1–5, 3 = neutral): among
     # services that fit a need about equally, the one people use comes first. Dev fuzzy nDCG@10 (make eval):
     # 0 → 0.435, 0.01 → 0.449, 0.02 → 0.451, 0.03 → 0.455, 0.05 → 0.451; 0.02 sits inside that flat region

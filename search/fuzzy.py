@@ -236,8 +236,8 @@ class FuzzyRecommender:
 
     1. Candidates: the dense index's nearest items, plus the most popular items of each facet category (the need's
        likely categories, from the query→category model) that the dense search missed.
-    2. Relevance = cosine + ``tag_weight`` × (matched tags + category named + the item's own name or alias contained in
-       the need) + ``popularity_weight`` × (popularity − 3)
+    2. Relevance = cosine + ``tag_weight`` × (matched tags, each by the share of it the need states (``search.tags``)
+       + category named + the item's own name or alias contained in the need) + ``popularity_weight`` × (popularity − 3)
        + ``category_weight`` × p(item's category | need).
     3. Selection (``facet_seats``): "proportional" gives the facets seats in proportion to p(category | need)
        (PM-2, ``proportional_seats``), weighed by the relevance of the candidate each facet would seat next, and
@@ -333,12 +333,12 @@ class FuzzyRecommender:
             named.append(ch)
         codes, pop = table.per_item(self.label_index)
         d = np.asarray(docs, dtype=np.int64)
-        # relevance = cosine + tag_weight · (matched tags + category named + own name contained)
+        # relevance = cosine + tag_weight · (matched tags' strengths + category named + own name contained)
         #             + popularity_weight · (popularity − 3)
         #             + category_weight · p(item's category | need), summed in this order
         relevance = (np.array([sim for sim, _ in keep], dtype=np.float64)
                      + tw * (tag_index.counts(d, tag_hit)
-                             + np.array([h + (i in named_items) for h, i in zip(named, docs, strict=True)], dtype=np.int64))
+                             + np.array([h + (i in named_items) for h, i in zip(named, docs, strict=True)], dtype=np.float64))
                      + pw * (pop[d] - 3))
         if cw and p is not None:
             c = codes[d]

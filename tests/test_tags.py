@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search.items import ItemTable
-from search.tags import TagIndex, matched_tags
+from search.tags import TagIndex, matched_tags, tag_strengths
 from search.types import Item
 
 TAGS = [("白噪音", "助眠", "x"), ("带娃出游", "亲子"), ("附近", "附近美食", "花店", "药店"), (), ("花店", "花店", "带娃")]
@@ -23,6 +23,20 @@ def test_matched_tags():
     assert matched_tags("装修多少钱", ("装修", "多少钱"), ("装修多少钱", "花了多少钱")) == ["装修多少钱"]
 
 
+def test_tag_strengths_hand_computed():
+    # the need contains the tag: all of it; otherwise the share of its characters the need's words cover
+    assert tag_strengths("手机快没电了", ("手机", "快", "没电", "了"), ("手机没电", "手机进水", "换手机", "充电宝")) == [
+        1.0, 0.5, 2 / 3, 0.0]
+    assert tag_strengths("带娃", ("带娃",), ("带娃出游", "带娃")) == [0.5, 1.0]
+    # a word counts once however often the need repeats it; shares add up to at most 1
+    assert tag_strengths("带娃带娃", ("带娃", "带娃"), ("带娃出游",)) == [0.5]  # 带娃 once: half
+    assert tag_strengths("带娃出游", ("带娃",), ("带娃出游",)) == [1.0]  # contained: whole
+    assert tag_strengths("娃出去", ("带娃出游", "带娃"), ("带娃出游",)) == [1.0]  # 4/4 + 2/4, capped
+    assert tag_strengths("想出游啊", ("想", "出游啊"), ("带娃出游",)) == [0.0]  # 出游啊 is not inside it
+    # modifiers are no need, as a tag or as a word
+    assert tag_strengths("附近的花店", ("附近", "的", "花店"), ("附近", "附近美食", "花店")) == [0.0, 0.0, 1.0]
+
+
 def test_hits_and_counts_hand_computed():
     index = TagIndex.build(TAGS)
     assert index.longest == 4
@@ -30,14 +44,17 @@ def test_hits_and_counts_hand_computed():
     hit = index.hits("睡不着想听白噪音", ("睡不着", "想听"))
     assert index.counts(np.arange(5), hit).tolist() == [1, 0, 0, 0, 0]
     assert index.matched(0, hit) == ["白噪音"]
-    # 附近的花店带娃: 附近 is a modifier (neither the tag 附近 nor 附近美食 through it); 花店 and 带娃 are in the need;
-    # 带娃出游 contains the word 带娃; a tag listed twice counts twice
+    # 附近的花店带娃: 附近 is a modifier (neither the tag 附近 nor 附近美食 through it); 花店 and 带娃 are in the need
+    # (strength 1); 带娃出游 contains the word 带娃 (half of it); a tag listed twice counts twice
     hit = index.hits("附近的花店带娃", ("附近", "的", "花店", "带娃"))
-    assert index.counts(np.arange(5), hit).tolist() == [0, 1, 1, 0, 3]
+    assert index.counts(np.arange(5), hit).tolist() == [0, 0.5, 1, 0, 3]
     assert index.matched(4, hit) == ["花店", "花店", "带娃"]
     assert index.counts(np.array([4, 2, 4]), hit).tolist() == [3, 1, 3]  # any order, repeats allowed
     assert index.counts(np.array([3]), hit).tolist() == [0]  # an item without tags
     assert index.counts(np.array([], dtype=np.int64), hit).tolist() == []
+    # the reason lists the strongest first: 带娃 (whole) before 带娃出游 (half)
+    index = TagIndex.build([("带娃出游", "带娃")])
+    assert index.matched(0, index.hits("带娃", ("带娃",))) == ["带娃", "带娃出游"]
 
 
 _CHARS = "花店带娃附近白噪音助眠亲子美食药x的"
@@ -48,13 +65,15 @@ _word = st.text(alphabet=_CHARS, min_size=1, max_size=4)
 @given(tags=st.lists(st.lists(_word, max_size=5), min_size=1, max_size=12),
        words=st.lists(_word, max_size=5), extra=st.text(alphabet=_CHARS, max_size=6))
 def test_equals_the_per_item_rule(tags, words, extra):
-    # the rule applied to the vocabulary gives each item exactly the tags the rule gives it alone, in its order
+    # the rule applied to the vocabulary gives each item the strengths the rule gives it alone, and the same tags
     query = "".join(words) + extra
     index = TagIndex.build([tuple(t) for t in tags])
     hit = index.hits(query, words)
-    alone = [matched_tags(query, words, t) for t in tags]
-    assert index.counts(np.arange(len(tags)), hit).tolist() == [len(m) for m in alone]
-    assert [index.matched(d, hit) for d in range(len(tags))] == alone
+    alone = [tag_strengths(query, words, t) for t in tags]
+    assert np.allclose(index.counts(np.arange(len(tags)), hit), [sum(x) for x in alone], rtol=0, atol=1e-9)
+    assert [sorted(index.matched(d, hit)) for d in range(len(tags))] == [sorted(matched_tags(query, words, t))
+                                                                        for t in tags]
+    assert all(0 <= x <= 1 for x in hit)
 
 
 def test_the_table_rebuilds_it_after_an_upsert():
@@ -69,4 +88,4 @@ def test_the_table_rebuilds_it_after_an_upsert():
     hit = rebuilt.hits("找人拉货", ("找人", "拉货"))
     assert rebuilt.counts(np.array([0, 1, 2]), hit).tolist() == [0, 1, 0]
     hit = rebuilt.hits("宠物", ("宠物",))
-    assert rebuilt.counts(np.array([0, 1, 2]), hit).tolist() == [1, 0, 1]
+    assert rebuilt.counts(np.array([0, 1, 2]), hit).tolist() == [0.5, 0, 0.5]  # half of 宠物寄养, of 宠物美容
