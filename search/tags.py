@@ -8,10 +8,9 @@ strength is the share of the tag the need accounts for: 1 when the need contains
 length of the distinct need words inside it over the tag's length, at most 1. 手机快没电了 accounts for all of 手机没电
 (手机 + 没电) but only half of 手机进水 (手机): a tag that shares the need's object and not its predicate says less
 about the need than one that states it (counted as 0 or 1, every tag holding 手机 weighed as much as 手机没电). On the
-training needs' two folds (dev unused), the
-served pages' first result in a judged category 0.729 → 0.733, category precision@10 and facet recall@10 unchanged
-(0.671, 0.796); `make eval` item nDCG@10 dev 0.703 → 0.709, hard dev 0.739 → 0.744. The re-rank adds ``tag_weight``
-times each candidate's summed strengths.
+training needs' two folds (dev unused), the served pages' first result in a judged category 0.729 → 0.733, category
+precision@10 and facet recall@10 unchanged (0.671, 0.796); `make eval` item nDCG@10 dev 0.703 → 0.709, hard dev
+0.739 → 0.744. The re-rank adds ``tag_weight`` times each candidate's summed strengths.
 
 Applied per candidate and per tag in Python, the rule cost about 0.23 ms of a 100k-item fuzzy answer (about eighty
 candidates, eight hundred tags; 0.08 ms this way, measured alone on the benchmark's queries). Here it is applied to
