@@ -338,7 +338,7 @@ class FuzzyRecommender:
         #             + category_weight · p(item's category | need), summed in this order
         relevance = (np.array([sim for sim, _ in keep], dtype=np.float64)
                      + tw * (tag_index.counts(d, tag_hit)
-                             + np.array([h + (i in named_items) for h, i in zip(named, docs, strict=True)], dtype=np.float64))
+                             + np.array([h + (i in named_items) for h, i in zip(named, docs, strict=True)], dtype=np.int64))
                      + pw * (pop[d] - 3))
         if cw and p is not None:
             c = codes[d]
