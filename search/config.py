@@ -131,12 +131,18 @@ class Settings:
     # τ: vote weight exp(cosine / τ). Chosen on the training needs (as α; before the rows per text): top-1
     # 0.732 at τ 0.1 → 0.764 at 0.05 (0.768 at 0.03, 0.754 at 0.07)
     category_knn_temperature: float = 0.05
+    # β: weight of the embedding head (search/categories.py, ``EmbeddingHead``; 0 = not trained, not used). On the
+    # training needs' two folds (each fold's index built without it, every second held-out need served; dev unused),
+    # category precision@10 / facet recall@10 of the served pages, facets from p 0.05: β 0 0.671 / 0.796, 0.1
+    # 0.671 / 0.810, 0.2 0.667 / 0.825; at equal recall β 0.3 gives β 0.2's precision (0.678 / 0.811 from p 0.06,
+    # 0.677 / 0.813 from 0.055)
+    category_embed_weight: float = 0.2
     category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
-    # a category is one of the need's facets from this probability (see companion_min_share). With the 40k vocabulary
-    # of the category model (search/categories.py), `make eval-folds` at 0.055 / 0.05 / 0.045: category precision@10
-    # 0.681 / 0.672 / 0.663, facet recall@10 0.785 / 0.794 / 0.803; 0.05 keeps the precision the folds had before that
-    # model (0.670 at 0.055) and spends its gain on facet recall (0.787 before)
-    facet_min_prob: float = 0.05
+    # a category is one of the need's facets from this probability (see companion_min_share). Chosen on the training
+    # needs' two folds (as β above) to keep the category precision@10 the pages had before the embedding head (0.671)
+    # and spend its gain on facet recall: from p 0.05 / 0.0525 / 0.055 / 0.06, 0.667 / 0.825, 0.672 / 0.818, 0.677 /
+    # 0.813, 0.685 / 0.803 (before the head, 0.05 was chosen the same way for the 40k vocabulary: CHANGELOG)
+    facet_min_prob: float = 0.0525
     max_facets: int = 6  # facets a page is organised by (on the training folds: see facet_single_seat_below)
     # the main facet's companions (search/categories.py, ``companion_shares``): up to max_companions categories the
     # training needs judging it their main one also list in at least companion_min_share of them become facets too
@@ -250,6 +256,8 @@ class Settings:
             raise ConfigError("milvus_bm25_limit must be in 1..16384, milvus_shards and milvus_replicas >= 1")
         if not (0 <= self.embedding_cache_size <= 10_000_000) or not (0 <= self.encoder_token_cache <= 1_000_000):
             raise ConfigError("embedding_cache_size must be in 0..10000000 and encoder_token_cache in 0..1000000")
+        if not (0.0 <= self.category_embed_weight <= 1.0):
+            raise ConfigError(f"category_embed_weight must be in 0..1, got {self.category_embed_weight}")
         if not (0.0 <= self.category_knn_weight <= 1.0) or self.category_knn_temperature <= 0:
             raise ConfigError("category_knn_weight must be in 0..1 and category_knn_temperature > 0")
         if not (1 <= self.per_category_cap <= self.main_category_cap) or not (1 <= self.max_facets <= 20):

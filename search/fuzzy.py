@@ -260,9 +260,11 @@ class FuzzyRecommender:
         table.per_item(self.label_index)  # built here, at load, rather than by the first query
         table.tag_index()
 
-    def category_probs(self, a: Analysis, ids: np.ndarray, sims: np.ndarray) -> np.ndarray | None:
+    def category_probs(self, a: Analysis, ids: np.ndarray, sims: np.ndarray,
+                       qv: np.ndarray | None = None) -> np.ndarray | None:
         """p(category | need) from the model, its neighbours' vote over the first ``category_knn_neighbours`` of
-        ``ids`` (already retrieved, best first)."""
+        ``ids`` (already retrieved, best first) and its embedding head over the need's vector ``qv`` (encoded here
+        when not given)."""
         if self.categories is None:
             return None
         s = self.settings
@@ -273,8 +275,11 @@ class FuzzyRecommender:
         ok = (near >= 0) & (near < len(per_doc))
         codes[ok] = per_doc[near[ok]]
         keep = codes >= 0
+        beta = s.category_embed_weight if self.categories.embed is not None else 0.0
+        if beta > 0 and qv is None:
+            qv = self.encoder(a.need_text)
         return self.categories.predict(a.need_features, codes[keep], sims[:m][keep], s.category_knn_weight,
-                                       s.category_knn_temperature)
+                                       s.category_knn_temperature, qv, beta)
 
     def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:
         if p is None or self.categories is None:
@@ -298,7 +303,7 @@ class FuzzyRecommender:
         n = min(max(s.fuzzy_candidates, 4 * k), len(items))
         ids, sims = self.backend.dense(qv, n)
         t = mark(trace, "dense", t)
-        p = self.category_probs(a, ids, sims)
+        p = self.category_probs(a, ids, sims, qv)
         facets = self.facets_of(p)
         # candidates the dense search missed: the popular items of the facets, and the items whose name or alias
         # the need contains (修电脑 in 附近哪里可以修电脑; each also counts as a matched need word in the relevance)

@@ -245,8 +245,9 @@ class Searcher:
         return self.parts.categories.top(p, n) if p is not None else []
 
     def _category_probs(self, a: Analysis) -> np.ndarray | None:
-        ids, sims = self.backend.dense(self.query_encoder(a.need_text), self.settings.category_knn_neighbours)
-        return self.fuzzy.category_probs(a, ids, sims)
+        qv = self.query_encoder(a.need_text)
+        ids, sims = self.backend.dense(qv, self.settings.category_knn_neighbours)
+        return self.fuzzy.category_probs(a, ids, sims, qv)
 
     def set_thresholds(self, t: Thresholds) -> None:
         """Swap the routing thresholds of this (possibly serving) searcher; one atomic assignment."""

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from search.categories import CategoryModel, companion_shares, training_rows
+from search.categories import CategoryModel, EmbeddingHead, companion_shares, embedding_rows, training_rows
 from search.errors import IndexIntegrityError
 from search.normalize import normalize
 from search.store import IndexReader, IndexWriter
@@ -95,4 +95,89 @@ def test_companions_round_trip_and_a_table_of_the_wrong_shape_is_refused(tmp_pat
     with IndexReader(tmp_path / "without") as r:
         assert CategoryModel.load(r).companions is None  # an index built without companions loads without them
     with IndexReader(tmp_path / "bad") as r, pytest.raises(IndexIntegrityError, match="category_companions.npy"):
+        CategoryModel.load(r)
+
+
+def _head() -> EmbeddingHead:
+    # 2-d vectors, 2 hidden units, 3 labels, weights set by hand
+    return EmbeddingHead(w1=np.array([[1.0, -1.0], [0.0, 2.0]], dtype=np.float32), b1=np.array([0.0, -1.0], np.float32),
+                         w2=np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float32),
+                         b2=np.array([0.0, 0.0, 0.5], np.float32))
+
+
+def test_embedding_head_forward_pass_by_hand():
+    # v = (1, 1): hidden relu(1 + 0, -1 + 2 - 1) = (1, 0); outputs (2, 0, -0.5) → sigmoids, divided by their sum
+    sig = 1 / (1 + np.exp(-np.array([2.0, 0.0, -0.5])))
+    assert np.allclose(_head().probs(np.array([1.0, 1.0])), sig / sig.sum(), atol=1e-6)
+    # v = (0, 1): hidden relu(0, 2 - 1) = (0, 1); outputs (0, 1, 0.5)
+    sig = 1 / (1 + np.exp(-np.array([0.0, 1.0, 0.5])))
+    assert np.allclose(_head().probs(np.array([0.0, 1.0])), sig / sig.sum(), atol=1e-6)
+    with pytest.raises(ValueError, match="3 dimensions"):
+        _head().probs(np.zeros(3))
+
+
+def test_the_blend_gives_the_head_its_weight():
+    texts, labels, weights = training_rows(ITEMS[:3], [], normalize)
+    analyzer = make_analyzer(lambda t: t.split())
+    m = replace(CategoryModel.train(texts, labels, analyzer, weights), embed=_head())
+    f, v, none = analyzer("失眠"), np.array([1.0, 1.0]), np.zeros(0, dtype=np.int64)
+    p_text, p_emb = m.text_probs(f), _head().probs(v)
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, v, 0.2), 0.8 * p_text + 0.2 * p_emb)
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, v, 0.0), p_text)  # weight 0: the head is not read
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, None, 0.2), p_text)  # no vector: nor here
+
+
+def test_embedding_rows_are_needs_then_items():
+    items = [ITEMS[0], ITEMS[2], ITEMS[3]]  # 音乐, 外卖, 菜谱
+    labels = ["外卖", "菜谱", "音乐"]
+    vecs = np.eye(3, dtype=np.float32)
+    seen: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        seen.append(texts)
+        return np.full((len(texts), 3), 0.5, dtype=np.float32)
+
+    train = [("饿了吧", {"外卖": 2, "菜谱": 1, "没有": 1}), ("  ", {"外卖": 2}), ("无关", {"没有": 2}),
+             ("不想做饭", {"菜谱": 0, "外卖": 2})]
+    x, y = embedding_rows(items, vecs, train, encode, normalize, labels)
+    # the needs that keep a relevant category the labels know (a blank need and one of unknown categories dropped;
+    # a grade-0 category is not a label), encoded in one call, then the items' stored vectors in category order
+    assert seen == [["饿了吧", "不想做饭"]]
+    assert y.tolist() == [[1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert np.allclose(x[:2], 0.5) and np.array_equal(x[2:], vecs[[1, 2, 0]])
+
+
+def test_the_head_learns_separable_needs_and_refuses_a_label_without_rows():
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8, dtype=np.float32) * 3
+    x = np.vstack([centres[i] + rng.normal(0, 0.3, (40, 8)) for i in range(4)]).astype(np.float32)
+    y = np.repeat(np.eye(4, dtype=np.int8), 40, axis=0)
+    head = EmbeddingHead.train(x, y, hidden=16, max_iter=200)
+    assert head.w1.shape == (8, 16) and head.w2.shape == (16, 4) and head.w1.dtype == np.float32
+    for i in range(4):
+        p = head.probs(centres[i])
+        assert int(np.argmax(p)) == i and abs(float(p.sum()) - 1) < 1e-9
+    with pytest.raises(ValueError, match="positive and a negative"):
+        EmbeddingHead.train(x, np.hstack([y, np.zeros((len(y), 1), np.int8)]))
+    with pytest.raises(ValueError, match="as many label rows"):
+        EmbeddingHead.train(x[:5], y)
+
+
+def test_embedding_head_round_trip_and_a_head_of_the_wrong_shape_is_refused(tmp_path):
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    head = EmbeddingHead(np.ones((3, 2), np.float32), np.zeros(2, np.float32), np.ones((2, len(m.labels)), np.float32),
+                         np.zeros(len(m.labels), np.float32))
+    cases = {"with": replace(m, embed=head), "without": m,
+             "bad": replace(m, embed=replace(head, w2=np.ones((2, len(m.labels) + 1), np.float32)))}
+    for name, model in cases.items():
+        w = IndexWriter(tmp_path / name)
+        model.save(w)
+        w.commit({})
+    with IndexReader(tmp_path / "with") as r:
+        back = CategoryModel.load(r).embed
+    assert back is not None and all(np.array_equal(getattr(back, f), getattr(head, f)) for f in ("w1", "b1", "w2", "b2"))
+    with IndexReader(tmp_path / "without") as r:
+        assert CategoryModel.load(r).embed is None  # an index built before the head loads without it
+    with IndexReader(tmp_path / "bad") as r, pytest.raises(IndexIntegrityError, match="category_head_w2.npy"):
         CategoryModel.load(r)
