@@ -341,7 +341,7 @@ def _donor_array(donors: Sequence[tuple[int, ...]]) -> np.ndarray:
 
 
 def worker_build(args: argparse.Namespace) -> dict[str, Any]:
-    from search.catalog import load_train
+    from search.catalog import checked, load_category_train, load_taxonomy, load_train
     from search.config import Settings
     from search.dense import USEEncoder
     from search.index import item_dense_text
@@ -367,6 +367,13 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     if problems:
         raise SystemExit(f"intent training data: {problems[:3]}")
     train = [(r.query, r.intent) for r in rows]
+    # the judged training needs, as `python -m search build` reads them: the category model's companions and
+    # embedding head are trained from them, so an index built without them would not be the one served
+    cat_train: list[tuple[str, dict[str, int]]] = []
+    if Path(settings.category_train_path).exists():
+        cat_train = checked(load_category_train(settings.category_train_path, load_taxonomy(settings.taxonomy_path)),
+                            settings.category_train_path)
+    res["category_train_rows"] = len(cat_train)
 
     encoder: Any = None
     real_enc = USEEncoder()
@@ -409,7 +416,7 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
         say(f"[{args.size}] build: {msg}")
 
     t0 = time.perf_counter()
-    s = Searcher.build(items, train, settings, encoder=encoder, progress=progress)
+    s = Searcher.build(items, train, settings, encoder=encoder, progress=progress, category_train=cat_train)
     t1 = time.perf_counter()
     index_path = Path(args.index)
     s.save(index_path, {"catalog": f"bench.scale n={len(items)} seed={args.seed}", "bench": True})
