@@ -148,7 +148,14 @@ class ItemTable:
         if docs is None:
             return []
         gone = self.unlisted
-        out = [d for d in docs[: n + len(gone)].tolist() if d not in gone]
+        if not gone:
+            return docs[:n].tolist()
+        out: list[int] = []
+        start = 0
+        while len(out) < n and start < len(docs):  # a few unlisted items among the first n: read on past them only
+            chunk = docs[start: start + n - len(out) + 8].tolist()
+            start += len(chunk)
+            out += [d for d in chunk if d not in gone]
         return out[:n]
 
     def is_tag_of(self, phrase: str, docs: np.ndarray) -> bool:
