@@ -249,13 +249,31 @@ def companion_shares(category_train: Sequence[tuple[str, dict[str, int]]], label
     return out
 
 
+def training_items(items: Sequence, seed: int = 0) -> list[int]:
+    """Document numbers of the catalog items the category model learns from, by category (in label order), then
+    document number: every item, or beyond ``MAX_TRAIN_ITEMS`` an even sample of each category's (the same sample for
+    the text model and the embedding head)."""
+    rng = np.random.default_rng(seed)
+    by_cat: dict[str, list[int]] = {}
+    for d, it in enumerate(items):
+        by_cat.setdefault(it.category, []).append(d)
+    per_cat = max(1, MAX_TRAIN_ITEMS // max(1, len(by_cat)))
+    out: list[int] = []
+    for cat in sorted(by_cat):
+        group = by_cat[cat]
+        if len(group) > per_cat:
+            group = [group[i] for i in sorted(rng.choice(len(group), per_cat, replace=False).tolist())]
+        out += group
+    return out
+
+
 def training_rows(items: Sequence, category_train: Sequence[tuple[str, dict[str, int]]], normalize: Callable[[str], str],
                   seed: int = 0, item_weight: float = ITEM_WEIGHT, tag_weight: float = TAG_WEIGHT,
                   ) -> tuple[list[str], list[str], list[float]]:
     """Texts, labels and weights the category model learns from.
 
-    - every catalog item (at most ``MAX_TRAIN_ITEMS``, sampled evenly across categories), labelled with its
-      category, as separate rows: its name with its aliases and its description (weight ``item_weight`` each), and
+    - every catalog item (``training_items``: at most ``MAX_TRAIN_ITEMS``, sampled evenly across categories),
+      labelled with its category, as separate rows: its name with its aliases and its description (weight ``item_weight`` each), and
       each of its tags alone (weight ``tag_weight``). A tag is a need or scene as a user types it (失眠, 带娃), so a
       row of its own is a training need; one long row per item taught the classifier the n-grams that only join
       its texts together, and let a long description outweigh the tags;
@@ -266,12 +284,8 @@ def training_rows(items: Sequence, category_train: Sequence[tuple[str, dict[str,
     neighbours' vote at α 0.4: one row per item (C 4, α 0.5) → rows per text raised top-1 0.686 → 0.733, top-3
     0.874 → 0.899, and the pages' category precision@10 0.695 → 0.717 and facet recall@10 0.808 → 0.838. Tag
     weight 0.25 / 0.5 / 1 (C 4): top-1 0.704 / 0.724 / 0.724; the long row kept beside the split rows: 0.703."""
-    rng = np.random.default_rng(seed)
-    by_cat: dict[str, list] = {}
-    for it in items:
-        by_cat.setdefault(it.category, []).append(it)
-    per_cat = max(1, MAX_TRAIN_ITEMS // max(1, len(by_cat)))
     texts, labels, weights = [], [], []
+    categories = {it.category for it in items}
 
     def add(text: str, label: str, weight: float) -> None:
         t = normalize(text)
@@ -280,18 +294,15 @@ def training_rows(items: Sequence, category_train: Sequence[tuple[str, dict[str,
             labels.append(label)
             weights.append(weight)
 
-    for cat in sorted(by_cat):
-        group = by_cat[cat]
-        if len(group) > per_cat:
-            group = [group[i] for i in sorted(rng.choice(len(group), per_cat, replace=False).tolist())]
-        for it in group:
-            add(" ".join([it.name, *it.aliases]), cat, item_weight)
-            add(it.description, cat, item_weight)
-            for tag in it.tags:
-                add(tag, cat, tag_weight)
+    for d in training_items(items, seed):
+        it = items[d]
+        add(" ".join([it.name, *it.aliases]), it.category, item_weight)
+        add(it.description, it.category, item_weight)
+        for tag in it.tags:
+            add(tag, it.category, tag_weight)
     for q, cats in category_train:
         for cat, grade in cats.items():
-            if cat in by_cat:
+            if cat in categories:
                 add(q, cat, 1.0 if grade >= 2 else 0.5)
     return texts, labels, weights
 
@@ -301,20 +312,11 @@ def embedding_rows(items: Sequence, item_vectors: np.ndarray, category_train: Se
                    labels: Sequence[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Vectors and 0/1 label rows the embedding head learns from: each judged training need's vector (encoded as a
     served need is: its normalised text), with every category judged relevant (any grade); and each catalog item's
-    stored vector (at most ``MAX_TRAIN_ITEMS``, sampled evenly across categories as in ``training_rows``) with its
-    category. On the training needs' two folds, the items' stored vectors against one row per name, description and
-    tag: category precision@10 / facet recall@10 0.666 / 0.824 and 0.669 / 0.818; without items 0.678 / 0.804."""
+    stored vector (``training_items``: those the text model learns from) with its category. On the training needs'
+    two folds, the items' stored vectors against one row per name, description and tag: category precision@10 /
+    facet recall@10 0.666 / 0.824 and 0.669 / 0.818; without items 0.678 / 0.804."""
     index = {c: i for i, c in enumerate(labels)}
-    rng = np.random.default_rng(seed)
-    by_cat: dict[str, list[int]] = {}
-    for d, it in enumerate(items):
-        if it.category in index:
-            by_cat.setdefault(it.category, []).append(d)
-    per_cat = max(1, MAX_TRAIN_ITEMS // max(1, len(by_cat)))
-    docs: list[int] = []
-    for cat in sorted(by_cat):
-        group = by_cat[cat]
-        docs += sorted(rng.choice(group, per_cat, replace=False).tolist()) if len(group) > per_cat else group
+    docs = [d for d in training_items(items, seed) if items[d].category in index]
     needs = [(t, [index[c] for c, g in cats.items() if g > 0 and c in index])
              for t, cats in ((normalize(q), cats) for q, cats in category_train)]
     needs = [(t, cs) for t, cs in needs if t and cs]
@@ -327,4 +329,4 @@ def embedding_rows(items: Sequence, item_vectors: np.ndarray, category_train: Se
     return x, y
 
 
-__all__ = ["CategoryModel", "EmbeddingHead", "companion_shares", "embedding_rows", "training_rows"]
+__all__ = ["CategoryModel", "EmbeddingHead", "companion_shares", "embedding_rows", "training_items", "training_rows"]

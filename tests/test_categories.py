@@ -7,7 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from search.categories import CategoryModel, EmbeddingHead, companion_shares, embedding_rows, training_rows
+import search.categories as categories
+from search.categories import (
+    CategoryModel,
+    EmbeddingHead,
+    companion_shares,
+    embedding_rows,
+    training_items,
+    training_rows,
+)
 from search.errors import IndexIntegrityError
 from search.normalize import normalize
 from search.store import IndexReader, IndexWriter
@@ -181,3 +189,12 @@ def test_embedding_head_round_trip_and_a_head_of_the_wrong_shape_is_refused(tmp_
         assert CategoryModel.load(r).embed is None  # an index built before the head loads without it
     with IndexReader(tmp_path / "bad") as r, pytest.raises(IndexIntegrityError, match="category_head_w2.npy"):
         CategoryModel.load(r)
+
+
+def test_training_items_by_category_then_number_and_sampled_evenly_beyond_the_cap(monkeypatch):
+    items = [_item(i, f"名{i}", cat, "描述", ()) for i, cat in enumerate(["外卖", "菜谱", "外卖", "外卖", "菜谱", "外卖"])]
+    assert training_items(items) == [0, 2, 3, 5, 1, 4]  # 外卖 before 菜谱 (label order), each in document order
+    monkeypatch.setattr(categories, "MAX_TRAIN_ITEMS", 4)  # two per category
+    got = training_items(items)
+    assert len(got) == 4 and got[2:] == [1, 4] and set(got[:2]) <= {0, 2, 3, 5} and got[0] < got[1]
+    assert training_items(items) == got  # the same sample for the text model and the head
