@@ -160,11 +160,8 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     categories = CategoryModel.train(texts, labels, text_analyzer, weights)
     if category_train:
         categories = replace(categories, companions=companion_shares(category_train, categories.labels))
-        if settings.category_embed_weight > 0:
-            def need_vectors(needs: list[str]) -> np.ndarray:
-                return np.vstack([encoder.encode(needs[i:i + 1024]) for i in range(0, len(needs), 1024)])
-
-            x, y = embedding_rows(items, vectors, category_train, need_vectors, normalize, categories.labels)
+        if settings.category_embed_weight > 0:  # the encoder batches a long list itself
+            x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, categories.labels)
             categories = replace(categories, embed=EmbeddingHead.train(x, y))
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
