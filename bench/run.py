@@ -269,9 +269,8 @@ def machine_info() -> dict[str, Any]:
 # ============================================================================ build worker
 
 class DerivedEncoder:
-    """USE for queries and for everything an index keeps of its encoder (name, the frequent-token table, which the
-    originals the variants are recombined from give); for the one build call over all item texts, the precomputed
-    (derived) matrix."""
+    """USE for queries and for everything an index keeps of its encoder (its name and version); for the one build
+    call over all item texts, the precomputed (derived) matrix."""
 
     def __init__(self, real: Any, matrix: np.ndarray) -> None:
         self.real = real
@@ -391,7 +390,7 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     res["vectors"] = "real USE embeddings of every item"
     if len(items) > args.real_encode_max:
         t = time.perf_counter()
-        # the originals' vectors, and their frequent tokens as the index's token table (as a real build keeps)
+        # the originals' vectors, from which the variants' vectors are derived
         base_vecs = real_enc.fit_catalog([normalize(item_dense_text(it)) for it in base])
         fit = fit_derivation(sample_vecs, base_vecs, sources[sample_idx], donors[sample_idx])
         matrix = derive_vectors(base_vecs, sources, donors, len(base), fit, args.seed)
@@ -459,9 +458,8 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
     One pass over ~1,500 fuzzy queries puts only ~15 of them above its p99, and on a shared 2-core VM the pace
     of the machine moves between passes (one process, same queries: fuzzy p99 4.05–4.75 ms over four passes and
     7.85 ms in a fifth whose p50 rose by a third; a query slow in one pass is seldom slow in the next, r ≈ 0.3).
-    So each pass starts from the state a load leaves (``Searcher.reset_caches``: per-query caches empty, the
-    encoder's token table holding the catalog's frequent tokens only), runs the warm-up queries, and measures
-    every query once; the figures pool all passes, and each pass's own p50 / p99 are kept beside them.
+    So each pass starts with the per-query caches empty (``Searcher.clear_caches``), runs the warm-up queries, and
+    measures every query once; the figures pool all passes, and each pass's own p50 / p99 are kept beside them.
     """
     import faiss
 
@@ -471,15 +469,12 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
     by_route: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
     per_pass: list[dict[str, Any]] = []
     pc = time.perf_counter
-    hits = misses = 0
-    tok1: dict[str, int] = {}
     for _ in range(max(1, passes)):
-        s.reset_caches()
+        s.clear_caches()
         for q in warm:
             s.search(q, k).to_dict()
         s.clear_caches()  # no measured query is answered from the warm-up's caches
         gc.collect()
-        tok0 = s.token_cache_info()
         steal0 = _steal_ticks()
         this: dict[str, list[float]] = {"precise": [], "fuzzy": [], "mixed": []}
         t_pass = pc()
@@ -491,9 +486,6 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
             this[r.intent.label].append(dt)
         wall = pc() - t_pass
         steal1 = _steal_ticks()
-        tok1 = s.token_cache_info()
-        hits += tok1["hits"] - tok0["hits"]
-        misses += tok1["misses"] - tok0["misses"]
         entry: dict[str, Any] = {route: {"p50": pct(v, 50), "p99": pct(v, 99)} for route, v in this.items() if v}
         if steal0 is not None and steal1 is not None:
             # ticks of steal summed over every CPU, per second of this pass and per CPU
@@ -503,10 +495,6 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
             by_route[route].extend(v)
     out: dict[str, Any] = {"routes": {r: lat_stats(v) for r, v in by_route.items()},
                            "all": lat_stats([x for v in by_route.values() for x in v]), "passes": per_pass}
-    if tok1.get("max"):
-        # the query encoder's per-token table (search/use.py) is not cleared between the warm-up and the measured
-        # queries: it holds the SentencePiece tokens seen so far, like a warm server; its hit rate says how warm
-        out["token_table"] = {"hit_rate": hits / max(1, hits + misses), "rows": tok1["size"], "max": tok1["max"]}
     # one more pass: shares of time per stage, per route, as the stages report them (search.trace)
     s.clear_caches()
     shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*STAGES, "format", "other", "total"), 0.0) for r in by_route}
@@ -1291,10 +1279,7 @@ def print_tables(results: dict[str, Any]) -> None:
         if q.get("latency"):
             lt = q["latency"]
             p(f"In-process latency, ms ({q['mix']['measured_distinct']} distinct queries of the mix, one at a time, 1 thread, "
-              f"after {q['mix']['warmup']} warm-up queries; thresholds {q['thresholds']}"
-              + (f"; encoder token-table hit rate {lt['token_table']['hit_rate']:.1%} over the measured queries, "
-                 f"{lt['token_table']['rows']:,} of {lt['token_table']['max']:,} rows" if lt.get("token_table") else "")
-              + "):\n")
+              f"after {q['mix']['warmup']} warm-up queries; thresholds {q['thresholds']}):\n")
             p("| route | n | p50 | p99 | max | target | status |")
             p("|---|---|---|---|---|---|---|")
             for route in ("precise", "fuzzy", "mixed"):

@@ -84,9 +84,6 @@ class Settings:
     hnsw_ef_search: int = 64
     ivf_nprobe: int = 0  # IVF lists searched; 0 = auto: 64 below 300k items, 96 from 300k (recall@10 ≥ 0.95 at 1M)
     embedding_cache_size: int = 8192  # query embeddings kept (LRU, ~2 KB each); 0 turns the cache off
-    # USE per-token first-layer results kept (LRU, 13 KB each: 4096 ≈ 54 MB; 0 = off). A query whose tokens
-    # are all in the table skips the projection and first convolution GEMMs (search/use.py)
-    encoder_token_cache: int = 4096
     # items up to which the build stores every item's closest alternatives (search/alternatives.py: 100k items ≈ 19 MB,
     # ≈ 18 s of build), so a precise page's alternatives are read, not searched; above it (and 0 = never) they are
     # searched per query. Used only while the serving search settings are the build's (hnsw_ef_search, ivf_nprobe)
@@ -254,8 +251,8 @@ class Settings:
             raise ConfigError(f"unknown milvus_index {self.milvus_index!r}")
         if not (1 <= self.milvus_bm25_limit <= 16384) or self.milvus_shards < 1 or self.milvus_replicas < 1:
             raise ConfigError("milvus_bm25_limit must be in 1..16384, milvus_shards and milvus_replicas >= 1")
-        if not (0 <= self.embedding_cache_size <= 10_000_000) or not (0 <= self.encoder_token_cache <= 1_000_000):
-            raise ConfigError("embedding_cache_size must be in 0..10000000 and encoder_token_cache in 0..1000000")
+        if not (0 <= self.embedding_cache_size <= 10_000_000):
+            raise ConfigError("embedding_cache_size must be in 0..10000000")
         if not (0.0 <= self.category_embed_weight <= 1.0):
             raise ConfigError(f"category_embed_weight must be in 0..1, got {self.category_embed_weight}")
         if not (0.0 <= self.category_knn_weight <= 1.0) or self.category_knn_temperature <= 0:

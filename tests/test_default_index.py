@@ -138,41 +138,6 @@ def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
         assert shown.count(c) == 1, (q, facets, shown)
 
 
-def test_loaded_index_prefills_the_encoder_token_table(default_index, default_searcher):
-    import json
-
-    path, settings = default_index
-    files = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["files"]
-    assert "encoder_tokens.npy" in files
-    stored = default_searcher.encoder.prefill_ids
-    assert 0 < len(stored) <= settings.encoder_token_cache and len(set(stored.tolist())) == len(stored)
-    info = default_searcher.token_cache_info()
-    assert info["size"] >= min(len(stored), info["max"]) > 0
-    # a catalog name is made of catalog tokens: answered without computing a new row
-    before = default_searcher.token_cache_info()
-    default_searcher.encoder.encode(["肯德基宅急送"])
-    after = default_searcher.token_cache_info()
-    assert after["misses"] == before["misses"] and after["hits"] > before["hits"]
-
-
-def test_reset_caches_puts_the_token_table_back_to_its_state_after_load(default_searcher):
-    stored = default_searcher.encoder.prefill_ids
-    default_searcher.search("鳄梨酱配玉米片怎么做", 10)  # a need: encoded, with tokens the catalog may lack
-    default_searcher.reset_caches()
-    info = default_searcher.token_cache_info()
-    assert info["size"] == min(len(set(stored.tolist())), info["max"]) and info["hits"] == info["misses"] == 0
-    assert default_searcher.cache_info()["size"] == 0
-    rare = ["Привет мир"]  # pieces no catalog text has: rows computed on first sight, then kept
-    default_searcher.encoder.encode(rare)
-    first = default_searcher.token_cache_info()["misses"]
-    default_searcher.encoder.encode(rare)
-    assert first > 0 and default_searcher.token_cache_info()["misses"] == first
-    default_searcher.reset_caches()
-    assert default_searcher.token_cache_info() == info
-    default_searcher.encoder.encode(rare)  # the reset dropped them
-    assert default_searcher.token_cache_info()["misses"] == first
-
-
 @pytest.mark.parametrize(
     ("q", "name"),
     [("帮我打开qq", "QQ"), ("访问百度的网页", "百度"), ("open taobao", "淘宝"), ("京东官网", "京东"), ("抖音app", "抖音")],

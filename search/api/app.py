@@ -546,8 +546,7 @@ def create_app(settings: Settings, searcher: Searcher | Service) -> FastAPI:
 
 
 # what /readyz shows without the admin token: status, counts and versions (no paths, no process ids)
-PUBLIC_READY_FIELDS = ("status", "items", "created", "encoder", "dense_index", "reloads", "embedding_cache",
-                       "encoder_token_cache")
+PUBLIC_READY_FIELDS = ("status", "items", "created", "encoder", "dense_index", "reloads", "embedding_cache")
 
 
 def public_ready(state: dict[str, Any], searcher: Searcher) -> dict[str, Any]:

@@ -191,7 +191,6 @@ class ReadyOut(BaseModel):
     reloads: int
     backend: dict[str, Any] = Field(..., description="backend name, health and item count")
     embedding_cache: CacheInfoOut
-    encoder_token_cache: CacheInfoOut
     version: str | None = Field(None, description="Zhida's version (without the admin token)")
     index_format_version: int | None = Field(None, description="the index folder's format (without the admin token)")
     pid: int | None = Field(None, description="server process (admin token only)")
