@@ -81,6 +81,19 @@ def _short_pages(queries: Sequence[DevQuery], res: RunResult, searcher: Searcher
             "min_results": need, "examples": examples}
 
 
+def _need_pages(queries: Sequence[DevQuery], res: RunResult, n_live: int) -> dict[str, Any]:
+    """Fuzzy and mixed pages (as served, whatever the query's gold intent) shorter than min(k, 6) while the catalog
+    holds that many items, and those whose results are not grouped by category (``runs.grouped_by_category``): every
+    need should get a page of at least six results, organised by the need's facets."""
+    need = min(PAGE_K, 6)
+    served = [q for q in queries if q.qid in res.grouped]
+    short = [q for q in served if res.n_results.get(q.qid, 0) < need] if n_live >= need else []
+    ungrouped = [q for q in served if not res.grouped[q.qid]]
+    return {"pages": len(served), "min_results": need, "short": len(short), "ungrouped": len(ungrouped),
+            "examples": [f"{q.query} ({res.n_results.get(q.qid, 0)})" for q in short[:10]],
+            "ungrouped_examples": [q.query for q in ungrouped[:10]]}
+
+
 def _worst_needs(needs: Sequence[DevQuery], qrels: Mapping[str, Mapping[str, int]], res: RunResult, searcher: Searcher,
                  n: int = 20) -> list[dict[str, Any]]:
     """The needs the router served worst (item nDCG@10), with what came back."""
@@ -213,6 +226,7 @@ def evaluate(searcher: Searcher, queries: Sequence[DevQuery], relevance: str = "
         "routing": {**M.routing(gold, res.routes), "accuracy_rule": _rule_accuracy(queries, res.routes)},
         "routing_by_group": routing_by_group,
         "short_precise_pages": _short_pages(queries, res, searcher, cat_size),
+        "need_pages": _need_pages(queries, res, searcher.n_live),
         "unknown_names": _unknown_names(queries, res),
         "calibration": M.calibration([res.p_precise[q.qid] for q in queries], [q.intent == "precise" for q in queries]),
         "worst_needs": _worst_needs(needs, qrels, res, searcher),
@@ -349,12 +363,19 @@ def markdown(r: Mapping[str, Any]) -> str:
             lines.append(f"| {g} | {row['n']} | {row['precise']} | {row['fuzzy']} | {row['mixed']} | {_f(row['accuracy'])} | "
                          f"{_f(row['success@1'])} |")
     sp, un, cal = r.get("short_precise_pages"), r.get("unknown_names"), r.get("calibration")
-    if sp or un or cal:
+    npg = r.get("need_pages")
+    if sp or npg or un or cal:
         lines += ["", "### Pages and calibration", ""]
         if sp:
             lines.append(f"- precise pages with fewer than {sp['min_results']} results (where the category has that many "
                          f"items): {sp['short']} of {sp['eligible']} ({_f(sp['share'])})"
                          + (f" — e.g. {', '.join(sp['examples'][:5])}" if sp["examples"] else ""))
+        if npg:
+            lines.append(f"- fuzzy and mixed pages with fewer than {npg['min_results']} results (the catalog has that many "
+                         f"items): {npg['short']} of {npg['pages']}"
+                         + (f" — e.g. {', '.join(npg['examples'][:5])}" if npg["examples"] else "")
+                         + f"; results not grouped by category: {npg['ungrouped']} of {npg['pages']}"
+                         + (f" — e.g. {', '.join(npg['ungrouped_examples'][:5])}" if npg["ungrouped_examples"] else ""))
         if un:
             lines.append(f"- names the catalog does not have (n={un['n']}): routed precise {_f(un['routed_precise'])}, "
                          f"flagged not found {_f(un['flagged_not_found'])}")

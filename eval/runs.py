@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from search.catalog import DevQuery
 from search.routing import route
@@ -37,6 +38,8 @@ class RunResult:
     latency_ms: dict[str, list[float]] = field(default_factory=dict)  # router route → latencies
     n_results: dict[str, int] = field(default_factory=dict)  # qid → results on the router's page at k = 10
     not_found: dict[str, bool] = field(default_factory=dict)  # qid → the page says the named thing is not there
+    # qid → a fuzzy or mixed page's ``groups`` hold each result after the card once, under its own category
+    grouped: dict[str, bool] = field(default_factory=dict)
 
 
 def _ranked(ids: Sequence[str], depth: int) -> list[tuple[str, float]]:
@@ -48,6 +51,15 @@ def _extend(page: Sequence, deeper: Sequence) -> list[str]:
     ids = [h.id for h in page]
     seen = set(ids)
     return ids + [h.id for h in deeper if h.id not in seen]
+
+
+def grouped_by_category(page: Any) -> bool:
+    """Whether ``page.groups`` lists every result after the card (``page.direct_hit``) exactly once, under that
+    result's category, and nothing else: the page a fuzzy or mixed answer shows is organised by category."""
+    card = page.direct_hit.id if page.direct_hit is not None else None
+    rest = [h for h in page.results if h.id != card]
+    listed = [(c, i) for c, ids in page.groups.items() for i in ids]
+    return sorted(listed) == sorted((h.category, h.id) for h in rest)
 
 
 def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50,
@@ -70,6 +82,8 @@ def run_systems(searcher: Searcher, queries: Sequence[DevQuery], depth: int = 50
             out.runs["router"][q.qid] = _ranked(_extend(page10.results, deep.results), depth)
             out.n_results[q.qid] = len(page10.results)
             out.not_found[q.qid] = page10.not_found
+            if label != "precise":
+                out.grouped[q.qid] = grouped_by_category(page10)
         need_bm25 = "bm25" in systems or ("oracle" in systems and q.intent == "precise")
         need_dense = "dense" in systems or ("oracle" in systems and q.intent == "fuzzy")
         bm = [h.id for h in searcher.precise.rank(a, depth)] if need_bm25 else []

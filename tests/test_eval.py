@@ -12,6 +12,7 @@ from eval.external import iflytek_items, smp_examples
 from eval.reports import compare_reports, evaluate, markdown
 from eval.runs import PAGE_K, run_systems
 from search.catalog import DevQuery
+from search.types import Hit
 
 
 def test_metric_wiring_hand_computed():
@@ -258,3 +259,33 @@ def test_bootstrap_interval():
     assert all(math.isnan(x) for x in M.bootstrap_interval([]))
     with pytest.raises(ValueError):
         M.bootstrap_interval(v, confidence=1.5)
+
+
+def _hit(i: str, cat: str) -> Hit:
+    return Hit(i, i, "service", cat, 1.0, (), "")
+
+
+def test_grouped_by_category_checks_every_result_after_the_card():
+    from eval.runs import grouped_by_category
+    from search.page import Page
+
+    card, a, b, c = _hit("card", "外卖"), _hit("a", "外卖"), _hit("b", "团购"), _hit("c", "外卖")
+    ok = Page(card, (card, a, b, c), {"外卖": ["a", "c"], "团购": ["b"]})
+    assert grouped_by_category(ok)
+    assert not grouped_by_category(dataclasses.replace(ok, groups={"外卖": ["a"], "团购": ["b"]}))  # c missing
+    assert not grouped_by_category(dataclasses.replace(ok, groups={"外卖": ["a", "c", "b"]}))  # b under 外卖
+    assert not grouped_by_category(dataclasses.replace(ok, groups={"外卖": ["card", "a", "c"], "团购": ["b"]}))
+    assert grouped_by_category(Page(None, (a, b), {"团购": ["b"], "外卖": ["a"]}))  # no card: every result
+
+
+def test_need_pages_count_short_and_ungrouped_fuzzy_and_mixed_pages():
+    from eval.reports import _need_pages
+    from eval.runs import RunResult
+
+    qs = [DevQuery(f"q{i}", f"需求{i}", "fuzzy", {}, {}) for i in range(4)]
+    res = RunResult(n_results={"q0": 10, "q1": 3, "q2": 6, "q3": 10},
+                    grouped={"q0": True, "q1": True, "q2": False})  # q3 was served precise: not counted
+    out = _need_pages(qs, res, n_live=100)
+    assert (out["pages"], out["short"], out["ungrouped"]) == (3, 1, 1)
+    assert out["examples"] == ["需求1 (3)"] and out["ungrouped_examples"] == ["需求2"]
+    assert _need_pages(qs, res, n_live=4)["short"] == 0  # a catalog of four items cannot fill six seats
