@@ -20,9 +20,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from search.catalog import DevQuery
+from search.page import Page
 from search.routing import route
 from search.searcher import Searcher
 
@@ -53,7 +53,7 @@ def _extend(page: Sequence, deeper: Sequence) -> list[str]:
     return ids + [h.id for h in deeper if h.id not in seen]
 
 
-def grouped_by_category(page: Any) -> bool:
+def grouped_by_category(page: Page) -> bool:
     """Whether ``page.groups`` lists every result after the card (``page.direct_hit``) exactly once, under that
     result's category, and nothing else: the page a fuzzy or mixed answer shows is organised by category."""
     card = page.direct_hit.id if page.direct_hit is not None else None

@@ -96,9 +96,9 @@ class USEEncoder:
         return self.encode(texts)
 
     def warm(self) -> None:
-        """Load the model and encode once, so the first query does not pay for it. Called last by a load, once its
-        transient buffers are freed (the 1M peak RSS depends on it)."""
-        self.encode(["预热"])
+        """Load the model (``model`` encodes once), so the first query does not pay for it. Called last by a load,
+        once its transient buffers are freed (the 1M peak RSS depends on it)."""
+        _ = self.model
 
     @property
     def model(self) -> Any:
@@ -117,7 +117,8 @@ class USEEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _l2norm(self.model.encode(list(texts)))  # the package's rows are L2-normalised already
+        # float32, contiguous, unit rows (FAISS's inner product is the cosine), whatever form the package returns
+        return _l2norm(self.model.encode(list(texts)))
 
     @staticmethod
     def version() -> str:

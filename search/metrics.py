@@ -70,15 +70,15 @@ class CacheCounters:
         if not force and now - self._last < 1.0:
             return
         self._last = now
-        for cache, info in (("embedding", searcher.cache_info()),):
-            for kind, metric in (("hits", CACHE_HITS), ("misses", CACHE_MISSES)):
-                value = int(info.get(kind, 0))
-                before = self._seen.get((cache, kind), 0)
-                if value < before:  # a new searcher (reload) starts its counters at zero
-                    before = 0
-                if value > before:
-                    metric.labels(cache).inc(value - before)
-                self._seen[(cache, kind)] = value
+        cache, info = "embedding", searcher.cache_info()
+        for kind, metric in (("hits", CACHE_HITS), ("misses", CACHE_MISSES)):
+            value = int(info.get(kind, 0))
+            before = self._seen.get((cache, kind), 0)
+            if value < before:  # a new searcher (reload) starts its counters at zero
+                before = 0
+            if value > before:
+                metric.labels(cache).inc(value - before)
+            self._seen[(cache, kind)] = value
 
 
 def record_index(searcher: Any) -> None:

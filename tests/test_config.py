@@ -24,3 +24,12 @@ def test_out_of_range_values_rejected(field, value):
 def test_zero_turns_caches_off():
     s = Settings(embedding_cache_size=0)
     assert s.embedding_cache_size == 0
+
+
+def test_a_config_file_with_an_unknown_or_removed_setting_is_refused(tmp_path):
+    cfg = tmp_path / "zhida.toml"
+    cfg.write_text("embedding_cache_size = 16\nencoder_token_cache = 4096\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="encoder_token_cache"):
+        Settings.load(cfg, env={})
+    cfg.write_text("embedding_cache_size = 16\n", encoding="utf-8")
+    assert Settings.load(cfg, env={}).embedding_cache_size == 16
