@@ -312,8 +312,7 @@ class FuzzyRecommender:
         extra: list[int] = []
         if facets and s.facet_extra_candidates > 0:
             for c, _ in facets:  # up to facet_extra_candidates of each facet: a surer facet cannot take another's
-                extra += [d for d in table.top_of_category(c, s.facet_extra_candidates + len(seen))
-                          if d not in seen][: s.facet_extra_candidates]
+                extra += table.top_of_category(c, s.facet_extra_candidates, skip=seen)
         extra += sorted(i for i in named_items if i not in seen and 0 <= i < len(items))
         extra = list(dict.fromkeys(extra))
         if extra:

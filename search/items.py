@@ -9,7 +9,7 @@ replaced by one assignment, so a concurrent query sees the old state or the new 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -133,9 +133,9 @@ class ItemTable:
             got = self._tag_index = (tags, TagIndex.build(tags))  # one assignment: a reader sees it whole
         return got[1]
 
-    def top_of_category(self, category: str, n: int) -> list[int]:
-        """The ``n`` most popular live documents of ``category`` (then by document number), discontinued ones left out:
-        these are recommendations."""
+    def top_of_category(self, category: str, n: int, skip: Collection[int] = frozenset()) -> list[int]:
+        """The ``n`` most popular live documents of ``category`` (then by document number), discontinued ones and those
+        in ``skip`` left out: these are recommendations (``skip``: the candidates a page already has)."""
         by = self._by_category
         if by is None:
             groups: dict[str, list[int]] = {}
@@ -145,17 +145,17 @@ class ItemTable:
             by = {c: np.array(sorted(ds, key=lambda d: (-pop[d], d)), dtype=np.int64) for c, ds in groups.items()}
             self._by_category = by  # built once, then one assignment: a concurrent reader sees it whole or builds its own
         docs = by.get(category)
-        if docs is None:
+        if docs is None or n <= 0:
             return []
         gone = self.unlisted
-        if not gone:
+        if not gone and not skip:
             return docs[:n].tolist()
         out: list[int] = []
         start = 0
-        while len(out) < n and start < len(docs):  # a few unlisted items among the first n: read on past them only
+        while len(out) < n and start < len(docs):  # read on past the left-out documents only as far as needed
             chunk = docs[start: start + n - len(out) + 8].tolist()
             start += len(chunk)
-            out += [d for d in chunk if d not in gone]
+            out += [d for d in chunk if d not in gone and d not in skip]
         return out[:n]
 
     def is_tag_of(self, phrase: str, docs: np.ndarray) -> bool:

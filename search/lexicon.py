@@ -209,6 +209,26 @@ class Lexicon:
             out[it] = (names, readings)
         return out
 
+    def could_spell(self, options: Sequence[Sequence[str]], limit: int = 64) -> bool:
+        """Whether some key could be spelled by choosing one of ``options[i]`` for each position ``i`` in turn (the
+        readings of each character of a query): a walk down the sorted keys that answers False as soon as no key
+        starts with any spelling so far. It answers True without finishing when more than ``limit`` spellings are
+        still open (nothing pruned), and never False for a spelling that is a key."""
+        open_ = [""]
+        for opts in options:
+            nxt = []
+            for head in open_:
+                for o in opts:
+                    lo, hi = self._range(head + o)
+                    if hi > lo:
+                        nxt.append(head + o)
+            if not nxt:
+                return False
+            if len(nxt) > limit:
+                return True
+            open_ = list(dict.fromkeys(nxt))
+        return True
+
     def count_prefix(self, prefix: str) -> int:
         lo, hi = self._range(prefix)
         return hi - lo

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -103,7 +104,10 @@ def match_names(
         else:
             f[key] = 1.0
 
-    if has_cjk(q) and not boosts:  # a homophone only matters when the characters themselves did not match
+    # a homophone only matters when the characters themselves did not match, and can only match where some key
+    # starts like a reading of the query, character by character (most needs fail within two or three characters,
+    # for the price of a few binary searches instead of reading the whole query with every heteronym)
+    if has_cjk(q) and not boosts and lexicon.could_spell([char_readings(ch) for ch in q]):
         for full in pinyin_readings(q):
             if full == q:
                 continue
@@ -172,6 +176,20 @@ def without_corrections(match: NameMatch) -> NameMatch:
     if f["generic_exact"] < 1.0:
         f["generic_exact"] = 0.0
     return NameMatch(boosts, tuple(f.values()), _strong(f))
+
+
+@lru_cache(maxsize=32_768)
+def char_readings(ch: str) -> tuple[str, ...]:
+    """Every toneless reading pypinyin gives the character ``ch`` on its own (its heteronyms), alphanumerics only;
+    a character without a reading reads as itself (an ASCII letter or digit) or as nothing (punctuation). Each
+    reading ``pinyin_readings`` gives a query is one of these per character (``tests/test_matching.py`` checks it
+    on the catalog's names): pypinyin's phrase readings are readings of their characters. A table of characters,
+    not of queries: it fills once with the characters in use."""
+    from pypinyin import Style, pinyin
+
+    syls = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="default")
+    out = tuple(dict.fromkeys("".join(c for c in x.lower() if c.isalnum()) for x in (syls[0] if syls else [ch])))
+    return out or ("",)
 
 
 def pinyin_readings(q: str, limit: int = 8) -> list[str]:

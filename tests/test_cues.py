@@ -75,6 +75,61 @@ def test_pinyin_readings_start_with_the_default_reading():
             assert pinyin_readings(t)[0] == pinyin_keys(t)[0], t
 
 
+def _spellable(reading: str, options: list[tuple[str, ...]]) -> bool:
+    """Whether ``reading`` is one option per position, joined (memoised over (position, offset))."""
+    from functools import cache
+
+    @cache
+    def go(i: int, at: int) -> bool:
+        if i == len(options):
+            return at == len(reading)
+        return any(reading.startswith(o, at) and go(i + 1, at + len(o)) for o in options[i])
+
+    return go(0, 0)
+
+
+def test_every_reading_is_one_of_each_characters_readings():
+    """The homophone pass is skipped where no key starts like the characters' own readings (``char_readings``); that
+    is sound only if the phrase-aware readings of a whole query are made of them."""
+    import json
+    from pathlib import Path
+
+    from search.matching import char_readings
+    from search.normalize import compact
+
+    root = Path(__file__).resolve().parents[1]
+    texts = {json.loads(line)["query"] for line in (root / "eval/queries/dev.jsonl").open(encoding="utf-8")}
+    texts |= {json.loads(line)["name"] for line in (root / "index_data/catalog.jsonl").open(encoding="utf-8")}
+    texts |= {"银行行长", "重庆长江", "音乐", "朝阳", "qq音乐", "12306", "kfc", "肯得基", "长沙臭豆腐一条街的美食"}
+    checked = 0
+    for t in sorted(compact(x) for x in texts):
+        if not t:
+            continue
+        options = [char_readings(ch) for ch in t]
+        for r in pinyin_readings(t):
+            assert _spellable(r, options), (t, r)
+            checked += 1
+    assert checked > 3000
+
+
+def test_could_spell_prunes_only_what_no_key_starts_with():
+    from search.lexicon import Lexicon
+    from search.matching import char_readings
+
+    lex = Lexicon.build(["肯德基", "银行"], [[], []])
+
+    def opts(q: str) -> list[tuple[str, ...]]:
+        return [char_readings(ch) for ch in q]
+    assert lex.could_spell(opts("肯得鸡"))  # ken-de-ji spells the key kendeji
+    assert lex.could_spell(opts("银航"))  # yin-hang
+    assert lex.could_spell(opts("肯"))  # a start of a key is not pruned
+    assert not lex.could_spell(opts("睡不着"))  # no key starts with shui
+    assert not lex.could_spell(opts("肯不"))  # ken… then no key goes on with bu
+    assert not lex.could_spell([("k", "y"), ("q",)])
+    assert lex.could_spell([("k", "y"), ("q",)], limit=1)  # more open spellings than the limit: nothing pruned
+    assert lex.could_spell([]) is True
+
+
 def test_without_corrections_drops_only_the_corrections():
     from search.matching import (
         HOMOPHONE_REASON,
