@@ -1,8 +1,9 @@
 """Tokenisation (jieba) and pinyin keys (pypinyin).
 
-A ``Tokenizer`` owns its own ``jieba.Tokenizer`` instance (jieba's main dictionary is read once per process and
-copied), made when the index is built or loaded, with a user dictionary generated from catalog names and aliases so that 网易云音乐 or 12306 stay
-one token. It is never re-initialised per query.
+A ``Tokenizer`` cuts with a ``jieba.Tokenizer`` made through jieba's public API when the index is built or loaded:
+jieba's main dictionary plus a user dictionary generated from catalog names and aliases, so that 网易云音乐 or 12306
+stay one token (shared by the tokenizers of the same word list in a process: ``_segmenter``). It is never
+re-initialised per query.
 
 Two token streams are produced:
 - ``words(text)``: jieba's accurate mode, for display and for the intent classifier;
@@ -63,40 +64,39 @@ def _is_syllable_from_cjk(syl: str, text: str) -> bool:
     return syl not in text  # an ASCII run appears verbatim in the source text; a syllable does not
 
 
-@lru_cache(maxsize=1)
-def _main_dictionary() -> tuple[dict[str, int], int]:
-    """jieba's main dictionary (every word and word prefix → frequency, and the total), read once per process:
-    reading it is about a second (a 500k-entry marshal file), copying it 30 ms, and a reload or a build in a
-    serving process makes a new ``Tokenizer``."""
-    base = jieba.Tokenizer()
-    base.initialize()
-    return base.FREQ, base.total
+def word_freq(word: str) -> int:
+    """The frequency a catalog word is given in jieba's dictionary. High, so the whole name stays one token even
+    where the general dictionary would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐)."""
+    return max(1000, 200 * len(word))
+
+
+@lru_cache(maxsize=4)
+def _segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
+    """A ``jieba.Tokenizer`` with jieba's main dictionary and ``user_words`` added (``word_freq``), made through
+    jieba's public API only (``initialize``, ``add_word``) and never changed afterwards, so the ``Tokenizer``s of
+    one word list in a process share it (jieba's cuts only read it): reading jieba's main dictionary takes 0.6–0.8 s
+    and about 70 MB, and a reload of the same catalog, or a test building the same small catalog again, need not
+    pay that twice. Up to four word lists are kept (a reload holds the old catalog's and the new one's).
+
+    jieba cuts text into blocks of ``_JIEBA_BLOCK`` characters before its DAG sees them, so a word with any other
+    character (肯德基(万达店), 杰瑞·布鲁克海默) never comes out of it as a token; ``add_word`` still counts its
+    frequency in the dictionary's total, as jieba scores a cut with log(freq / total), and its prefixes only
+    extend jieba's prefix scan (frequency 0), so segmentation is that of the words jieba can produce. Such names
+    are matched whole through ``Tokenizer._user_set``."""
+    seg = jieba.Tokenizer()
+    seg.initialize()
+    for w in user_words:
+        seg.add_word(w, freq=word_freq(w))
+    return seg
 
 
 class Tokenizer:
     """jieba with a catalog user dictionary; thread-safe for reads after construction."""
 
     def __init__(self, user_words: Iterable[str] = ()) -> None:
-        self._jieba = jieba.Tokenizer()
-        freq, total = _main_dictionary()
-        # what ``initialize`` sets from its cache file, from the copy read once; each tokenizer adds its own words
-        self._jieba.FREQ, self._jieba.total, self._jieba.initialized = dict(freq), total, True
         self.user_words: tuple[str, ...] = tuple(sorted({w for w in user_words if w and len(w) <= 40}))
         self._user_set = frozenset(self.user_words)
-        for w in self.user_words:
-            # jieba cuts text into blocks of _JIEBA_BLOCK characters first, so a word with any other
-            # character (肯德基(万达店), 杰瑞·布鲁克海默) can never come out of its DAG: such names are matched
-            # whole through ``_user_set`` only, and not given to jieba, whose dictionary stores every
-            # prefix of every word (≈ 0.5 GB for a 1M-item catalog's names).
-            # A high frequency keeps the whole name one token even where the general dictionary
-            # would prefer a split (网易云音乐 → 网易云音乐, not 网易 / 云 / 音乐).
-            freq = max(1000, 200 * len(w))
-            if _JIEBA_BLOCK.fullmatch(w):
-                self._jieba.add_word(w, freq=freq)
-            else:
-                # jieba scores a cut with log(freq / total): the total must stay what adding the word
-                # would have made it, or segmentation elsewhere would shift
-                self._jieba.total += freq
+        self._jieba = _segmenter(self.user_words)
         self._words_cache = lru_cache(maxsize=8192)(self._words)
         self._terms_cache = lru_cache(maxsize=8192)(self._terms)
 

@@ -18,3 +18,30 @@ def test_pinyin_keys():
     assert pinyin_keys("肯德基") == ("kendeji", "kdj")
     assert pinyin_keys("qq音乐") == ("qqyinyue", "qqyy")
     assert pinyin_keys("12306") == ("12306", "12306")
+
+
+def test_a_name_jieba_cannot_cut_out_is_matched_whole():
+    tk = Tokenizer(Tokenizer.user_words_from(["肯德基(万达店)", "杰瑞·布鲁克海默"]))
+    assert tk.words("肯德基(万达店)") == ("肯德基(万达店)",)
+    assert "(" not in tk.terms("肯德基(万达店)") and "肯德基(万达店)" in tk.terms("肯德基(万达店)")
+
+
+def test_every_user_word_counts_in_jiebas_total():
+    """Every catalog word goes in through ``add_word``, those jieba cannot cut out too: jieba scores a cut against
+    its dictionary's total, so leaving them out would shift the cuts of other text."""
+    import jieba
+
+    from search.tokenize import word_freq
+
+    words = ["网易云音乐", "肯德基(万达店)", "杰瑞·布鲁克海默"]
+    base = jieba.Tokenizer()
+    base.initialize()
+    assert Tokenizer(words)._jieba.total == base.total + sum(word_freq(w) for w in words)
+
+
+def test_tokenizers_of_one_word_list_share_their_segmenter():
+    a = Tokenizer(["网易云音乐", "饿了么"])
+    b = Tokenizer(["饿了么", "网易云音乐", "饿了么"])  # the same list, in another order and with a repeat
+    c = Tokenizer(["网易云音乐"])
+    assert a._jieba is b._jieba and a._jieba is not c._jieba
+    assert a.words("饿了么红包")[0] == "饿了么"
