@@ -142,7 +142,7 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
     kinds_arr = lexicon.kinds
     cands: list[np.ndarray] = []
     for f, kinds in forms:
-        lo, hi = lexicon._range(f)
+        lo, hi = lexicon.prefix_range(f)
         if hi <= lo:
             continue
         if kinds == ALL_KINDS:  # the whole range: partition a view of its priors, no row numbers made first
@@ -162,7 +162,7 @@ def top_cards(lexicon: Lexicon, prior: np.ndarray, forms: Sequence[tuple[str, fr
         # keys kept when the item's name really starts with the head — binary searches and array
         # comparisons, no pinyin or name computed per key.
         head, letters = mixed
-        lo, hi = lexicon._range(pinyin_keys(head)[1] + letters)
+        lo, hi = lexicon.prefix_range(pinyin_keys(head)[1] + letters)
         hi = min(hi, lo + 500)
         rows = lo + np.flatnonzero(kinds_arr[lo:hi] >= 4)
         rows = rows[lexicon.names_start_with(lexicon.items[rows], head)]
