@@ -182,7 +182,7 @@ def without_corrections(match: NameMatch) -> NameMatch:
 def char_readings(ch: str) -> tuple[str, ...]:
     """Every toneless reading pypinyin gives the character ``ch`` on its own (its heteronyms), alphanumerics only;
     a character without a reading reads as itself (an ASCII letter or digit) or as nothing (punctuation). Each
-    reading ``pinyin_readings`` gives a query is one of these per character (``tests/test_matching.py`` checks it
+    reading ``pinyin_readings`` gives a query is one of these per character (``tests/test_cues.py`` checks it
     on the catalog's names): pypinyin's phrase readings are readings of their characters. A table of characters,
     not of queries: it fills once with the characters in use."""
     from pypinyin import Style, pinyin
