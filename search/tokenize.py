@@ -70,6 +70,11 @@ def word_freq(word: str) -> int:
     return max(1000, 200 * len(word))
 
 
+# The key under which the catalog words jieba can never cut out are counted (see ``_segmenter``): a control character,
+# which no normalised text contains and which is outside every block of text jieba's DAG sees.
+OUTSIDE_BLOCKS_KEY = "\x00"
+
+
 @lru_cache(maxsize=4)
 def _segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
     """A ``jieba.Tokenizer`` with jieba's main dictionary and ``user_words`` added (``word_freq``), made through
@@ -79,14 +84,21 @@ def _segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
     pay that twice. Up to four word lists are kept (a reload holds the old catalog's and the new one's).
 
     jieba cuts text into blocks of ``_JIEBA_BLOCK`` characters before its DAG sees them, so a word with any other
-    character (肯德基(万达店), 杰瑞·布鲁克海默) never comes out of it as a token; ``add_word`` still counts its
-    frequency in the dictionary's total, as jieba scores a cut with log(freq / total), and its prefixes only
-    extend jieba's prefix scan (frequency 0), so segmentation is that of the words jieba can produce. Such names
-    are matched whole through ``Tokenizer._user_set``."""
+    character (肯德基(万达店), 杰瑞·布鲁克海默) never comes out of it as a token; such names are matched whole through
+    ``Tokenizer._user_set``. They still count in the dictionary's total, which jieba scores every cut against
+    (log(freq / total)), as they would if jieba could use them: one entry of their summed frequency under
+    ``OUTSIDE_BLOCKS_KEY``, rather than one each, whose prefixes would add about six entries per such name to jieba's
+    dictionary (206k at 100k items, a quarter of whose names have such a character)."""
     seg = jieba.Tokenizer()
     seg.initialize()
+    outside = 0
     for w in user_words:
-        seg.add_word(w, freq=word_freq(w))
+        if _JIEBA_BLOCK.fullmatch(w):
+            seg.add_word(w, freq=word_freq(w))
+        else:
+            outside += word_freq(w)
+    if outside:
+        seg.add_word(OUTSIDE_BLOCKS_KEY, freq=outside)
     return seg
 
 

@@ -39,6 +39,17 @@ def test_every_user_word_counts_in_jiebas_total():
     assert Tokenizer(words)._jieba.total == base.total + sum(word_freq(w) for w in words)
 
 
+def test_names_jieba_cannot_cut_out_add_one_dictionary_entry_in_all():
+    import jieba
+
+    base = jieba.Tokenizer()
+    base.initialize()
+    outside = [f"分店{i}号(测试)" for i in range(200)]  # "(" is outside jieba's blocks
+    tk = Tokenizer(outside)
+    assert len(tk._jieba.FREQ) == len(base.FREQ) + 1
+    assert tk.words(outside[7]) == (outside[7],)
+
+
 def test_tokenizers_of_one_word_list_share_their_segmenter():
     a = Tokenizer(["网易云音乐", "饿了么"])
     b = Tokenizer(["饿了么", "网易云音乐", "饿了么"])  # the same list, in another order and with a repeat
