@@ -2,7 +2,7 @@
 
 A ``Tokenizer`` cuts with a ``jieba.Tokenizer`` made through jieba's public API when the index is built or loaded:
 jieba's main dictionary plus a user dictionary generated from catalog names and aliases, so that 网易云音乐 or 12306
-stay one token (shared by the tokenizers of the same word list in a process: ``_segmenter``). It is never
+stay one token (shared by the live tokenizers of the same word list in a process: ``_segmenter``). It is never
 re-initialised per query.
 
 Two token streams are produced:
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -75,13 +77,29 @@ def word_freq(word: str) -> int:
 OUTSIDE_BLOCKS_KEY = "\x00"
 
 
-@lru_cache(maxsize=4)
+_SEGMENTERS: weakref.WeakValueDictionary[tuple[str, ...], jieba.Tokenizer] = weakref.WeakValueDictionary()
+_SEGMENTERS_LOCK = threading.Lock()
+
+
 def _segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
+    """The ``jieba.Tokenizer`` for ``user_words`` (``_new_segmenter``), shared by every ``Tokenizer`` of that word
+    list alive in the process: reading jieba's main dictionary takes 0.6–0.8 s and about 70 MB, and a build or reload
+    of the catalog a live index already has, or a test building the same small catalog as a fixture, need not pay it
+    twice. Held weakly: a catalog's segmenter goes with the last index that uses it (a reload to a new catalog does
+    not keep the old one's words in memory)."""
+    with _SEGMENTERS_LOCK:
+        seg = _SEGMENTERS.get(user_words)
+    if seg is None:
+        made = _new_segmenter(user_words)
+        with _SEGMENTERS_LOCK:
+            seg = _SEGMENTERS.setdefault(user_words, made)
+    return seg
+
+
+def _new_segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
     """A ``jieba.Tokenizer`` with jieba's main dictionary and ``user_words`` added (``word_freq``), made through
-    jieba's public API only (``initialize``, ``add_word``) and never changed afterwards, so the ``Tokenizer``s of
-    one word list in a process share it (jieba's cuts only read it): reading jieba's main dictionary takes 0.6–0.8 s
-    and about 70 MB, and a reload of the same catalog, or a test building the same small catalog again, need not
-    pay that twice. Up to four word lists are kept (a reload holds the old catalog's and the new one's).
+    jieba's public API only (``initialize``, ``add_word``) and never changed afterwards, so tokenizers can share it
+    (jieba's cuts only read it).
 
     jieba cuts text into blocks of ``_JIEBA_BLOCK`` characters before its DAG sees them, so a word with any other
     character (肯德基(万达店), 杰瑞·布鲁克海默) never comes out of it as a token; such names are matched whole through

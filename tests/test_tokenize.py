@@ -56,3 +56,14 @@ def test_tokenizers_of_one_word_list_share_their_segmenter():
     c = Tokenizer(["网易云音乐"])
     assert a._jieba is b._jieba and a._jieba is not c._jieba
     assert a.words("饿了么红包")[0] == "饿了么"
+
+
+def test_a_segmenter_goes_with_the_last_tokenizer_using_it():
+    import gc
+    import weakref
+
+    tk = Tokenizer(["只在这个测试里的名字甲"])
+    ref = weakref.ref(tk._jieba)
+    del tk
+    gc.collect()
+    assert ref() is None  # a reload to another catalog does not keep the old catalog's dictionary
