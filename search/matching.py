@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from .lexicon import KIND_WEIGHT, Lexicon
+from .normalize import compact_normalized
 from .tokenize import has_cjk, pinyin_keys
 
 PINYIN_REASON = "拼音匹配"
@@ -188,7 +189,7 @@ def char_readings(ch: str) -> tuple[str, ...]:
     from pypinyin import Style, pinyin
 
     syls = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="default")
-    out = tuple(dict.fromkeys("".join(c for c in x.lower() if c.isalnum()) for x in (syls[0] if syls else [ch])))
+    out = tuple(dict.fromkeys(compact_normalized(x.lower()) for x in (syls[0] if syls else [ch])))
     return out or ("",)
 
 
@@ -201,7 +202,7 @@ def pinyin_readings(q: str, limit: int = 8) -> list[str]:
         return [pinyin_keys(q)[0]]
     # One pypinyin pass: each character's first reading is the default one (phrase-aware), so their join equals
     # ``pinyin_keys(q)[0]`` (tests/test_cues.py checks it on the dev queries and catalog names).
-    options = [["".join(ch for ch in o if ch.isalnum()) for o in dict.fromkeys(x.lower() for x in syls)]
+    options = [[compact_normalized(o) for o in dict.fromkeys(x.lower() for x in syls)]
                for syls in pinyin(q, style=Style.NORMAL, heteronym=True, errors="default")]
     default = "".join(opts[0] for opts in options)
     out = [default]

@@ -24,7 +24,7 @@ from functools import lru_cache
 import jieba
 from pypinyin import Style, lazy_pinyin
 
-from .normalize import normalize
+from .normalize import compact_normalized, normalize
 from .store import IndexReader, IndexWriter
 
 WORDS_FILE = "tokenizer_words.json"
@@ -53,7 +53,7 @@ def pinyin_keys(text: str) -> tuple[str, str]:
     full: list[str] = []
     initials: list[str] = []
     for syl in lazy_pinyin(text, style=Style.NORMAL, errors="default", strict=False):
-        syl = "".join(ch for ch in syl.lower() if ch.isalnum())
+        syl = compact_normalized(syl.lower())
         if not syl:
             continue
         full.append(syl)
