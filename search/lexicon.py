@@ -209,11 +209,11 @@ class Lexicon:
             out[it] = (names, readings)
         return out
 
-    def could_spell(self, options: Sequence[Sequence[str]], limit: int = 64) -> bool:
+    def could_spell(self, options: Iterable[Sequence[str]], limit: int = 64) -> bool:
         """Whether some key could be spelled by choosing one of ``options[i]`` for each position ``i`` in turn (the
-        readings of each character of a query): a walk down the sorted keys that answers False as soon as no key
-        starts with any spelling so far. It answers True without finishing when more than ``limit`` spellings are
-        still open (nothing pruned), and never False for a spelling that is a key."""
+        readings of each character of a query, read only as far as the walk goes): a walk down the sorted keys that
+        answers False as soon as no key starts with any spelling so far. It answers True without finishing when more
+        than ``limit`` spellings are still open (nothing pruned), and never False for a spelling that is a key."""
         open_ = [""]
         for opts in options:
             nxt = []

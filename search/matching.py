@@ -108,7 +108,7 @@ def match_names(
     # a homophone only matters when the characters themselves did not match, and can only match where some key
     # starts like a reading of the query, character by character (most needs fail within two or three characters,
     # for the price of a few binary searches instead of reading the whole query with every heteronym)
-    if has_cjk(q) and not boosts and lexicon.could_spell([char_readings(ch) for ch in q]):
+    if has_cjk(q) and not boosts and lexicon.could_spell(map(char_readings, q)):
         for full in pinyin_readings(q):
             if full == q:
                 continue
