@@ -132,7 +132,8 @@ class QueryAnalyzer:
         docs, scores = self.bm25(terms, limit)
         t = mark(trace, "bm25", t)
         if not match.strong and len(name) >= 3:  # a mistyped name: one edit from a name among the BM25 candidates
-            match = with_near(match, near_names(name, self._names_of(docs, len(name))), s.exact_boost * 0.75)
+            match = with_near(match, near_names(name, self._names_of(docs, len(name)), keep=self.contained_names(name, match)),
+                              s.exact_boost * 0.75)
         if has_correction(match) and self._known_phrase(name, terms, docs, scores):
             match = without_corrections(match)
         unknown = (cues.wrapped and (cues.strong or bool(cues.suffix)) and cues.name_shaped() and not match.strong
@@ -209,6 +210,15 @@ class QueryAnalyzer:
         # a name that ends in an interrogative (去哪儿: "go where?") reads as the question it spells, and stays read
         out = [c for c in out if not c.endswith(LONG_QUESTION_WORDS)]
         return sorted(set(out), key=lambda c: (-len(c), c))  # longest first (饿了么外卖 before 饿了么), then a fixed order
+
+    def contained_names(self, cq: str, match: NameMatch) -> list[str]:
+        """The compact names and aliases (two characters or more) of live items of any type that ``cq`` contains whole
+        (``CONTAINED_REASON``): what a near-name correction must leave as typed."""
+        table, out = self.table, set()
+        for d, (_, why) in match.boosts.items():
+            if why == CONTAINED_REASON and 0 <= d < len(table.items) and d not in table.deleted:
+                out.update(c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq)
+        return sorted(out)
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

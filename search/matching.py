@@ -214,21 +214,25 @@ def pinyin_readings(q: str, limit: int = 8) -> list[str]:
 
 
 def near_names(q: str, candidates: Iterable[tuple[int, Iterable[str]]], min_len: int = 3,
-               min_substitution_len: int = 4) -> list[tuple[int, str]]:
+               min_substitution_len: int = 4, keep: Iterable[str] = ()) -> list[tuple[int, str]]:
     """(item, name) for names or aliases (compact, ≥ ``min_len`` characters) exactly one edit (Levenshtein: insert,
     delete or substitute a character) away from the compact query ``q``: a mistyped name (携程旅形 → 携程旅行,
     美团外 → 美团外卖). A substitution in a three-character name changes a third of it and as often names something
     else (小红伞 is not 小红书), so substitutions need ``min_substitution_len`` characters; a homophone substitution is
-    caught earlier, by pinyin."""
+    caught earlier, by pinyin. ``keep``: names the query contains whole, which a substitution must not break: it
+    would replace a character of a name typed right (附近美甲 holds 美甲, so it is no slip for 附近美食; 家庭保洁 none
+    for 家庭保单). A character inserted or left out keeps the name's sense (提前还房贷 → 提前还贷)."""
     from rapidfuzz.distance import Levenshtein
 
     if len(q) < min_len:
         return []
+    keep = [k for k in keep if k in q]
     out: list[tuple[int, str]] = []
     for item, names in candidates:
         for n in names:
             if (len(n) >= min_len and abs(len(n) - len(q)) <= 1 and n != q
                     and (len(n) != len(q) or len(n) >= min_substitution_len)
+                    and (len(n) != len(q) or all(k in n for k in keep))
                     and Levenshtein.distance(q, n, score_cutoff=1) == 1):
                 out.append((item, n))
                 break

@@ -59,15 +59,22 @@ class Page:
     correction: dict[str, str] | None = None
 
 
-def content_cover(cover: float, cq: str) -> float:
-    """``cover`` (a contained name's share of the compact query ``cq``) as a share of the query's content: the query
-    without its modifier words (``cues.MODIFIER_WORDS``: 附近, 哪里, 推荐…), which say where or how, not what."""
-    if cover <= 0 or not cq:
-        return cover
+def content_core(cq: str) -> str:
+    """The compact query ``cq`` without its modifier words (``cues.MODIFIER_WORDS``: 附近, 哪里, 推荐…), which say
+    where or how, not what."""
     core = cq
     for w in _MODIFIERS:
         if w in core:
             core = core.replace(w, "")
+    return core
+
+
+def content_cover(cover: float, cq: str) -> float:
+    """``cover`` (a contained name's share of the compact query ``cq``) as a share of the query's content
+    (``content_core``)."""
+    if cover <= 0 or not cq:
+        return cover
+    core = content_core(cq)
     return min(1.0, cover * len(cq) / len(core)) if core else cover
 
 
@@ -151,11 +158,18 @@ class PageBuilder:
             # 古茗附近门店 (古茗门店), as a service's name gets its card on a fuzzy page
             if content_cover(a.match.features[_CONTAINS], a.compact) < GENERIC_CARD_COVER:
                 return None
-            return self._best_named(a, entity=True, reason=CONTAINED_REASON)
+            best = self._best_named(a, entity=True, reason=CONTAINED_REASON)
+            # the name must be content, not one of the modifier words set aside (一个, an app's name, in 一个人好孤独)
+            return best if best is not None and self._names_content(best, a.compact) else None
         f = a.match.features
         if f[_GENERIC_EXACT] == 0 and content_cover(f[_GENERIC_CONTAINED], a.compact) < GENERIC_CARD_COVER:
             return None
         return self._best_named(a, entity=False)
+
+    def _names_content(self, hit: Hit, cq: str) -> bool:
+        """Whether one of ``hit``'s compact names (two characters or more) is in ``cq``'s ``content_core``."""
+        core = content_core(cq)
+        return any(len(c) >= 2 and c in core for _, c in self.table.compact_names_of(self.table.doc_of[hit.id]))
 
     def _best_named(self, a: Analysis, entity: bool, reason: str | None = None) -> Hit | None:
         """The most boosted live item the query names (with ``reason``, when given), among entities or among

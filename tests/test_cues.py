@@ -51,6 +51,18 @@ def test_near_names_one_edit():
     assert near_names("肯德基", cands) == []  # the name itself is not a correction
 
 
+def test_near_names_keep_a_name_typed_right():
+    cands = [(1, ["附近美食"]), (2, ["提前还贷"]), (3, ["家庭保单"])]
+    # a substitution that would replace a character of a name the query contains is no slip
+    assert near_names("附近美甲", cands) == [(1, "附近美食")]
+    assert near_names("附近美甲", cands, keep=["美甲"]) == []
+    assert near_names("家庭保洁", cands, keep=["保洁"]) == []
+    # a character inserted or left out keeps the name's sense: still corrected
+    assert near_names("提前还房贷", cands, keep=["房贷"]) == [(2, "提前还贷")]
+    # a kept name the candidate also has does not block it, nor does one the query does not contain
+    assert near_names("携程旅形", [(4, ["携程旅行"])], keep=["携程", "美甲"]) == [(4, "携程旅行")]
+
+
 def test_nearest_names_by_characters_or_pinyin():
     cands = [(i, [n], name_readings([n])) for i, n in ((1, "闪电快递"), (2, "小红书"), (3, "京东"))]
     got = nearest_names("闪电盒子", cands)

@@ -195,6 +195,14 @@ def test_a_question_about_food_is_not_the_nearby_restaurants_card(default_search
     assert sum(h.category == "母婴" for h in r.results) >= 3
 
 
+def test_a_name_typed_right_is_not_corrected_into_another(default_searcher):
+    # 附近美甲 is one character from 附近美食, but the character falls on 美甲, a service the query names
+    r = default_searcher.search("附近美甲", 10)
+    assert r.direct_hit is not None and r.direct_hit.name == "美甲"
+    assert r.correction is None
+    assert "附近美食" not in [h.name for h in r.results]
+
+
 @pytest.mark.parametrize(("q", "name", "within"), [("肯德基有什么新品", "肯德基", 1), ("附近哪里可以修电脑", "电脑维修", 3),
                                                    ("拉肚子", "腹泻护理", 3), ("口腔溃疡", "口腔问诊", 3),
                                                    ("手机丢了", "查找手机", 3), ("手机丢了", "补办手机卡", 3),

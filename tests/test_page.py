@@ -214,3 +214,27 @@ def test_mixed_page_card_for_an_entity_that_is_half_the_need(cq, cover, card):
         assert fuzzy.calls == [(2, {0})]
     else:
         assert page.direct_hit is None and fuzzy.calls == [(3, None)]
+
+
+def test_a_mixed_card_needs_a_name_that_is_content_not_a_modifier_word():
+    from search.matching import CONTAINED_REASON
+
+    items = [_item(0, "杂志", "一个", "mini_program"), _item(1, "餐饮店", "古茗"), _item(2, "生活社交")]
+    table = ItemTable(items)
+    contains = NAME_FEATURES.index("contains_name")
+
+    def analysis(cq: str, doc: int) -> Analysis:
+        feats = [0.0] * len(NAME_FEATURES)
+        feats[contains] = len(table.items[doc].name) / len(cq)
+        match = NameMatch({doc: (11.0, CONTAINED_REASON)}, tuple(feats), False)
+        return Analysis(cq, cq, cq, (cq,), (cq,), match, np.zeros(0, np.int64), np.zeros(0), 10, [], np.zeros(3), 0.4,
+                        None, False)
+
+    fuzzy = StubFuzzy([2])
+    builder = PageBuilder(StubPrecise([]), fuzzy, table)
+    # 一个 is half of the need once its modifier words (一个 among them) are set aside, but it is one of them
+    page = builder.answer(analysis("一个人好孤独", 0), "mixed", 3)
+    assert page.direct_hit is None and [h.id for h in page.results] == ["it-2"]
+    # 古茗 in 古茗附近门店 is the need's content: its card stays
+    page = builder.answer(analysis("古茗附近门店", 1), "mixed", 3)
+    assert page.direct_hit is not None and page.direct_hit.id == "it-1"
