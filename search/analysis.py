@@ -13,7 +13,7 @@ measure is what is served.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,11 +202,7 @@ class QueryAnalyzer:
         itself or inside it), as they are written in it: what the question and need cues must not read (饿了么红包,
         什么值得买). The platform's functions are phrased as needs (附近银行, 火车票多少钱) and keep their cues, and so
         does a name that ends in an interrogative word (去哪儿 in 小长假去哪儿)."""
-        table, out = self.table, []
-        for d, (_, why) in match.boosts.items():
-            if (why == CONTAINED_REASON or why in EXACT_REASONS) and 0 <= d < len(table.items) \
-                    and table.items[d].type in NAMED_TYPES and d not in table.deleted:
-                out += [c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq]
+        out = self._matched_names(cq, match, {CONTAINED_REASON, *EXACT_REASONS}, NAMED_TYPES)
         # a name that ends in an interrogative (去哪儿: "go where?") reads as the question it spells, and stays read
         out = [c for c in out if not c.endswith(LONG_QUESTION_WORDS)]
         return sorted(set(out), key=lambda c: (-len(c), c))  # longest first (饿了么外卖 before 饿了么), then a fixed order
@@ -214,11 +210,18 @@ class QueryAnalyzer:
     def contained_names(self, cq: str, match: NameMatch) -> list[str]:
         """The compact names and aliases (two characters or more) of live items of any type that ``cq`` contains whole
         (``CONTAINED_REASON``): what a near-name correction must leave as typed."""
-        table, out = self.table, set()
+        return sorted(set(self._matched_names(cq, match, {CONTAINED_REASON})))
+
+    def _matched_names(self, cq: str, match: NameMatch, reasons: Collection[str],
+                       types: Collection[str] | None = None) -> list[str]:
+        """The compact names and aliases (two characters or more) in ``cq`` of the live items ``match`` boosts for one
+        of ``reasons`` (of ``types`` only, when given)."""
+        table, out = self.table, []
         for d, (_, why) in match.boosts.items():
-            if why == CONTAINED_REASON and 0 <= d < len(table.items) and d not in table.deleted:
-                out.update(c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq)
-        return sorted(out)
+            if why in reasons and 0 <= d < len(table.items) and d not in table.deleted \
+                    and (types is None or table.items[d].type in types):
+                out += [c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq]
+        return out
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

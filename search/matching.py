@@ -231,8 +231,7 @@ def near_names(q: str, candidates: Iterable[tuple[int, Iterable[str]]], min_len:
     for item, names in candidates:
         for n in names:
             if (len(n) >= min_len and abs(len(n) - len(q)) <= 1 and n != q
-                    and (len(n) != len(q) or len(n) >= min_substitution_len)
-                    and (len(n) != len(q) or all(k in n for k in keep))
+                    and (len(n) != len(q) or (len(n) >= min_substitution_len and all(k in n for k in keep)))
                     and Levenshtein.distance(q, n, score_cutoff=1) == 1):
                 out.append((item, n))
                 break
