@@ -210,7 +210,8 @@ def test_a_name_typed_right_is_not_corrected_into_another(default_searcher):
                                                    ("健康证", "健康证办理", 1), ("教爸妈用手机", "长辈学手机", 1),
                                                    ("找个律师", "律师咨询", 3), ("孩子上幼儿园要准备什么", "幼儿园入园准备", 3),
                                                    ("被狗咬了", "狂犬疫苗接种", 3), ("哪里能借到充电宝", "共享充电宝", 1),
-                                                   ("找个地方钓鱼", "垂钓园", 3)])
+                                                   ("找个地方钓鱼", "垂钓园", 3), ("戒酒", "戒酒指南", 1),
+                                                   ("遗嘱怎么写", "中华遗嘱库", 3), ("出车祸了怎么办", "交通事故处理指南", 3)])
 def test_a_need_ranks_the_item_named_or_tagged_for_it_high(default_searcher, q, name, within):
     r = default_searcher.search(q, 10)
     assert r.intent.label != "precise" and name in [h.name for h in r.results[:within]], [h.name for h in r.results]
