@@ -5,7 +5,8 @@ validate and normalise (``request``) → tokenise (jieba words, BM25 terms) → 
 corrections among them → catalog features and the intent classifier's ``p_precise``.
 
 A query whose command or suffix wraps a name-shaped word the catalog does not have (打开闪电盒子, 小红伞app) is
-marked ``unknown_name``: the user wants one specific thing that is not here.
+marked ``unknown_name``: the user wants one specific thing that is not here. A word jieba's dictionary tags as a
+verb is not taken for a name (冒充客服, 举报网站: what to do, not whose service; ``tokenize.dictionary_verbs``).
 
 Search, explain, evaluation and the threshold tuner all start from the same ``Analysis``, so what they
 measure is what is served.
@@ -39,7 +40,7 @@ from .matching import (
 )
 from .normalize import compact_breaks, compact_normalized
 from .request import validate_query
-from .tokenize import Tokenizer
+from .tokenize import Tokenizer, dictionary_verbs
 from .trace import Trace, mark, perf_counter
 from .types import NAMED_TYPES
 
@@ -100,6 +101,7 @@ class QueryAnalyzer:
         self.backend = backend
         self.text_analyzer = text_analyzer
         self.intent = intent  # None while the intent model itself is being trained
+        self.verbs = dictionary_verbs()  # read here, at load, rather than by the first query that needs it
 
     def bm25(self, terms: tuple[str, ...] | list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
         """The best ``limit`` BM25 documents this process knows, ascending by document."""
@@ -137,7 +139,7 @@ class QueryAnalyzer:
         if has_correction(match) and self._known_phrase(name, terms, docs, scores):
             match = without_corrections(match)
         unknown = (cues.wrapped and (cues.strong or bool(cues.suffix)) and cues.name_shaped() and not match.strong
-                   and not self.is_name(cues.core))
+                   and not self.is_name(cues.core) and cues.core not in self.verbs)
         t = mark(trace, "match", t)
         top2 = np.sort(np.partition(scores, len(scores) - 2)[-2:])[::-1] if len(scores) > 2 else np.sort(scores)[::-1]
         feats = dense_features(match, top2.tolist(), cq, cues, unknown, self.function_cover(cq, docs, scores))

@@ -235,7 +235,8 @@ class FuzzyRecommender:
     """Relevance first, organised by the need's facets.
 
     1. Candidates: the dense index's nearest items, plus the most popular items of each facet category (the need's
-       likely categories, from the query→category model) that the dense search missed.
+       likely categories, from the query→category model) and the items carrying the tags the need states most
+       (``TagIndex.carriers``, ``tag_extra_candidates``) that the dense search missed.
     2. Relevance = cosine + ``tag_weight`` × (matched tags, each by the share of it the need states (``search.tags``)
        + category named + the item's own name or alias contained in the need) + ``popularity_weight`` × (popularity − 3)
        + ``category_weight`` × p(item's category | need).
@@ -313,6 +314,11 @@ class FuzzyRecommender:
         if facets and s.facet_extra_candidates > 0:
             for c, _ in facets:  # up to facet_extra_candidates of each facet: a surer facet cannot take another's
                 extra += table.top_of_category(c, s.facet_extra_candidates, skip=seen)
+        tag_index = table.tag_index()
+        tag_hit = tag_index.hits(a.need_text, a.need_words)
+        if s.tag_extra_candidates > 0:  # items tagged with what the need says, however far their vectors lie
+            extra += tag_index.carriers(tag_hit, s.tag_candidate_min_strength, s.tag_extra_candidates,
+                                        table.popularity, skip=seen.union(extra), gone=table.unlisted)
         extra += sorted(i for i in named_items if i not in seen and 0 <= i < len(items))
         extra = list(dict.fromkeys(extra))
         if extra:
@@ -321,8 +327,6 @@ class FuzzyRecommender:
             sims = np.concatenate([sims, (ev @ np.asarray(qv, dtype=np.float32)).astype(sims.dtype)])
         t = mark(trace, "categories", t)
         cw = s.category_weight if p is not None else 0.0
-        tag_index = table.tag_index()
-        tag_hit = tag_index.hits(a.need_text, a.need_words)
         unlisted, n_items = table.unlisted, len(items)  # deleted or discontinued
         keep = [(sim, i) for sim, i in zip(sims.tolist(), ids.tolist(), strict=True)
                 if not (i < 0 or i >= n_items or (exclude and i in exclude) or (unlisted and i in unlisted))]

@@ -28,7 +28,7 @@ exactly the sum ``tag_strengths`` gives the item).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +83,9 @@ class TagIndex:
     by_bigram: dict[str, np.ndarray]  # two characters → int32 numbers of the countable tags holding them
     longest: int  # characters of the longest countable tag
     lengths: np.ndarray  # float64 (tags): characters of each tag
+    # the inverse: tag t's items are tag_docs[tag_indptr[t]:tag_indptr[t + 1]] (int32, ascending, an item once per tag)
+    tag_indptr: np.ndarray
+    tag_docs: np.ndarray
 
     @classmethod
     def build(cls, tags: Sequence[Sequence[str]]) -> TagIndex:
@@ -108,7 +111,13 @@ class TagIndex:
                     grams.setdefault(g, []).append(i)
         by_bigram = {g: np.array(v, dtype=np.int32) for g, v in grams.items()}
         lengths = np.array([len(t) for t in terms], dtype=np.float64)
-        return cls(vocab, terms, indptr, np.array(flat, dtype=np.int32), by_bigram, longest, lengths)
+        ids = np.array(flat, dtype=np.int32)
+        owner = np.repeat(np.arange(len(tags), dtype=np.int32), lens)
+        pairs = np.unique(ids.astype(np.int64) * max(len(tags), 1) + owner) if len(ids) else np.zeros(0, np.int64)
+        tag_of, tag_docs = np.divmod(pairs, max(len(tags), 1))
+        tag_indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tag_of, minlength=len(terms)), out=tag_indptr[1:])
+        return cls(vocab, terms, indptr, ids, by_bigram, longest, lengths, tag_indptr, tag_docs.astype(np.int32))
 
     def hits(self, query: str, words: Sequence[str]) -> np.ndarray:
         """One strength per tag number (float64, 0 for a tag that does not match): the share of the tag a need with
@@ -147,6 +156,37 @@ class TagIndex:
         run = np.zeros(total + 1, dtype=np.float64)
         np.cumsum(hit[self.ids[pos]], out=run[1:])
         return run[first + lens] - run[first]
+
+    def carriers(self, hit: np.ndarray, min_strength: float, n: int, popularity: np.ndarray,
+                 skip: Collection[int] = frozenset(), gone: Collection[int] = frozenset()) -> list[int]:
+        """Up to ``n`` items carrying a tag the need accounts for at least ``min_strength`` of (``hit`` from
+        ``hits``), not in ``skip`` or ``gone``: the most matched first (summed strengths of such tags), then the most popular, then
+        by number. The dense search reads a rare word through its neighbours (手镯 lands among 手工 and 手游 items);
+        an item tagged 金手镯 states it, however far its vector lies."""
+        if n <= 0:
+            return []
+        tags = np.flatnonzero(hit >= max(min_strength, np.finfo(np.float64).tiny))
+        if len(tags) == 0:
+            return []
+        starts, ends = self.tag_indptr[tags], self.tag_indptr[tags + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        if total == 0:
+            return []
+        first = np.cumsum(lens) - lens
+        pos = np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64)
+        docs = self.tag_docs[pos].astype(np.int64)
+        weight = np.repeat(hit[tags], lens)
+        uniq, inv = np.unique(docs, return_inverse=True)
+        score = np.bincount(inv, weights=weight, minlength=len(uniq))
+        order = np.lexsort((uniq, -popularity[uniq], -score))
+        out: list[int] = []
+        for d in uniq[order].tolist():
+            if d not in skip and d not in gone:
+                out.append(d)
+                if len(out) == n:
+                    break
+        return out
 
     def matched(self, doc: int, hit: np.ndarray) -> list[str]:
         """The matching tags of item ``doc``, strongest first (the item's order among equals): the reason a result

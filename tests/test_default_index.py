@@ -156,6 +156,19 @@ def test_unknown_names_are_precise_and_not_found(default_searcher, q):
     assert r.not_found and r.direct_hit is None and 0 < len(r.results) <= 5
 
 
+@pytest.mark.parametrize("q", ["冒充客服", "投诉客服", "举报网站"])
+def test_a_verb_before_a_suffix_is_no_unknown_name(default_searcher, q):
+    # what the user wants done (冒充, 投诉, 举报: verbs in jieba's dictionary), not a service the catalog lacks
+    r = default_searcher.search(q, 10)
+    assert not r.not_found and len(r.results) >= 6, (q, r.intent)
+
+
+@pytest.mark.parametrize("q", ["人工客服", "联系客服", "在线客服"])
+def test_the_platforms_customer_service_is_a_name(default_searcher, q):
+    r = default_searcher.search(q, 10)
+    assert r.direct_hit is not None and r.direct_hit.name == "客服中心", (q, r.intent)
+
+
 def test_homophone_of_a_whole_name_is_a_correction(default_searcher):
     r = default_searcher.search("小红树", 10)
     assert r.direct_hit is not None and r.direct_hit.name == "小红书"

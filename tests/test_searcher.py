@@ -263,12 +263,45 @@ def test_each_facet_adds_its_own_popular_items(searcher50):
             asked.append(list(docs))
             return self.backend.vectors(docs)
 
-    fz = FuzzyRecommender(s.settings.replace(facet_extra_candidates=1), s.table, OneNeighbour(s.backend),
-                          s.query_encoder, s.parts.categories)
+    fz = FuzzyRecommender(s.settings.replace(facet_extra_candidates=1, tag_extra_candidates=0), s.table,
+                          OneNeighbour(s.backend), s.query_encoder, s.parts.categories)
     fz.facets_of = lambda p: [(three[0], 0.6), (three[1], 0.3), (three[2], 0.1)]
     fz.recommend(s.analyze("周末带娃去哪", k=10), 10)
     extras = [s.items[d].category for d in asked[0]]
     assert sorted(extras) == sorted(three)  # one of each facet
+
+
+def test_items_tagged_with_the_need_join_the_candidates(searcher50):
+    """An item carrying a tag the need states is a candidate however far its vector lies (``tag_extra_candidates``);
+    with the setting at 0 only the dense search and the facets bring candidates."""
+    s = searcher50
+    tagged = next(d for d, it in enumerate(s.items) if any(len(t) >= 3 for t in it.tags))
+    tag = next(t for t in s.items[tagged].tags if len(t) >= 3)
+    carriers = {d for d, it in enumerate(s.items) if tag in it.tags}
+    asked: list[list[int]] = []
+
+    class FarAway:  # the dense search finds one item that carries no such tag
+        name = "embedded"
+
+        def __init__(self, backend):
+            self.backend = backend
+
+        def dense(self, vector, k):
+            ids, sims = self.backend.dense(vector, len(s.items))
+            keep = [j for j, d in enumerate(ids.tolist()) if d not in carriers][:1]
+            return ids[keep], sims[keep]
+
+        def vectors(self, docs):
+            asked.append(list(docs))
+            return self.backend.vectors(docs)
+
+    for n, want in ((10, carriers), (0, set())):
+        asked.clear()
+        fz = FuzzyRecommender(s.settings.replace(facet_extra_candidates=0, tag_extra_candidates=n), s.table,
+                              FarAway(s.backend), s.query_encoder, s.parts.categories)
+        hits = fz.recommend(s.analyze(f"想找{tag}", k=10), 10).hits
+        assert (set(asked[0]) if asked else set()) & carriers == want
+        assert ({h.id for h in hits} & {s.items[d].id for d in carriers}) == {s.items[d].id for d in want}
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,23 @@ def test_hits_and_counts_hand_computed():
     assert index.matched(0, index.hits("带娃", ("带娃",))) == ["带娃", "带娃出游"]
 
 
+def test_carriers_hand_computed():
+    index = TagIndex.build(TAGS)
+    pop = np.array([3.0, 5.0, 1.0, 4.0, 2.0])
+    # 附近的花店带娃: item 4 carries 花店 (1, listed twice: one carrier) and 带娃 (1), item 2 花店 (1), item 1 带娃出游 (0.5)
+    hit = index.hits("附近的花店带娃", ("附近", "的", "花店", "带娃"))
+    assert index.carriers(hit, 0.5, 10, pop) == [4, 2, 1]  # most matched first
+    assert index.carriers(hit, 1.0, 10, pop) == [4, 2]  # only the tags the need states whole
+    assert index.carriers(hit, 0.5, 2, pop) == [4, 2]
+    assert index.carriers(hit, 0.5, 10, pop, skip={4}, gone={1}) == [2]
+    assert index.carriers(hit, 0.5, 0, pop) == []
+    # equal matches: the more popular first, then the lower number
+    index = TagIndex.build([("花店",), ("花店",), ("花店",)])
+    hit = index.hits("花店", ("花店",))
+    assert index.carriers(hit, 0.5, 10, np.array([1.0, 3.0, 1.0])) == [1, 0, 2]
+    assert index.carriers(index.hits("药店", ("药店",)), 0.5, 10, np.ones(3)) == []  # no tag matches
+
+
 _CHARS = "花店带娃附近白噪音助眠亲子美食药x的"
 _word = st.text(alphabet=_CHARS, min_size=1, max_size=4)
 
@@ -74,6 +91,27 @@ def test_equals_the_per_item_rule(tags, words, extra):
     assert [sorted(index.matched(d, hit)) for d in range(len(tags))] == [sorted(matched_tags(query, words, t))
                                                                         for t in tags]
     assert all(0 <= x <= 1 for x in hit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tags=st.lists(st.lists(_word, max_size=5), min_size=1, max_size=12),
+       words=st.lists(_word, max_size=5), floor=st.sampled_from([0.3, 0.5, 1.0]), n=st.integers(0, 5),
+       pop=st.lists(st.integers(1, 5), min_size=12, max_size=12))
+def test_carriers_equal_the_rule_per_item(tags, words, floor, n, pop):
+    # each item's score is the sum, over its distinct tags at or above the floor, of their strengths
+    query = "".join(words)
+    index = TagIndex.build([tuple(t) for t in tags])
+    hit = index.hits(query, words)
+    popularity = np.array(pop[: len(tags)], dtype=np.float64)
+    score = {}
+    for d, t in enumerate(tags):
+        strong = {w: x for w, x in zip(t, tag_strengths(query, words, t), strict=True) if x >= floor}
+        if strong:
+            score[d] = sum(strong.values())
+    want = sorted(score, key=lambda d: (-round(score[d], 9), -popularity[d], d))[:n]
+    got = index.carriers(hit, floor, n, popularity)
+    assert [round(score[d], 9) for d in got] == [round(score[d], 9) for d in want]
+    assert set(got) <= set(score) and len(got) == len(want)
 
 
 def test_the_table_rebuilds_it_after_an_upsert():

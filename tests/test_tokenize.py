@@ -67,3 +67,12 @@ def test_a_segmenter_goes_with_the_last_tokenizer_using_it():
     del tk
     gc.collect()
     assert ref() is None  # a reload to another catalog does not keep the old catalog's dictionary
+
+
+def test_dictionary_verbs_come_from_jiebas_tags():
+    from search.tokenize import dictionary_verbs
+
+    verbs = dictionary_verbs()
+    assert {"冒充", "投诉", "举报", "下载"} <= verbs  # tagged v in jieba's dictionary
+    assert not {"淘宝", "华为", "软件", "平安"} & verbs  # a name (nr), a noun, an adjective
+    assert dictionary_verbs() is verbs  # read once per process
