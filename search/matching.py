@@ -3,7 +3,8 @@
 Shared by the direct-hit ranker (as score boosts that put the named item at rank 1) and by the intent
 classifier (as catalog-aware features). Kinds of match, strongest first:
 
-- exact: the compact query equals a name, alias, pinyin or initials key (肯德基, kfc, kendeji, kdj);
+- exact: the compact query equals a name, alias, pinyin or initials key (肯德基, kfc, kendeji, kdj); a query that is
+  some item's name or alias as typed is not read as a generic item's initials (ETC: ETC办理, not 儿童餐's etc);
 - homophone: a toneless pinyin reading of the query equals a name's pinyin (肯得基 → kendeji → 肯德基), the
   commonest typo; every reading of a polyphonic character is tried (行 → hang / xing);
 - contained: a name or alias occurs inside the query (星巴克会员, 附近的星巴克), scaled by coverage;
@@ -97,7 +98,11 @@ def match_names(
     def is_generic(item: int) -> bool:
         return generic is not None and bool(generic[item])
 
-    for item, kind in lexicon.exact(q):
+    exact = lexicon.exact(q)
+    if any(kind <= 1 for _, kind in exact):  # the query is some item's name or alias as typed: not the initials of a
+        exact = [(item, kind) for item, kind in exact  # generic item (ETC, an alias of ETC办理: not 儿童餐's etc)
+                 if kind < 4 or not is_generic(item)]
+    for item, kind in exact:
         put(item, exact_boost * KIND_WEIGHT[kind], REASONS[kind])
         key = ("exact_name", "exact_alias", "exact_pinyin", "exact_pinyin", "exact_initials", "exact_initials")[kind]
         if is_generic(item):

@@ -186,3 +186,22 @@ def test_names_the_query_contains_are_no_question_or_need_words():
     assert c.question and not c.need  # 怎么 is outside the name
     assert split_command("什么值得买", names=["什么值得买"]).question is False
     assert split_command("附近的饿了么", names=["饿了么"]).need  # 附近 is outside the name
+
+
+def test_a_query_that_is_a_name_or_alias_is_not_a_generic_items_initials():
+    import numpy as np
+
+    from search.lexicon import Lexicon
+    from search.matching import NAME_FEATURES, match_names
+
+    # ETC is an alias of ETC办理 and the initials of 儿童餐 (er tong can): the alias as typed wins, the initials go
+    lex = Lexicon.build(["ETC办理", "儿童餐"], [["ETC"], []])
+    m = match_names(lex, "etc", generic=np.array([False, True]))
+    assert set(m.boosts) == {0} and m.boosts[0][1] == "别名匹配"
+    f = dict(zip(NAME_FEATURES, m.features, strict=True))
+    assert f["exact_alias"] == 1.0 and f["generic_exact"] == 0.0
+    # without the alias, the initials are a match as before; so are an entity's initials beside the alias
+    m = match_names(Lexicon.build(["ETC办理", "儿童餐"], [[], []]), "etc", generic=np.array([False, True]))
+    assert m.boosts[1][1] == "首字母匹配"
+    m = match_names(lex, "etc", generic=np.array([False, False]))
+    assert set(m.boosts) == {0, 1} and m.boosts[1][1] == "首字母匹配"

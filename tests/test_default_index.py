@@ -163,6 +163,11 @@ def test_a_verb_before_a_suffix_is_no_unknown_name(default_searcher, q):
     assert not r.not_found and len(r.results) >= 6, (q, r.intent)
 
 
+def test_an_alias_as_typed_beats_another_items_initials(default_searcher):
+    r = default_searcher.search("ETC", 10)  # ETC办理's alias, and 儿童餐's initials
+    assert r.direct_hit is not None and r.direct_hit.name == "ETC办理", r.intent
+
+
 @pytest.mark.parametrize("q", ["人工客服", "联系客服", "在线客服"])
 def test_the_platforms_customer_service_is_a_name(default_searcher, q):
     r = default_searcher.search(q, 10)
