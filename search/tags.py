@@ -24,6 +24,9 @@ the vocabulary of distinct tags through two lookups:
 The result is one strength per vocabulary entry; a candidate list's sums are one gather and one cumulative sum over
 the items' tag numbers, stored like a CSR matrix (each item's tags in its own order, repeats kept, so a sum is
 exactly the sum ``tag_strengths`` gives the item).
+
+The inverse lists (each tag's items) give ``carriers``: the items a need's tags point to however far their vectors
+lie, which the recommender adds to its candidates.
 """
 
 from __future__ import annotations
@@ -69,6 +72,14 @@ def tag_strengths(query: str, words: Sequence[str], tags: Sequence[str]) -> list
 def matched_tags(query: str, words: Sequence[str], tags: Sequence[str]) -> list[str]:
     """The tags of one item that match a need at all (strength above 0), in the item's order."""
     return [t for t, x in zip(tags, tag_strengths(query, words, tags), strict=True) if x > 0]
+
+
+def run_positions(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the runs ``starts[i] … starts[i] + lens[i] − 1`` of a CSR array laid end to end (int64), and
+    where each run begins among them (``first``): one gather reads every run at once."""
+    first = np.cumsum(lens) - lens
+    total = int(lens.sum())
+    return np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64), first
 
 
 @dataclass(frozen=True)
@@ -145,14 +156,12 @@ class TagIndex:
     def counts(self, docs: np.ndarray, hit: np.ndarray) -> np.ndarray:
         """Summed strengths of the matching tags of each of ``docs`` (int64 numbers of items this index was built
         from), as float64; ``hit`` is what ``hits`` returned."""
-        starts, ends = self.indptr[docs], self.indptr[docs + 1]
-        lens = ends - starts
-        total = int(lens.sum())
+        starts = self.indptr[docs]
+        lens = self.indptr[docs + 1] - starts
+        pos, first = run_positions(starts, lens)  # every candidate's tags, candidate after candidate
+        total = len(pos)
         if total == 0:
             return np.zeros(len(docs), dtype=np.float64)
-        # positions of every candidate's tags, candidate after candidate: start_d + 0 … start_d + len_d − 1
-        first = np.cumsum(lens) - lens
-        pos = np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64)
         run = np.zeros(total + 1, dtype=np.float64)
         np.cumsum(hit[self.ids[pos]], out=run[1:])
         return run[first + lens] - run[first]
@@ -160,21 +169,19 @@ class TagIndex:
     def carriers(self, hit: np.ndarray, min_strength: float, n: int, popularity: np.ndarray,
                  skip: Collection[int] = frozenset(), gone: Collection[int] = frozenset()) -> list[int]:
         """Up to ``n`` items carrying a tag the need accounts for at least ``min_strength`` of (``hit`` from
-        ``hits``), not in ``skip`` or ``gone``: the most matched first (summed strengths of such tags), then the most popular, then
-        by number. The dense search reads a rare word through its neighbours (手镯 lands among 手工 and 手游 items);
-        an item tagged 金手镯 states it, however far its vector lies."""
+        ``hits``), not in ``skip`` or ``gone``: the most matched first (summed strengths of such tags), then the most
+        popular, then by number. The dense search reads a rare word through its neighbours (手镯 lands among 手工 and
+        手游 items); an item tagged 金手镯 states it, however far its vector lies."""
         if n <= 0:
             return []
         tags = np.flatnonzero(hit >= max(min_strength, np.finfo(np.float64).tiny))
         if len(tags) == 0:
             return []
-        starts, ends = self.tag_indptr[tags], self.tag_indptr[tags + 1]
-        lens = ends - starts
-        total = int(lens.sum())
-        if total == 0:
+        starts = self.tag_indptr[tags]
+        lens = self.tag_indptr[tags + 1] - starts
+        pos, _ = run_positions(starts, lens)  # every matching tag's items, tag after tag
+        if len(pos) == 0:
             return []
-        first = np.cumsum(lens) - lens
-        pos = np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64)
         docs = self.tag_docs[pos].astype(np.int64)
         weight = np.repeat(hit[tags], lens)
         uniq, inv = np.unique(docs, return_inverse=True)
@@ -196,4 +203,4 @@ class TagIndex:
         return [terms[t] for t, _ in sorted(got, key=lambda x: -x[1])]
 
 
-__all__ = ["TagIndex", "countable", "matched_tags", "need_words", "tag_strength", "tag_strengths"]
+__all__ = ["TagIndex", "countable", "matched_tags", "need_words", "run_positions", "tag_strength", "tag_strengths"]
