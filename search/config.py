@@ -155,8 +155,9 @@ class Settings:
     # 周大福, tagged 金手镯, is its 113th item). Set to 10 / 0.5 beforehand; on the training needs' two folds (dev
     # unused) category precision@10 / facet recall@10 0.6694 / 0.8214 with and without (the carriers are mostly of
     # the facets already there); `make eval` dev / hard dev item nDCG@10 0.7119 / 0.7381 → 0.7132 / 0.7408, the nine
-    # new items on those pages judged first (CHANGELOG). Cost at 100k, each query served with and without in turn:
-    # +0.12 ms mean, p99 6.31 → 6.62 ms on the benchmark's product-heavy mix (CHANGELOG)
+    # new items on those pages judged first (CHANGELOG). Cost at 100k on the benchmark's mix, each query answered
+    # with and without in turn (python -m bench.pairs --set tag_extra_candidates=0): +0.135 ms a non-precise query,
+    # p99 5.75 → 6.06 ms
     tag_extra_candidates: int = 10
     tag_candidate_min_strength: float = 0.5
 

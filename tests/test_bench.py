@@ -15,3 +15,32 @@ def test_latency_passes_are_pooled_and_each_kept(searcher50):
         for route in seen:
             assert 0 < ps[route]["p50"] <= ps[route]["p99"]
     assert set(res["stage_shares"]) <= {"precise", "fuzzy", "mixed"}
+
+
+def test_pairs_answers_every_query_under_both_settings(searcher50):
+    from dataclasses import replace
+
+    from bench.pairs import paired
+    from search.searcher import Searcher
+
+    queries = ["肯德基", "睡不着", "周末带娃去哪", "交电费", "头疼怎么办"]
+    b = Searcher(replace(searcher50.settings, tag_extra_candidates=0), searcher50.parts, searcher50.thresholds)
+    res = paired(searcher50, b, queries, reps=2)
+    assert sum(g["n"] for g in res.values()) == 2 * len(queries)
+    assert res["precise"]["n"] == 2 * sum(searcher50.search(q).intent.label == "precise" for q in queries)
+    for g in res.values():
+        for side in ("a", "b"):
+            assert 0 < g[side]["p50"] <= g[side]["p99"]
+        assert abs(g["diff_mean"]) < max(g["a"]["mean"], g["b"]["mean"])
+
+
+def test_pairs_reads_settings_changes_by_their_type():
+    import pytest
+
+    from bench.pairs import parse_changes
+
+    assert parse_changes(["tag_extra_candidates=0", "tag_candidate_min_strength=0.75"]) == {
+        "tag_extra_candidates": 0, "tag_candidate_min_strength": 0.75}
+    for bad in ("tag_extra_candidates", "no_such_field=1", "tag_extra_candidates=ten"):
+        with pytest.raises(SystemExit):
+            parse_changes([bad])
