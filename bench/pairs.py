@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,38 +24,36 @@ from typing import Any
 import numpy as np
 
 from search.config import Settings
+from search.errors import ConfigError
 from search.searcher import Searcher
 
 from . import scale
+from .run import lat_stats
 
 
 def parse_changes(pairs: list[str]) -> dict[str, Any]:
-    """``field=value`` strings as Settings changes, each value read as its field's type (int, float, bool, str)."""
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
-    out: dict[str, Any] = {}
+    """``field=value`` strings as Settings changes, each read as a ``ZHIDA_<FIELD>`` environment variable is
+    (``Settings.load``: the field's type, then the settings' own checks)."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    env = dict(os.environ)
     for p in pairs:
         name, sep, raw = p.partition("=")
-        if not sep or name not in fields:
+        if not sep or name not in names:
             raise SystemExit(f"--set wants field=value with a Settings field, got {p!r}")
-        kind = type(getattr(Settings(), name))
-        if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--set {name}: true or false, got {raw!r}")
-            out[name] = raw.lower() in ("true", "1")
-        else:
-            try:
-                out[name] = kind(raw)
-            except ValueError:
-                raise SystemExit(f"--set {name}: not a {kind.__name__}: {raw!r}") from None
-    return out
+        env["ZHIDA_" + name.upper()] = raw
+    try:
+        changed = Settings.load(env=env)
+    except ConfigError as exc:
+        raise SystemExit(f"--set: {exc}") from None
+    return {p.partition("=")[0]: getattr(changed, p.partition("=")[0]) for p in pairs}
 
 
 def paired(a: Searcher, b: Searcher, queries: list[str], reps: int) -> dict[str, Any]:
     """Per query and rep, the milliseconds of A and of B answering it back to back; grouped by A's route."""
+    route = {}
     for q in queries:  # warm both: caches of the tokenizer and the lexicon, first touches of the index
-        a.search(q)
+        route[q] = a.search(q).intent.label
         b.search(q)
-    route = {q: a.search(q).intent.label for q in queries}
     ms: dict[str, list[tuple[float, float]]] = {"precise": [], "other": []}
     for rep in range(reps):
         for i, q in enumerate(queries):
@@ -71,11 +70,7 @@ def paired(a: Searcher, b: Searcher, queries: list[str], reps: int) -> dict[str,
             continue
         x = np.array(rows)
         d = x[:, 1] - x[:, 0]
-        out[group] = {"n": len(rows),
-                      "a": {"p50": float(np.percentile(x[:, 0], 50)), "p99": float(np.percentile(x[:, 0], 99)),
-                            "mean": float(x[:, 0].mean())},
-                      "b": {"p50": float(np.percentile(x[:, 1], 50)), "p99": float(np.percentile(x[:, 1], 99)),
-                            "mean": float(x[:, 1].mean())},
+        out[group] = {"n": len(rows), "a": lat_stats(x[:, 0].tolist()), "b": lat_stats(x[:, 1].tolist()),
                       "diff_mean": float(d.mean()), "diff_median": float(np.median(d))}
     return out
 

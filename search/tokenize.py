@@ -120,28 +120,18 @@ def _new_segmenter(user_words: tuple[str, ...]) -> jieba.Tokenizer:
     return seg
 
 
-_VERBS: frozenset[str] | None = None
-_VERBS_LOCK = threading.Lock()
-
-
+@lru_cache(maxsize=1)
 def dictionary_verbs() -> frozenset[str]:
     """The words jieba's main dictionary tags as verbs (``v``, ``vn``: 冒充, 投诉, 举报, 下载; about 38k). A verb
     before a suffix (冒充客服, 举报网站) says what the user wants done, not whose service: it names nothing. Read once
     per process from the dictionary jieba ships (``Tokenizer.get_dict_file``, public API; ~0.25 s, ~4 MB)."""
-    global _VERBS
-    got = _VERBS
-    if got is None:
-        with _VERBS_LOCK:
-            got = _VERBS
-            if got is None:
-                verbs = set()
-                with jieba.Tokenizer().get_dict_file() as f:
-                    for raw in f:
-                        parts = raw.decode("utf-8").split()
-                        if len(parts) == 3 and parts[2] in ("v", "vn"):
-                            verbs.add(parts[0])
-                got = _VERBS = frozenset(verbs)
-    return got
+    verbs = set()
+    with jieba.Tokenizer().get_dict_file() as f:
+        for raw in f:
+            parts = raw.decode("utf-8").split()
+            if len(parts) == 3 and parts[2] in ("v", "vn"):
+                verbs.add(parts[0])
+    return frozenset(verbs)
 
 
 class Tokenizer:
