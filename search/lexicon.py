@@ -19,6 +19,7 @@ import numpy as np
 from .errors import IndexIntegrityError
 from .normalize import compact
 from .store import IndexReader, IndexWriter
+from .tags import run_positions
 from .tokenize import has_cjk, pinyin_keys
 
 # kind code → (label, weight). The weight scales boosts; the order is the suggest prior.
@@ -175,11 +176,9 @@ class Lexicon:
         items = items[(items >= 0) & (items < len(ptr) - 1)]
         starts, ends = ptr[items], ptr[items + 1]
         cnt = ends - starts
-        total = int(cnt.sum())
-        if total == 0:
+        if int(cnt.sum()) == 0:
             return {}
-        # positions of every (item, key) pair: starts repeated, plus the offset within each item's run
-        pos = np.repeat(starts - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+        pos, _ = run_positions(starts, cnt)  # every (item, key) pair, item after item
         ok = (lens[pos] >= min_len) & (lens[pos] <= max_len) & (self.kinds[rows[pos]] <= 1)
         out: dict[int, list[str]] = {}
         keys = self.keys
