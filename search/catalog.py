@@ -123,6 +123,11 @@ class Interner:
         return self._seen.setdefault(value, value)  # type: ignore[no-any-return]
 
 
+def _once(values: Iterable[str]) -> tuple[str, ...]:
+    """Stripped, each once, in first-seen order: a tag given twice would count twice in the re-rank's tag overlap."""
+    return tuple(dict.fromkeys(v.strip() for v in values))
+
+
 def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
     if share is None:
         return Item(
@@ -131,8 +136,8 @@ def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
             type=obj["type"],
             category=obj["category"],
             description=obj["description"].strip(),
-            aliases=tuple(a.strip() for a in obj.get("aliases", [])),
-            tags=tuple(t.strip() for t in obj.get("tags", [])),
+            aliases=_once(obj.get("aliases", [])),
+            tags=_once(obj.get("tags", [])),
             actions=tuple(Action(a["name"].strip(), a["kind"]) for a in obj.get("actions", [])),
             popularity=int(obj.get("popularity", 3)),
             status=obj.get("status", "active"),
@@ -143,8 +148,8 @@ def item_from_dict(obj: dict[str, Any], share: Interner | None = None) -> Item:
         type=share(obj["type"]),
         category=share(obj["category"]),
         description=obj["description"].strip(),
-        aliases=share(tuple(share(a.strip()) for a in obj.get("aliases", []))),
-        tags=share(tuple(share(t.strip()) for t in obj.get("tags", []))),
+        aliases=share(tuple(share(a) for a in _once(obj.get("aliases", [])))),
+        tags=share(tuple(share(t) for t in _once(obj.get("tags", [])))),
         actions=share(tuple(share(Action(share(a["name"].strip()), share(a["kind"]))) for a in obj.get("actions", []))),
         popularity=int(obj.get("popularity", 3)),
         status=share(obj.get("status", "active")),

@@ -7,6 +7,7 @@ import pytest
 from conftest import CATALOG50, ROOT, TAXONOMY, write_jsonl
 
 from search.catalog import (
+    Interner,
     checked,
     coverage_problems,
     item_from_dict,
@@ -147,3 +148,10 @@ def test_checked_refuses_a_file_with_problems_naming_it_and_its_first_five(tmp_p
     assert len(e.value.problems) == 7
     good = write_jsonl(tmp_path / "good.jsonl", rows[:1])
     assert [t.query for t in checked(load_train(good), good)] == ["肯德基"]
+
+
+def test_a_tag_or_alias_given_twice_is_kept_once_in_first_seen_order():
+    obj = {**GOOD, "tags": ["手机没电", "借充电宝", " 手机没电", "借充电宝"], "aliases": ["充电宝", "充电宝 ", "租充电宝"]}
+    for item in (item_from_dict(obj), item_from_dict(obj, Interner())):
+        assert item.tags == ("手机没电", "借充电宝")
+        assert item.aliases == ("充电宝", "租充电宝")
