@@ -174,11 +174,11 @@ class Lexicon:
         ptr, rows, lens = self._own_ptr, self._own_rows, self._own_len  # type: ignore[attr-defined]
         items = np.asarray(items, dtype=np.int64)
         items = items[(items >= 0) & (items < len(ptr) - 1)]
-        starts, ends = ptr[items], ptr[items + 1]
-        cnt = ends - starts
-        if int(cnt.sum()) == 0:
-            return {}
+        starts = ptr[items]
+        cnt = ptr[items + 1] - starts
         pos, _ = run_positions(starts, cnt)  # every (item, key) pair, item after item
+        if len(pos) == 0:
+            return {}
         ok = (lens[pos] >= min_len) & (lens[pos] <= max_len) & (self.kinds[rows[pos]] <= 1)
         out: dict[int, list[str]] = {}
         keys = self.keys
