@@ -106,11 +106,11 @@ def test_companions_round_trip_and_a_table_of_the_wrong_shape_is_refused(tmp_pat
         CategoryModel.load(r)
 
 
-def _head() -> EmbeddingHead:
-    # 2-d vectors, 2 hidden units, 3 labels, weights set by hand
+def _head(b2: tuple[float, float, float] = (0.0, 0.0, 0.5)) -> EmbeddingHead:
+    # 2-d vectors, 2 hidden units, 3 labels, weights set by hand; one head (arrays without the heads axis)
     return EmbeddingHead(w1=np.array([[1.0, -1.0], [0.0, 2.0]], dtype=np.float32), b1=np.array([0.0, -1.0], np.float32),
                          w2=np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float32),
-                         b2=np.array([0.0, 0.0, 0.5], np.float32))
+                         b2=np.array(b2, np.float32))
 
 
 def test_embedding_head_forward_pass_by_hand():
@@ -161,7 +161,8 @@ def test_the_head_learns_separable_needs_and_refuses_a_label_without_rows():
     x = np.vstack([centres[i] + rng.normal(0, 0.3, (40, 8)) for i in range(4)]).astype(np.float32)
     y = np.repeat(np.eye(4, dtype=np.int8), 40, axis=0)
     head = EmbeddingHead.train(x, y, hidden=16, max_iter=200)
-    assert head.w1.shape == (8, 16) and head.w2.shape == (16, 4) and head.w1.dtype == np.float32
+    assert head.w1.shape == (3, 8, 16) and head.w2.shape == (3, 16, 4) and head.w1.dtype == np.float32
+    assert head.heads == 3 and not np.array_equal(head.w1[0], head.w1[1])  # three starts, three networks
     for i in range(4):
         p = head.probs(centres[i])
         assert int(np.argmax(p)) == i and abs(float(p.sum()) - 1) < 1e-9
@@ -171,23 +172,51 @@ def test_the_head_learns_separable_needs_and_refuses_a_label_without_rows():
         EmbeddingHead.train(x[:5], y)
 
 
+def test_heads_are_averaged_before_the_division():
+    one, two = _head(), _head(b2=(1.0, -1.0, 0.0))
+    both = EmbeddingHead(*(np.stack([getattr(one, f)[0], getattr(two, f)[0]]) for f in ("w1", "b1", "w2", "b2")))
+    v = np.array([1.0, 1.0])
+    # v = (1, 1): hidden (1, 0) for both; outputs (2, 0, -0.5) and (3, -1, -1)
+    sig = (1 / (1 + np.exp(-np.array([2.0, 0.0, -0.5]))) + 1 / (1 + np.exp(-np.array([3.0, -1.0, -1.0])))) / 2
+    assert both.heads == 2 and np.allclose(both.probs(v), sig / sig.sum(), atol=1e-6)
+    assert one.heads == 1 and one.w1.shape == (1, 2, 2)  # arrays without the heads axis are one head
+    with pytest.raises(ValueError, match="do not fit"):
+        EmbeddingHead(one.w1, one.b1, np.ones((1, 3, 3), np.float32), one.b2)
+
+
 def test_embedding_head_round_trip_and_a_head_of_the_wrong_shape_is_refused(tmp_path):
     texts, labels, weights = training_rows(ITEMS, [], normalize)
     m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
-    head = EmbeddingHead(np.ones((3, 2), np.float32), np.zeros(2, np.float32), np.ones((2, len(m.labels)), np.float32),
-                         np.zeros(len(m.labels), np.float32))
+    n = len(m.labels)
+    head = EmbeddingHead(np.ones((2, 3, 2), np.float32), np.zeros((2, 2), np.float32), np.ones((2, 2, n), np.float32),
+                         np.zeros((2, n), np.float32))
     cases = {"with": replace(m, embed=head), "without": m,
-             "bad": replace(m, embed=replace(head, w2=np.ones((2, len(m.labels) + 1), np.float32)))}
+             "other labels": replace(m, embed=EmbeddingHead(head.w1, head.b1, np.ones((2, 2, n + 1), np.float32),
+                                                            np.zeros((2, n + 1), np.float32)))}
     for name, model in cases.items():
         w = IndexWriter(tmp_path / name)
         model.save(w)
         w.commit({})
+    # one head stored without the heads axis (an index built before the heads were averaged); heads that disagree
+    arrays = {"one head": (np.ones((3, 2)), np.zeros(2), np.ones((2, n)), np.zeros(n)),
+              "misfit": (np.ones((2, 3, 2)), np.zeros((2, 2)), np.ones((1, 2, n)), np.zeros((2, n)))}
+    for name, parts in arrays.items():
+        w = IndexWriter(tmp_path / name)
+        m.save(w)
+        for f, a in zip(EmbeddingHead.FILES, parts, strict=True):
+            w.array(f, np.asarray(a, np.float32), "head")
+        w.commit({})
     with IndexReader(tmp_path / "with") as r:
         back = CategoryModel.load(r).embed
     assert back is not None and all(np.array_equal(getattr(back, f), getattr(head, f)) for f in ("w1", "b1", "w2", "b2"))
+    with IndexReader(tmp_path / "one head") as r:
+        old = CategoryModel.load(r).embed
+    assert old is not None and old.heads == 1 and old.w2.shape == (1, 2, n)
     with IndexReader(tmp_path / "without") as r:
         assert CategoryModel.load(r).embed is None  # an index built before the head loads without it
-    with IndexReader(tmp_path / "bad") as r, pytest.raises(IndexIntegrityError, match="category_head_w2.npy"):
+    with IndexReader(tmp_path / "other labels") as r, pytest.raises(IndexIntegrityError, match="category_head_w2.npy"):
+        CategoryModel.load(r)
+    with IndexReader(tmp_path / "misfit") as r, pytest.raises(IndexIntegrityError, match="category_head_w1.npy"):
         CategoryModel.load(r)
 
 
