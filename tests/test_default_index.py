@@ -256,7 +256,7 @@ def test_the_embedding_head_learned_the_training_needs(default_searcher):
     the training needs it learned from (every 60th: 308 needs; 0.93 on the default index). Its output columns must
     line up with the model's labels: shuffled, the share would fall to about 3 in 121."""
     m = default_searcher.parts.categories
-    assert m.embed is not None and m.embed.w2.shape[1] == len(m.labels)
+    assert m.embed is not None and m.embed.heads == 3 and m.embed.labels == len(m.labels)
     lines = (ROOT / "index_data/category_train.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines[::60]]
     hits = 0
