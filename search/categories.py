@@ -81,9 +81,8 @@ class EmbeddingHead:
         if np.ndim(self.w1) == 2:  # one head, stored without the heads axis
             for f in ("w1", "b1", "w2", "b2"):
                 object.__setattr__(self, f, np.asarray(getattr(self, f))[None])
-        k = self.w1.shape[0]
-        if (self.w1.ndim != 3 or self.b1.shape != (k, self.w1.shape[2]) or self.w2.ndim != 3
-                or self.w2.shape[:2] != (k, self.w1.shape[2]) or self.b2.shape != (k, self.w2.shape[2])):
+        w1, b1, w2, b2 = (np.shape(a) for a in (self.w1, self.b1, self.w2, self.b2))
+        if len(w1) != 3 or len(w2) != 3 or b1 != (w1[0], w1[2]) or w2[:2] != (w1[0], w1[2]) or b2 != (w1[0], w2[2]):
             raise ValueError("the category head's arrays do not fit together")
 
     @property

@@ -180,8 +180,11 @@ def test_heads_are_averaged_before_the_division():
     sig = (1 / (1 + np.exp(-np.array([2.0, 0.0, -0.5]))) + 1 / (1 + np.exp(-np.array([3.0, -1.0, -1.0])))) / 2
     assert both.heads == 2 and np.allclose(both.probs(v), sig / sig.sum(), atol=1e-6)
     assert one.heads == 1 and one.w1.shape == (1, 2, 2)  # arrays without the heads axis are one head
+    for bad in (np.ones((1, 3, 3), np.float32), np.float32(1.0), np.ones(3, np.float32)):
+        with pytest.raises(ValueError, match="do not fit"):
+            EmbeddingHead(one.w1, one.b1, bad, one.b2)
     with pytest.raises(ValueError, match="do not fit"):
-        EmbeddingHead(one.w1, one.b1, np.ones((1, 3, 3), np.float32), one.b2)
+        EmbeddingHead(np.float32(1.0), one.b1, one.w2, one.b2)  # no axis at all
 
 
 def test_embedding_head_round_trip_and_a_head_of_the_wrong_shape_is_refused(tmp_path):
