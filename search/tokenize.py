@@ -9,7 +9,7 @@ Two token streams are produced:
 - ``words(text)``: jieba's accurate mode, for display and for the intent classifier;
 - ``terms(text)``: the BM25 index terms: jieba's search mode (words and their in-dictionary sub-words)
   plus Chinese character bigrams, so partial names (德基) and one-character typos (肯得基) still share
-  terms with the name.
+  terms with the name; the English stop words of an English phrase are left out (``ENGLISH_STOP_WORDS``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,16 @@ _WORDCHAR = re.compile(r"\w", re.UNICODE)
 # ASCII letter/digit runs (kfc, 12306, iphone15) are one token each: jieba's dictionary would cut them
 # into syllable-like pieces (kendeji → kende / ji) that match unrelated names.
 _ASCII_RUN = re.compile(r"([a-z0-9][a-z0-9'._+-]*[a-z0-9]|[a-z0-9])")
+
+# English function words that are not BM25 terms when they stand as words of an English phrase: Lucene's
+# EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (the stop set of Elasticsearch's ``english`` analyzer). In a need typed in
+# English ("train tickets to beijing", "find a dentist") they matched the few names that carry them (Microsoft To
+# Do, A站's alias) and made the phrase look like a name. Only a space-separated word of a text with another, non-stop
+# ASCII word is dropped, so a name built around one (A站, IT之家, AT&T, a lone "it") keeps it.
+ENGLISH_STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
+})
 
 jieba.setLogLevel(logging.WARNING)
 _JIEBA_BLOCK = re.compile(jieba.re_han_default.pattern.strip("()"))  # what jieba's DAG sees at once
@@ -134,6 +144,16 @@ def dictionary_verbs() -> frozenset[str]:
     return frozenset(verbs)
 
 
+def english_stop_words_in(text: str) -> frozenset[str]:
+    """The ``ENGLISH_STOP_WORDS`` that stand as space-separated words of ``text`` (normalised), when the text also has
+    a word of its own made of ASCII letters and digits that is not one: the stop words its BM25 terms leave out."""
+    words = text.split(" ")
+    stop = frozenset(w for w in words if w in ENGLISH_STOP_WORDS)
+    if stop and any(w not in ENGLISH_STOP_WORDS and _ASCII_RUN.fullmatch(w) for w in words):
+        return stop
+    return frozenset()
+
+
 class Tokenizer:
     """jieba with a catalog user dictionary; thread-safe for reads after construction."""
 
@@ -176,6 +196,9 @@ class Tokenizer:
 
     def _terms(self, text: str) -> tuple[str, ...]:
         terms = self._cut(text, search=True)
+        stop = english_stop_words_in(text)
+        if stop:
+            terms = [t for t in terms if t not in stop]
         for run in _CJK.findall(text):
             if len(run) >= 3:  # a 2-character run is already a bigram word or two characters
                 terms.extend(run[i : i + 2] for i in range(len(run) - 1))

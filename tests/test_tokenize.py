@@ -1,4 +1,4 @@
-from search.tokenize import Tokenizer, pinyin_keys
+from search.tokenize import Tokenizer, english_stop_words_in, pinyin_keys
 
 
 def test_user_dictionary_keeps_names_whole():
@@ -76,3 +76,27 @@ def test_dictionary_verbs_come_from_jiebas_tags():
     assert {"冒充", "投诉", "举报", "下载"} <= verbs  # tagged v in jieba's dictionary
     assert not {"淘宝", "华为", "软件", "平安"} & verbs  # a name (nr), a noun, an adjective
     assert dictionary_verbs() is verbs  # read once per process
+
+
+def test_english_stop_words_of_a_phrase_are_not_terms():
+    t = Tokenizer(["microsoft to do"])
+    assert t.terms("train tickets to beijing") == ("train", "tickets", "beijing")
+    assert t.terms("find a dentist") == ("find", "dentist")
+    # the same rule on a catalog text: the name "Microsoft To Do" no longer carries "to"
+    assert "to" not in t.terms("microsoft to do")
+    assert "do" in t.terms("microsoft to do")
+
+
+def test_a_stop_word_that_is_the_name_or_part_of_a_word_stays():
+    t = Tokenizer(["a站", "it之家"])
+    assert t.terms("it") == ("it",)  # nothing else to search by
+    assert "a站" in t.terms("a站")  # not a space-separated word
+    assert t.terms("at&t") == ("at", "t")
+    assert "it" in t.terms("it之家 app")
+
+
+def test_stop_words_are_found_only_beside_another_ascii_word():
+    assert english_stop_words_in("to do") == frozenset({"to"})
+    assert english_stop_words_in("the it") == frozenset()  # stop words only: kept
+    assert english_stop_words_in("去 the 超市") == frozenset()  # no other ASCII word
+    assert english_stop_words_in("ping an insurance") == frozenset({"an"})
