@@ -38,8 +38,9 @@ _ASCII_RUN = re.compile(r"([a-z0-9][a-z0-9'._+-]*[a-z0-9]|[a-z0-9])")
 # English function words that are not BM25 terms when they stand as words of an English phrase: Lucene's
 # EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (the stop set of Elasticsearch's ``english`` analyzer). In a need typed in
 # English ("train tickets to beijing", "find a dentist") they matched the few items whose texts carry them (Microsoft
-# To Do by "to", a broker's "A股" by "a") and made the phrase look like a name. Only a space-separated word of a text with another, non-stop
-# ASCII word is dropped, so a name built around one (A站, IT之家, AT&T, a lone "it") keeps it.
+# To Do by "to", a broker's "A股" by "a") and made the phrase look like a name. Only a space-separated word of a
+# text with another, non-stop ASCII word is dropped, so a name built around one (A站, IT之家, AT&T, a lone "it")
+# keeps it.
 ENGLISH_STOP_WORDS = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
     "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
