@@ -112,8 +112,10 @@ def match_names(
 
     # a homophone only matters when the characters themselves did not match, and can only match where some key
     # starts like a reading of the query, character by character (most needs fail within two or three characters,
-    # for the price of a few binary searches instead of reading the whole query with every heteronym)
-    if has_cjk(q) and not boosts and lexicon.could_spell(map(char_readings, q)):
+    # for the price of a few binary searches instead of reading the whole query with every heteronym). A single
+    # character is never a slip for a name: its readings are one syllable, and a heteronym read as a longer name's
+    # pinyin is a coincidence (鸟 reads diao as well as niao, and 迪奥 is di-ao)
+    if len(q) >= 2 and has_cjk(q) and not boosts and lexicon.could_spell(map(char_readings, q)):
         for full in pinyin_readings(q):
             if full == q:
                 continue

@@ -180,6 +180,13 @@ def test_homophone_of_a_whole_name_is_a_correction(default_searcher):
     assert r.correction == {"typed": "小红树", "name": "小红书"}
 
 
+def test_a_single_character_is_not_corrected_to_a_name(default_searcher):
+    """鸟 also reads diao, which is the pinyin of 迪奥: one character is not a slip for a two-syllable name."""
+    r = default_searcher.search("鸟", 10)
+    assert r.correction is None
+    assert all(h.name != "迪奥" for h in r.results)
+
+
 @pytest.mark.parametrize("q", ["周末和朋友玩密室逃脱", "宠物寄养一天多少钱", "装修要花多少钱", "高铁晚点了怎么办"])
 def test_needs_that_contain_a_service_name_are_not_names(default_searcher, q):
     r = default_searcher.search(q, 10)
