@@ -151,7 +151,8 @@ def single_seat_facets(weights: Sequence[tuple[str, float]], k: int, below: floa
 
 
 def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], weights: Sequence[tuple[str, float]],
-                       k: int, relevance_exponent: float = 0.0, single_seat_below: float = 0.0) -> list[Candidate]:
+                       k: int, relevance_exponent: float = 0.0, single_seat_below: float = 0.0,
+                       probe_min_relevance: float = 0.0) -> list[Candidate]:
     """Seats for the need's facets in proportion to their probability: PM-2 (Dang & Croft, "Diversity by
     proportionality", SIGIR 2012) with one aspect per item.
 
@@ -174,7 +175,12 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
     goes before the first of their items it is more relevant than (at most (k − 1) // 2 probes, most likely first).
     A likely-but-unsure kind of service is then shown once rather than weighed against the main facet, which under
     Sainte-Laguë seats it only after the main facet's ninth item (p 0.8 against 0.05) or gives it two or three seats
-    it rarely earns. The page of k is then no longer the start of a longer page."""
+    it rarely earns. The page of k is then no longer the start of a longer page.
+
+    With ``probe_min_relevance`` ρ > 0, a probe whose best candidate's relevance is below ρ × r_top gets no seat of
+    its own: the surer facets take it, and the probe fills only seats they cannot. An unsure kind of service is then
+    shown only with an item that fits the need
+    (甲醛超标: 美妆美业 at p 0.08 seated 美甲, relevance 0.30 against 0.62; 白蚁: 电商 seated a liquor brand)."""
     queues: dict[str, list[int]] = {c: [] for c, _ in weights}
     for i, cat in enumerate(categories):
         q = queues.get(cat)
@@ -204,8 +210,12 @@ def proportional_seats(cands: Sequence[Candidate], categories: Sequence[str], we
             live = [(x, w) for x, w in live if x != c]
 
     probes = single_seat_facets(live, k, single_seat_below)
-    if probes:
-        sure = [cw for cw in live if cw[0] not in probes]
+    # a probe without a candidate that fits the need gets no seat of its own (only one nobody else can fill)
+    weak = {c for c in probes if probe_min_relevance > 0
+            and cands[queues[c][head[c]]].relevance * scale < probe_min_relevance}
+    probes = [c for c in probes if c not in weak]
+    if probes or weak:
+        sure = [cw for cw in live if cw[0] not in probes and cw[0] not in weak]
         while len(picked) < k - len(probes) and sure:  # the surer facets share the seats the probes leave
             c = max(sure, key=claim)[0]
             seat(c)
@@ -364,7 +374,7 @@ class FuzzyRecommender:
             caps = {c: (s.main_category_cap if n == 0 else s.per_category_cap) for n, (c, _) in enumerate(facets)}
             if s.facet_seats == "proportional":
                 picked = proportional_seats(cands, cats, facets, k, s.facet_relevance_exponent,
-                                            s.facet_single_seat_below)
+                                            s.facet_single_seat_below, s.facet_probe_min_relevance)
             else:
                 picked = mmr(cands, vecs(), cats, k, s.mmr_lambda, 0, caps)  # the facets only
             floor = min(k, s.min_fuzzy_results)

@@ -202,15 +202,35 @@ def test_proportional_seats_let_probes_fill_what_the_sure_facets_cannot():
     assert [c.item for c in proportional_seats(cands, cats, [("A", 0.9), ("B", 0.05)], 4, 0.0, 0.1)] == [0, 1, 2, 3]
 
 
+def test_a_probe_without_a_fitting_candidate_gets_no_seat_of_its_own():
+    # A 1.0 0.9 0.8 0.7 · C 0.6 · B 0.2: on a page of five, B and C are probes (below 0.35); B's best candidate has
+    # 0.2 of the top relevance
+    rel = {0: ("A", 1.0), 1: ("A", 0.9), 2: ("A", 0.8), 3: ("A", 0.7), 4: ("C", 0.6), 5: ("B", 0.2)}
+    cands = [Candidate(i, r, "") for i, (_, r) in rel.items()]
+    cats = [c for c, _ in rel.values()]
+    weights = [("A", 0.7), ("B", 0.1), ("C", 0.1)]
+    # ρ 0: A takes three of five seats, then one each for B and C, each before the first pick it is more relevant than
+    assert [c.item for c in proportional_seats(cands, cats, weights, 5, 0.0, 0.35)] == [0, 1, 2, 4, 5]
+    # ρ 0.5: B (0.2 < 0.5 × 1.0) has no seat of its own; A takes four, C its one
+    assert [c.item for c in proportional_seats(cands, cats, weights, 5, 0.0, 0.35, 0.5)] == [0, 1, 2, 3, 4]
+    # ... but B still fills a seat nobody else can: A and C have one candidate each here
+    few = [Candidate(0, 1.0, ""), Candidate(1, 0.6, ""), Candidate(2, 0.2, "")]
+    assert [c.item for c in proportional_seats(few, ["A", "C", "B"], weights, 3, 0.0, 0.35, 0.5)] == [0, 1, 2]
+    # relevance below zero makes no probe weak while ρ is 0
+    neg = [Candidate(0, 1.0, ""), Candidate(1, 0.9, ""), Candidate(2, 0.8, ""), Candidate(3, -0.1, "")]
+    assert [c.item for c in proportional_seats(neg, ["A", "A", "A", "B"], weights, 3, 0.0, 0.35)] == [0, 1, 3]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.floats(-0.5, 2.0)), max_size=30),
-       st.lists(st.floats(0.001, 1.0), min_size=1, max_size=5), st.integers(1, 12), st.sampled_from([0.0, 0.2, 0.5]))
-def test_proportional_seats_fill_the_page_with_facet_items_and_probes_once(rows, ws, k, below):
+       st.lists(st.floats(0.001, 1.0), min_size=1, max_size=5), st.integers(1, 12), st.sampled_from([0.0, 0.2, 0.5]),
+       st.sampled_from([0.0, 0.5]))
+def test_proportional_seats_fill_the_page_with_facet_items_and_probes_once(rows, ws, k, below, rho):
     rows = sorted(rows, key=lambda r: -r[1])  # candidates come in relevance order
     cands = [Candidate(i, r, "") for i, (_, r) in enumerate(rows)]
     cats = [c for c, _ in rows]
     weights = list(zip("ABCDE", ws, strict=False))
-    picked = proportional_seats(cands, cats, weights, k, 1.0, below)
+    picked = proportional_seats(cands, cats, weights, k, 1.0, below, rho)
     items = [c.item for c in picked]
     in_facets = [i for i, c in enumerate(cats) if c in dict(weights)]
     assert len(items) == len(set(items)) == min(k, len(in_facets))  # as many as the facets' candidates allow
@@ -219,7 +239,11 @@ def test_proportional_seats_fill_the_page_with_facet_items_and_probes_once(rows,
     assert all(a >= b for a, b in zip(shown, shown[1:], strict=False))  # scores never rise down the page
     live = [c for c, w in weights if c in cats]
     probes = [c for n, c in enumerate(live) if n > 0 and dict(weights)[c] < below][: max(0, (k - 1) // 2)]
-    sure_left = sum(cats.count(c) for c in live if c not in probes)
+    top = max((r for _, r in rows), default=1.0)
+    scale = 1.0 / top if top > 0 else 1.0
+    weak = {c for c in probes if rho > 0 and max(r for x, r in rows if x == c) * scale < rho}
+    probes = [c for c in probes if c not in weak]
+    sure_left = sum(cats.count(c) for c in live if c not in probes and c not in weak)
     for c in probes:  # a probe is shown, and only once while the surer facets have candidates for the other seats
         got = sum(cats[i] == c for i in items)
         assert got >= 1 and (got == 1 or sure_left < k - len(probes)), (c, got, items)
