@@ -69,7 +69,7 @@ lint: $(STAMP) ## ruff
 
 eval: index ## offline relevance evaluation on the dev and hard dev sets, and the held-out content titles (reports in eval/out/)
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl eval/queries/hard_dev.jsonl --out eval/out
-	$(PY) -m eval run --index $(INDEX) --queries eval/queries/titles.jsonl --relevance categories --out eval/out
+	$(PY) -m eval run --index $(INDEX) --queries eval/queries/titles.jsonl --relevance categories --out eval/out/titles
 
 eval-folds: $(STAMP) ## the page on held-out training needs: two contiguous folds, an index built for each (~5 min)
 	$(PY) -m eval folds --folds 2 --out eval/out/folds
