@@ -67,7 +67,7 @@ test-all: $(STAMP) browser-deps nginx ## run every test, the slow ones included 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check search eval tests bench
 
-eval: index ## offline relevance evaluation on the dev and hard dev sets, and the held-out content titles (reports in eval/out/)
+eval: index ## offline relevance evaluation on the dev and hard dev sets, and the held-out content titles and poems (reports in eval/out/)
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl eval/queries/hard_dev.jsonl --out eval/out
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/titles.jsonl --relevance categories --out eval/out/titles
 
