@@ -17,7 +17,8 @@ def test_search_threads_auto_depends_on_worker_processes():
                                          ("facet_single_seat_below", 1.5), ("companion_min_share", 1.2),
                                          ("max_companions", -1), ("max_companions", 11),
                                          ("tag_extra_candidates", -1), ("tag_candidate_min_strength", 0.0),
-                                         ("tag_candidate_min_strength", 1.5)])
+                                         ("tag_candidate_min_strength", 1.5), ("facet_probe_min_relevance", -0.1),
+                                         ("facet_probe_min_relevance", 1.5)])
 def test_out_of_range_values_rejected(field, value):
     with pytest.raises(ConfigError):
         Settings(**{field: value})
