@@ -156,13 +156,20 @@ class QueryAnalyzer:
         """The name a Latin-letter query spells in full pinyin (jiachangcaipu → 家常菜谱, mishitaotuo → 密室逃脱), for
         the need side: a user typing pinyin means the hanzi, and a generic service's name read as pinyin is still a
         need (routed fuzzy or mixed), whose page the sentence encoder cannot build from Latin letters. Only a whole
-        pinyin key matched as such counts (not initials, prefixes or corrections), and only one naming one text."""
+        pinyin key matched as such counts (not initials, prefixes or corrections), and only one naming one text.
+
+        A Latin-letter query that names nothing at all may spell a need: the catalog's tags read from their pinyin
+        (``readings``: shuibuzhao → 睡不着, xiangchihuoguo → 想吃火锅)."""
         if not cq.isascii() or not cq.isalpha():
             return None
         table = self.table
         names = {table.items[i].name for i, (_, why) in match.boosts.items()
                  if why == PINYIN_REASON and 0 <= i < len(table.items) and i not in table.deleted}
-        return names.pop() if len(names) == 1 else None
+        if len(names) == 1:
+            return names.pop()
+        if names or match.strong:  # a prefix of a name (touteng → 头痛缓解's alias) does not make it a name
+            return None
+        return table.pinyin_readings().read(cq)
 
     def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:
         s = self.settings

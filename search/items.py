@@ -15,6 +15,7 @@ import numpy as np
 
 from .matching import NAME_FEATURES, NameMatch
 from .normalize import compact, compact_normalized, normalize
+from .readings import PinyinReadings
 from .store import IndexReader, IndexWriter
 from .tags import TagIndex
 from .types import ENTITY_TYPES, Hit, Item
@@ -65,6 +66,7 @@ class ItemTable:
         self._by_category: dict[str, np.ndarray] | None = None
         self._per_item: tuple[dict[str, int], list[Item], np.ndarray] | None = None
         self._tag_index: tuple[list[tuple[str, ...]], TagIndex] | None = None
+        self._readings: tuple[list[tuple[str, ...]], PinyinReadings] | None = None
         self._names_memo: dict[int, tuple[Item, tuple[tuple[int, str], ...]]] = {}
 
     # -- lookups -----------------------------------------------------------------------------------
@@ -131,6 +133,15 @@ class ItemTable:
         if got is None or got[0] is not self.tags:
             tags = self.tags
             got = self._tag_index = (tags, TagIndex.build(tags))  # one assignment: a reader sees it whole
+        return got[1]
+
+    def pinyin_readings(self) -> PinyinReadings:
+        """The tags read from their pinyin (``readings.PinyinReadings``), built on the first query typed as pinyin that
+        names nothing (about 0.4 s for the default catalog's 7,700 distinct tags) and again after ``apply``."""
+        got = self._readings
+        if got is None or got[0] is not self.tags:
+            tags = self.tags
+            got = self._readings = (tags, PinyinReadings.build(tags))  # one assignment: a reader sees it whole
         return got[1]
 
     def top_of_category(self, category: str, n: int, skip: Collection[int] = frozenset()) -> list[int]:

@@ -52,6 +52,18 @@ def test_a_need_typed_in_pinyin_reads_as_its_hanzi(searcher50, q, hanzi):
             == [h.id for h in searcher50.search(hanzi, 10, thresholds=t).results])
 
 
+@pytest.mark.parametrize(("q", "phrase"), [("shuibuzhao", "睡不着"), ("shuibuzhaozenmeban", "睡不着怎么办")])
+def test_a_need_typed_in_pinyin_that_names_nothing_reads_as_a_tag(searcher50, q, phrase):
+    """No name spells shuibuzhao; the tag 睡不着 does, so the need side reads the hanzi and the page is its page."""
+    a = searcher50.analyze(q)
+    assert not a.match.strong
+    assert a.reading == phrase and a.need_text == phrase
+    t = Thresholds(1.0, 1.0)
+    page = [h.id for h in searcher50.search(q, 10, thresholds=t).results]
+    assert page == [h.id for h in searcher50.search(phrase, 10, thresholds=t).results]
+    assert page[:1] != [h.id for h in searcher50.search("xyzxyz", 10, thresholds=t).results][:1]
+
+
 @pytest.mark.parametrize("q", ["jccp", "jiachang", "kendeji", "家常菜谱", "xyz"])
 def test_only_a_whole_pinyin_key_of_one_name_is_read_as_hanzi(searcher50, q):
     """Initials and prefixes are too loose to stand for a text; a brand's pinyin is read as well, but a brand goes
