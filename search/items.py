@@ -137,7 +137,7 @@ class ItemTable:
 
     def pinyin_readings(self) -> PinyinReadings:
         """The tags read from their pinyin (``readings.PinyinReadings``), built on the first query typed as pinyin that
-        names nothing (about 0.4 s for the default catalog's 7,700 distinct tags) and again after ``apply``."""
+        names nothing (about half a second for the default catalog's 7,700 distinct tags) and again after ``apply``."""
         got = self._readings
         if got is None or got[0] is not self.tags:
             tags = self.tags

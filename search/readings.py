@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 from .matching import pinyin_readings
 
-# frequent openings and endings of needs (training needs and probes), as toneless pinyin → their characters; the
-# longest that fits is tried first
+# frequent openings and endings of needs, as toneless pinyin → their characters
 PREFIXES: dict[str, str] = {
     "woxiang": "我想", "woyao": "我要", "xiangqu": "想去", "xiangchi": "想吃", "xiangxue": "想学", "xiangmai": "想买",
     "xiangkan": "想看", "xiangting": "想听", "xiangzhao": "想找", "xiang": "想", "fujin": "附近", "zenme": "怎么",
@@ -35,6 +34,9 @@ SUFFIXES: dict[str, str] = {
     "zenmeban": "怎么办", "zenmenong": "怎么弄", "qunali": "去哪里", "quna": "去哪", "zainali": "在哪里",
     "zaina": "在哪", "nalihao": "哪里好", "tuijian": "推荐", "fujin": "附近", "le": "了",
 }
+# (pinyin, characters), longest first, then none: the order ``PinyinReadings.read`` tries them in
+_OPENINGS = tuple(sorted(PREFIXES.items(), key=lambda kv: -len(kv[0]))) + (("", ""),)
+_ENDINGS = tuple(sorted(SUFFIXES.items(), key=lambda kv: -len(kv[0]))) + (("", ""),)
 MIN_LETTERS = 4  # a tag's pinyin shorter than this is not read
 # readings per tag: the default one, then those its polyphonic characters allow (睡不着 reads shuibuzhe by default,
 # and users type shuibuzhao); a key any tag reads by default is never taken by another tag's other reading
@@ -70,11 +72,11 @@ class PinyinReadings:
         got = self.table.get(cq)
         if got is not None:
             return got
-        for p, ph in sorted(PREFIXES.items(), key=lambda kv: -len(kv[0])) + [("", "")]:
+        for p, ph in _OPENINGS:
             if not cq.startswith(p):
                 continue
             rest = cq[len(p):]
-            for s, sh in sorted(SUFFIXES.items(), key=lambda kv: -len(kv[0])) + [("", "")]:
+            for s, sh in _ENDINGS:
                 if (p or s) and rest.endswith(s):
                     core = rest[: len(rest) - len(s)] if s else rest
                     tag = self.table.get(core)
