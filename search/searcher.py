@@ -190,7 +190,7 @@ class Searcher:
         page = self.pages.answer(a, label, k, trace)
         r = SearchResponse(echo(q), a.normalized, a.words, IntentDecision(label, a.p_precise, th.t_precise, th.t_fuzzy),
                            page.direct_hit, page.results, page.groups, (time.perf_counter() - t0) * 1000,
-                           page.not_found, page.did_you_mean, page.correction)
+                           page.not_found, page.did_you_mean, page.correction, a.reading)
         return r, a, k
 
     def explore(self, q: Any, k: Any, system: str, rng: random.Random) -> SearchResponse:

@@ -124,7 +124,9 @@ class SearchResponse:
 
     ``not_found``: the query names one specific thing (a command or a name-shaped word) that the catalog does not
     have; ``did_you_mean`` then lists the nearest names. ``correction``: the direct hit was reached through a
-    corrected name (a homophone or a one-character slip), ``{"typed": …, "name": …}``.
+    corrected name (a homophone or a one-character slip), ``{"typed": …, "name": …}``. ``read_as``: a query typed in
+    pinyin was read as these characters by the need side (jiachangcaipu → 家常菜谱, shuibuzhao → 睡不着), so a search
+    box can say whose results it shows.
     """
 
     query: str
@@ -138,6 +140,7 @@ class SearchResponse:
     not_found: bool = False
     did_you_mean: tuple[Hit, ...] = ()
     correction: dict[str, str] | None = None
+    read_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,5 +154,6 @@ class SearchResponse:
             "not_found": self.not_found,
             "did_you_mean": [{"id": h.id, "name": h.name} for h in self.did_you_mean],
             "correction": self.correction,
+            "read_as": self.read_as,
             "took_ms": finite(self.took_ms, 3),
         }

@@ -22,6 +22,11 @@ def test_get_search_matches_python_api(client, searcher50):
     assert r.headers["x-request-id"]
 
 
+def test_a_query_typed_in_pinyin_says_what_it_was_read_as(client):
+    assert client.get("/search", params={"q": "shuibuzhao"}).json()["read_as"] == "睡不着"
+    assert client.get("/search", params={"q": "睡不着"}).json()["read_as"] is None
+
+
 def test_post_search(client):
     r = client.post("/search", json={"q": "睡不着", "k": 8})
     assert r.status_code == 200

@@ -58,6 +58,7 @@ def test_a_need_typed_in_pinyin_that_names_nothing_reads_as_a_tag(searcher50, q,
     a = searcher50.analyze(q)
     assert not a.match.strong
     assert a.reading == phrase and a.need_text == phrase
+    assert searcher50.search(q).to_dict()["read_as"] == phrase and searcher50.search(phrase).read_as is None
     t = Thresholds(1.0, 1.0)
     page = [h.id for h in searcher50.search(q, 10, thresholds=t).results]
     assert page == [h.id for h in searcher50.search(phrase, 10, thresholds=t).results]
@@ -111,7 +112,7 @@ def test_non_string_query_rejected(searcher50):
 def test_to_dict_shape(searcher50):
     d = searcher50.search("肯德基", 3).to_dict()
     assert set(d) == {"query", "normalized", "tokens", "intent", "direct_hit", "results", "groups", "not_found",
-                      "did_you_mean", "correction", "took_ms"}
+                      "did_you_mean", "correction", "read_as", "took_ms"}
     assert set(d["intent"]) == {"label", "p_precise", "thresholds"}
     assert set(d["results"][0]) == {"id", "name", "type", "category", "score", "actions", "reason"}
 

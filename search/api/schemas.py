@@ -95,6 +95,7 @@ class SearchResponseOut(BaseModel):
     not_found: bool = Field(..., description="the query names one thing the catalog does not have")
     did_you_mean: list[NameOut] = Field(..., description="nearest names when not_found")
     correction: CorrectionOut | None = Field(..., description="set when the direct hit is a corrected name")
+    read_as: str | None = Field(None, description="the characters a query typed in pinyin was read as (shuibuzhao → 睡不着)")
     took_ms: float
 
 

@@ -434,6 +434,7 @@ function renderPage(r) {
   frag.append(h("p", {}, h("span", { class: `badge ${r.intent.label}` }, r.intent.label),
     h("span", { class: "muted" }, ` p ${fmt(r.intent.p_precise, 3)} · ${r.results.length} results · ${fmt(r.took_ms, 1)} ms`)));
   if (r.correction) frag.append(h("p", { class: "muted" }, `Showing ${r.correction.name} (typed ${r.correction.typed})`));
+  if (r.read_as) frag.append(h("p", { class: "muted" }, `Read as ${r.read_as}`));
   if (r.not_found) {
     frag.append(h("p", { class: "notfound" }, "Not in the catalog."));
     if (r.did_you_mean.length) frag.append(h("p", {}, "Did you mean: ", r.did_you_mean.map((d) => h("span", { class: "chip" }, d.name))));
