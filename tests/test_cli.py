@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import CATALOG50, TAXONOMY, TRAIN50, write_jsonl
+from conftest import CATALOG50, CATEGORY50, TAXONOMY, TRAIN50, write_jsonl
 
 from search.cli import main
 
@@ -10,8 +10,10 @@ from search.cli import main
 def test_build_then_query_json_and_batch(tmp_path, capsys):
     out = tmp_path / "index"
     rc = main(["build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50),
-               "--out", str(out), "--encoder", "svd", "--quiet"])
+               "--category-train", str(CATEGORY50), "--out", str(out), "--encoder", "svd", "--quiet"])
     assert rc == 0 and (out / "manifest.json").exists()
+    cat = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["category_train"]
+    assert cat["path"] == str(CATEGORY50) and cat["rows"] == len(CATEGORY50.read_text(encoding="utf-8").splitlines())
     capsys.readouterr()
     assert main(["query", "肯德基", "--index", str(out), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
@@ -31,6 +33,8 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
         ["query", "kfc", "--index", str(tmp_path / "missing")],
         ["build", "--catalog", str(bad), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50), "--out", str(tmp_path / "i")],
         ["build", "--catalog", str(tmp_path / "nope.jsonl"), "--taxonomy", str(TAXONOMY), "--out", str(tmp_path / "i")],
+        ["build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50),
+         "--category-train", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "i")],
     ]
     for cmd in cmds:
         p = subprocess.run([sys.executable, "-m", "search", *cmd], capture_output=True, text=True, timeout=120)

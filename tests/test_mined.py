@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CATALOG50, TAXONOMY, TRAIN50, write_jsonl
+from conftest import CATALOG50, CATEGORY50, TAXONOMY, TRAIN50, write_jsonl
 
 from search.catalog import DevQuery, TrainQuery
 from search.cli import main
@@ -36,7 +36,7 @@ def test_build_with_extra_train_records_provenance(tmp_path, capsys):
                                                     "relevant": {}, "unknown_name": True}])
     out = tmp_path / "index"
     rc = main(["build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY), "--train", str(TRAIN50),
-               "--out", str(out), "--encoder", "svd", "--quiet", "--extra-train", str(extra), "--holdout", str(holdout)])
+               "--category-train", str(CATEGORY50), "--out", str(out), "--encoder", "svd", "--quiet", "--extra-train", str(extra), "--holdout", str(holdout)])
     assert rc == 0
     err = capsys.readouterr().err
     assert "1 added" in err and "1 conflict with hand labels (hand labels kept)" in err

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CATALOG50, ROOT, TAXONOMY, TRAIN50, settings_for
+from conftest import CATALOG50, CATEGORY50, ROOT, TAXONOMY, TRAIN50, settings_for
 
 from search.errors import IndexIntegrityError, IndexLoadTimeoutError
 from search.searcher import Searcher
@@ -282,7 +282,7 @@ def test_build_removes_temporaries_of_killed_builds_not_of_running_ones(searcher
     (legacy / "items.jsonl").write_text("x")
     running = IndexWriter(target)  # a build in progress holds its lock
     cmd = [sys.executable, "-m", "search", "build", "--catalog", str(CATALOG50), "--taxonomy", str(TAXONOMY),
-           "--train", str(TRAIN50), "--out", str(target), "--encoder", "svd", "--quiet"]
+           "--train", str(TRAIN50), "--category-train", str(CATEGORY50), "--out", str(target), "--encoder", "svd", "--quiet"]
     env = {**os.environ, "ZHIDA_SVD_DIM": "48", "ZHIDA_THRESHOLDS_PATH": str(tmp_path / "none.json")}
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
