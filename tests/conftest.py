@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
 import pytest
 
-from search.catalog import load_catalog, load_category_train, load_taxonomy, load_train
+from search.catalog import load_catalog, load_train
 from search.config import Settings
 from search.searcher import Searcher
 
@@ -92,17 +95,68 @@ def write_jsonl(path: Path, rows) -> Path:
     return path
 
 
+# The default catalog's index takes minutes to build, most of it in training the category model on one core. The
+# build starts in a child process as soon as the collection shows a selected test needs it, and those tests run
+# last: the rest of the suite runs on the other core meanwhile.
+_DEFAULT_BUILD = pytest.StashKey["DefaultIndexBuild"]()
+
+
+class DefaultIndexBuild:
+    """``python -m search build`` of the default catalog into a temporary folder, in a child process."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="zhida-default-index-"))
+        self.path = self.root / "index"
+        self.log = self.root / "build.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIDA_")}  # the defaults, as served
+        env["ZHIDA_THRESHOLDS_PATH"] = str(self.root / "none.json")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "search", "build", "--quiet", "--out", str(self.path)],
+                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait(self) -> Path:
+        if self.proc.wait() != 0:
+            tail = self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
+            raise AssertionError(f"building the default index failed ({self.proc.returncode}):\n{tail}")
+        return self.path
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _uses_default_index(item: pytest.Item) -> bool:
+    return "default_index" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The tests on the default index after all the others (otherwise in collection order)."""
+    items.sort(key=_uses_default_index)
+
+
+def pytest_collection_finish(session):
+    if not session.config.option.collectonly and any(_uses_default_index(i) for i in session.items):
+        session.config.stash[_DEFAULT_BUILD] = DefaultIndexBuild()
+
+
+def pytest_unconfigure(config):
+    build = config.stash.get(_DEFAULT_BUILD, None)
+    if build is not None:
+        build.close()
+
+
 @pytest.fixture(scope="session")
-def default_index(tmp_path_factory):
-    """The default catalog built with the default encoder (USE v3) and saved once per session: (path, settings)."""
-    items = load_catalog(ROOT / "index_data/catalog.jsonl", TAXONOMY)
-    train, _ = load_train(ROOT / "index_data/intent_train.jsonl")
-    cat_train, _ = load_category_train(ROOT / "index_data/category_train.jsonl", load_taxonomy(TAXONOMY))
-    settings = Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"), traffic_log=False)
-    s = Searcher.build(items, [(t.query, t.intent) for t in train], settings, category_train=cat_train)
-    path = tmp_path_factory.mktemp("default") / "index"
-    s.save(path)
-    return path, settings
+def default_index(request, tmp_path_factory):
+    """The default catalog built with the default encoder (USE v3) and the default training files, once per session:
+    (path, settings)."""
+    build = request.config.stash.get(_DEFAULT_BUILD, None)
+    if build is None:  # asked for by a test the collection did not show using it (getfixturevalue)
+        build = request.config.stash[_DEFAULT_BUILD] = DefaultIndexBuild()
+    path = build.wait()
+    return path, Settings(thresholds_path=str(tmp_path_factory.mktemp("t") / "none.json"), traffic_log=False)
 
 
 @pytest.fixture(scope="session")
