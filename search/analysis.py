@@ -31,6 +31,7 @@ from .matching import (
     EXACT_REASONS,
     NAME_FEATURES,
     PINYIN_REASON,
+    PREFIX_REASON,
     NameMatch,
     has_correction,
     match_names,
@@ -118,7 +119,7 @@ class QueryAnalyzer:
         t = mark(trace, "tokenize", t)
         breaks = compact_breaks(norm)
         match = self.match(cq, breaks)
-        cues = split_command(cq, self.is_name, self.names_in(cq, match))
+        cues = split_command(cq, self.is_name, self.names_in(cq, match), words)
         if cues.wrapped and not _names_entity(match):  # the name inside the command: 帮我打开qq → qq
             off = cq.find(cues.core)
             inner = self.match(cues.core, frozenset(b - off for b in breaks if 0 < b - off < len(cues.core)))
@@ -167,7 +168,9 @@ class QueryAnalyzer:
                  if why == PINYIN_REASON and 0 <= i < len(table.items) and i not in table.deleted}
         if len(names) == 1:
             return names.pop()
-        if names or match.strong:  # a prefix of a name (touteng → 头痛缓解's alias) does not make it a name
+        # a prefix of names does not make the query a name (touteng → 头痛缓解's alias; kuaidi → 快递查询, 快递投诉,
+        # whose strong prefix cover routes nothing precise): only an exact, homophone or contained name does
+        if names or (match.strong and any(why != PREFIX_REASON for _, why in match.boosts.values())):
             return None
         return table.pinyin_readings().read(cq)
 

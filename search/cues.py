@@ -79,11 +79,13 @@ def _strip_suffix(s: str, options: tuple[str, ...]) -> tuple[str, str]:
     return s, ""
 
 
-def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False, names: Sequence[str] = ()) -> Cues:
+def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False, names: Sequence[str] = (),
+                  words: Sequence[str] = ()) -> Cues:
     """The cues of compact query ``cq``. ``keep_weak(rest)`` says whether ``rest`` is a known name, which lets a weak
     verb (去, 用, 上…) be taken off. ``names``: names of things the query contains (饿了么, 什么值得买); their
     characters are no question or need words (么 and 饿了 in 饿了么红包), so they are masked before those are looked
-    for."""
+    for. ``words``: the query's words (the tokenizer's); a strong verb that only begins a longer word there is no
+    verb (浏览器, 下载器 and 搜索引擎 are things, not 浏览 + 器)."""
     marked = cq
     for n in names:
         if n:
@@ -96,7 +98,11 @@ def split_command(cq: str, keep_weak: Callable[[str], bool] = lambda _: False, n
         if not lead:
             break
         s = s2
+    before = s
     s, verb = _strip_prefix(s, STRONG_VERBS)
+    if verb and (any(len(w) > len(verb) and w.startswith(verb) and before.startswith(w) for w in words)
+                 or (len(s) == 1 and not keep_weak(s))):  # nor one that leaves one character naming nothing: 下载器
+        s, verb = before, ""
     strong = bool(verb)
     if not verb:
         rest, weak = _strip_prefix(s, WEAK_VERBS)

@@ -136,12 +136,15 @@ class ItemTable:
         return got[1]
 
     def pinyin_readings(self) -> PinyinReadings:
-        """The tags read from their pinyin (``readings.PinyinReadings``), built on the first query typed as pinyin that
-        names nothing (about half a second for the default catalog's 7,700 distinct tags) and again after ``apply``."""
+        """The tags and categories read from their pinyin (``readings.PinyinReadings``; xiaoshuo → 小说, a category
+        no tag spells), built on the first query typed as pinyin that names nothing (about half a second for the
+        default catalog's 7,700 distinct tags) and again after ``apply``. An item's category counts as one of its
+        tags, so a category shares a reading with a tag only by carrying more items."""
         got = self._readings
         if got is None or got[0] is not self.tags:
-            tags = self.tags
-            got = self._readings = (tags, PinyinReadings.build(tags))  # one assignment: a reader sees it whole
+            tags, items = self.tags, self.items
+            phrases = [(*ts, it.category) for ts, it in zip(tags, items, strict=True)]
+            got = self._readings = (tags, PinyinReadings.build(phrases))  # one assignment: a reader sees it whole
         return got[1]
 
     def top_of_category(self, category: str, n: int, skip: Collection[int] = frozenset()) -> list[int]:

@@ -1,4 +1,5 @@
-"""Needs typed as pinyin: the catalog's tags read from their toneless pinyin (shuibuzhao → 睡不着).
+"""Needs typed as pinyin: the catalog's tags and categories read from their toneless pinyin (shuibuzhao → 睡不着,
+xiaoshuo → 小说; ``ItemTable.pinyin_readings`` counts an item's category as one of its tags).
 
 Names typed as pinyin (kendeji → 肯德基) are keys of the name lexicon (``lexicon``), and the analysis reads such a
 query as the name (``QueryAnalyzer.reading``). A need typed as pinyin names nothing, and the sentence encoder and the

@@ -20,6 +20,20 @@ def test_split_command(q, core, verb, suffix):
     assert (c.core, c.verb, c.suffix) == (core, verb, suffix)
 
 
+@pytest.mark.parametrize(("q", "words"), [("浏览器", ("浏览器",)), ("搜索引擎", ("搜索引擎",)), ("下载器", ("下载", "器"))])
+def test_a_verb_that_only_begins_a_word_is_no_command(q, words):
+    """浏览器 is a thing, not 浏览 + 器: a strong verb that begins a longer word of the query, or that would leave one
+    character naming nothing, stays part of the query."""
+    c = split_command(q, KNOWN.__contains__, words=words)
+    assert (c.core, c.verb, c.wrapped) == (q, "", False)
+    c = split_command("打开" + q, KNOWN.__contains__, words=("打开", *words))
+    assert (c.core, c.verb) == (q, "打开")
+
+
+def test_without_the_words_a_verb_before_two_characters_is_taken_off():
+    assert split_command("搜索引擎").verb == "搜索" and split_command("搜索引擎", words=("搜索引擎",)).verb == ""
+
+
 def test_weak_verbs_need_a_known_name_and_flags():
     assert split_command("去哪儿", KNOWN.__contains__).core == "去哪儿"  # the full name, not 哪儿
     c = split_command("装修要花多少钱")

@@ -271,3 +271,24 @@ def test_the_embedding_head_learned_the_training_needs(default_searcher):
         top = {c for c, _ in m.top(m.embed.probs(default_searcher.query_encoder(normalize(r["query"]))), 3)}
         hits += bool(top & {c for c, g in r["categories"].items() if g > 0})
     assert hits / len(rows) >= 0.85
+
+
+@pytest.mark.parametrize(("q", "phrase", "category"), [("kuaidi", "快递", "快递物流"), ("gongjijin", "公积金", "政务"),
+                                                       ("yujia", "瑜伽", "运动健身"), ("xiaoshuo", "小说", "小说")])
+def test_a_need_typed_in_pinyin_that_begins_names_gets_its_page(default_searcher, q, phrase, category):
+    """kuaidi begins the pinyin of 快递查询 and 快递投诉, which names none of them: the page is 快递's, not one the
+    sentence encoder made of Latin letters; xiaoshuo spells the category 小说, which no tag does."""
+    r = default_searcher.search(q, 10)
+    assert r.read_as == phrase and r.intent.label != "precise"
+    cats = [h.category for h in r.results]
+    assert cats.count(category) >= 6, (q, [h.name for h in r.results])
+
+
+@pytest.mark.parametrize("q", ["浏览器", "搜索引擎", "下载器"])
+def test_a_verb_that_begins_a_word_is_no_command(default_searcher, q):
+    """浏览 and 下载 are commands in 浏览百度 and 下载抖音, not in 浏览器: the page is browsers and tools, not what 器
+    alone matches (助行器 in a wheelchair rental)."""
+    a = default_searcher.analyze(q)
+    assert not a.cues.verb
+    r = default_searcher.search(q, 10)
+    assert r.results[0].category == "工具" and sum(h.category == "工具" for h in r.results) >= 5, [h.name for h in r.results]

@@ -6,6 +6,7 @@ import pytest
 from search.config import Thresholds
 from search.errors import InvalidQueryError
 from search.fuzzy import FuzzyRecommender
+from search.matching import PREFIX_REASON
 from search.searcher import Searcher
 
 
@@ -63,6 +64,18 @@ def test_a_need_typed_in_pinyin_that_names_nothing_reads_as_a_tag(searcher50, q,
     page = [h.id for h in searcher50.search(q, 10, thresholds=t).results]
     assert page == [h.id for h in searcher50.search(phrase, 10, thresholds=t).results]
     assert page[:1] != [h.id for h in searcher50.search("xyzxyz", 10, thresholds=t).results][:1]
+
+
+@pytest.mark.parametrize(("q", "phrase"), [("kuaidi", "快递"), ("shebao", "社保"), ("weizhang", "违章")])
+def test_a_need_in_pinyin_that_begins_names_still_reads_as_a_tag(searcher50, q, phrase):
+    """kuaidi begins the pinyin of 快递查询 and 快递单号查询: prefixes of names, however many, name nothing, so the
+    need side reads the tag (or, for weizhang, the category 违章) the letters spell, and the page is that need's."""
+    a = searcher50.analyze(q)
+    assert a.match.boosts and all(why == PREFIX_REASON for _, why in a.match.boosts.values())
+    assert a.reading == phrase and a.need_text == phrase
+    t = Thresholds(1.0, 1.0)
+    top = searcher50.search(q, 3, thresholds=t).results
+    assert top and all(phrase in h.name or phrase in searcher50.item(h.id).tags or h.category == phrase for h in top[:1])
 
 
 @pytest.mark.parametrize("q", ["jccp", "jiachang", "kendeji", "家常菜谱", "xyz"])
