@@ -40,6 +40,7 @@ from .matching import (
     without_corrections,
 )
 from .normalize import compact_breaks, compact_normalized
+from .readings import PinyinReadings
 from .request import validate_query
 from .tokenize import Tokenizer, dictionary_verbs
 from .trace import Trace, mark, perf_counter
@@ -94,7 +95,8 @@ LONG_QUESTION_WORDS = tuple(w for w in QUESTION_WORDS if len(w) >= 2)  # interro
 
 class QueryAnalyzer:
     def __init__(self, settings: Settings, tokenizer: Tokenizer, lexicon: Lexicon, table: ItemTable, backend: Backend,
-                 text_analyzer: Callable[[str], list[str]], intent: IntentModel | None) -> None:
+                 text_analyzer: Callable[[str], list[str]], intent: IntentModel | None,
+                 needs: Callable[[], PinyinReadings] | None = None) -> None:
         self.settings = settings
         self.tokenizer = tokenizer
         self.lexicon = lexicon
@@ -103,6 +105,9 @@ class QueryAnalyzer:
         self.text_analyzer = text_analyzer
         self.intent = intent  # None while the intent model itself is being trained
         self.verbs = dictionary_verbs()  # read here, at load, rather than by the first query that needs it
+        # needs as users type them (the suggest completions: fuzzy training queries and tags) by their pinyin, read
+        # where the catalog's tags and categories spell nothing (``Completions.readings``: liugou → 遛狗)
+        self.needs = needs
 
     def bm25(self, terms: tuple[str, ...] | list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
         """The best ``limit`` BM25 documents this process knows, ascending by document."""
@@ -172,7 +177,7 @@ class QueryAnalyzer:
         # whose strong prefix cover routes nothing precise): only an exact, homophone or contained name does
         if names or (match.strong and any(why != PREFIX_REASON for _, why in match.boosts.values())):
             return None
-        return table.pinyin_readings().read(cq)
+        return table.pinyin_readings().read(cq) or (self.needs().read(cq) if self.needs is not None else None)
 
     def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:
         s = self.settings

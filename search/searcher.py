@@ -69,7 +69,7 @@ class Searcher:
         p, s = self.parts, self.settings
         self.backend = backend
         self.analyzer = QueryAnalyzer(s, p.tokenizer, p.lexicon, self.table, backend, make_analyzer(p.tokenizer.words),
-                                      p.intent)
+                                      p.intent, p.completions.readings)
         self.precise = PreciseRanker(self.table, backend, self.analyzer.bm25)
         self.fuzzy = FuzzyRecommender(s, self.table, backend, self.query_encoder, p.categories,
                                       p.alternatives if backend.name == "embedded" and self._alternatives_hold() else None)

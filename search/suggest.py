@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .errors import IndexIntegrityError
 from .items import ItemTable
 from .lexicon import KIND_NAME, Lexicon
 from .normalize import compact, compact_normalized
+from .readings import PinyinReadings
 from .store import IndexReader, IndexWriter
 from .tokenize import has_cjk, pinyin_keys
 from .types import Item
@@ -53,6 +55,18 @@ class Completions:
     keys: list[str]
     texts: list[str]
     prior: np.ndarray  # int64
+    # the texts read from their toneless pinyin (``readings``), computed at build and stored with the index, so a
+    # server's warm-up does not spend most of a second on it; None: computed on first use
+    stored_readings: PinyinReadings | None = field(default=None, compare=False, repr=False)
+
+    def readings(self) -> PinyinReadings:
+        """The needs users type (these texts: fuzzy training queries and tags) by their pinyin: what a Latin-letter
+        query that no tag or category spells may still spell (liugou → 遛狗, xuekaiche → 学开车)."""
+        got = self.stored_readings
+        if got is None:
+            got = PinyinReadings.build([(t,) for t in self.texts])
+            object.__setattr__(self, "stored_readings", got)  # a cache: one assignment, a reader sees it whole
+        return got
 
     @classmethod
     def build(cls, texts_with_weight: Sequence[tuple[str, int]]) -> Completions:
@@ -72,10 +86,19 @@ class Completions:
     def save(self, w: IndexWriter) -> None:
         w.json("completions.json", [[t, int(p)] for t, p in zip(self.texts, self.weights(), strict=True)],
                "suggest query completions: fuzzy training queries and catalog tags, with weights")
+        w.json("need_readings.json", self.readings().table,
+               "the completions read from their toneless pinyin: key → text (search.readings)")
 
     @classmethod
     def load(cls, r: IndexReader) -> Completions:
-        return cls.build([(str(t), int(wt)) for t, wt in r.json("completions.json")])
+        c = cls.build([(str(t), int(wt)) for t, wt in r.json("completions.json")])
+        if r.has("need_readings.json"):  # an index built before it: computed on first use
+            table = r.json("need_readings.json")
+            if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+                raise IndexIntegrityError("the needs' pinyin readings are not a table of strings",
+                                          r.name("need_readings.json"))
+            object.__setattr__(c, "stored_readings", PinyinReadings(table))
+        return c
 
     @classmethod
     def from_catalog(cls, items: Sequence[Item], train: Sequence[tuple[str, str]]) -> Completions:

@@ -240,3 +240,28 @@ def test_names_start_with_is_the_name_prefix_test(synthetic, item, cut, other):
     for prefix in {cnames[item][:cut] + other, cnames[item][:cut]} - {""}:
         want = np.array([n.startswith(prefix) for n in cnames])
         assert (lex.names_start_with(items, prefix) == want).all(), prefix
+
+
+def test_the_needs_pinyin_readings_are_stored_with_the_index(index50, searcher50):
+    """The completions' readings (the fallback for pinyin needs no tag spells) are computed by the build and read
+    back from need_readings.json, not recomputed by every server's warm-up; an index without the file computes them."""
+    import json
+    import shutil
+
+    from search.searcher import Searcher
+
+    s = Searcher.load(index50, settings_for())
+    stored = s.parts.completions.stored_readings
+    assert stored is not None and stored.table == searcher50.parts.completions.readings().table
+    assert stored.table["jiachang"] == "家常" and s.analyze("jiachang").reading == "家常"
+    manifest = json.loads((index50 / "manifest.json").read_text("utf-8"))
+    assert "need_readings.json" in json.dumps(manifest)
+    old = index50.parent / "without_readings"
+    shutil.copytree(index50, old)
+    (old / "need_readings.json").unlink()
+    m = json.loads((old / "manifest.json").read_text("utf-8"))
+    m["files"] = {k: v for k, v in m["files"].items() if k != "need_readings.json"} if isinstance(m["files"], dict) \
+        else [f for f in m["files"] if "need_readings.json" not in json.dumps(f)]
+    (old / "manifest.json").write_text(json.dumps(m, ensure_ascii=False), "utf-8")
+    s2 = Searcher.load(old, settings_for())
+    assert s2.parts.completions.stored_readings is None and s2.analyze("jiachang").reading == "家常"
