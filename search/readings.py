@@ -30,6 +30,9 @@ PREFIXES: dict[str, str] = {
     "woxiang": "我想", "woyao": "我要", "xiangqu": "想去", "xiangchi": "想吃", "xiangxue": "想学", "xiangmai": "想买",
     "xiangkan": "想看", "xiangting": "想听", "xiangzhao": "想找", "xiang": "想", "fujin": "附近", "zenme": "怎么",
     "nali": "哪里", "nayou": "哪有",
+    # a bare verb before its object (chashebao → 查社保, kanyisheng → 看医生, maixianhua → 买鲜花)
+    "cha": "查", "ban": "办", "mai": "买", "zhao": "找", "xue": "学", "kan": "看", "ting": "听", "chi": "吃", "he": "喝",
+    "qu": "去", "wan": "玩", "zu": "租", "xiu": "修", "ding": "订", "jiao": "交",
 }
 SUFFIXES: dict[str, str] = {
     "zenmeban": "怎么办", "zenmenong": "怎么弄", "qunali": "去哪里", "quna": "去哪", "zainali": "在哪里",

@@ -17,12 +17,14 @@ def readings():
     ("shuibuzhao", "睡不着"), ("shuibuzhe", "睡不着"),  # pypinyin's default reading of 着 and the one users type
     ("xiangchihuoguo", "想吃火锅"), ("toutengzenmeban", "头疼怎么办"), ("toutengle", "头疼了"),
     ("maishouji", "买手机"),  # 买手机 and 卖手机 read alike: the tag more items carry
+    ("chihuoguo", "吃火锅"), ("kantouteng", "看头疼"),  # a bare verb before a tag
 ])
 def test_a_tag_is_read_from_its_pinyin(readings, q, phrase):
     assert readings.read(q) == phrase
 
 
-@pytest.mark.parametrize("q", ["dong", "kfc", "hello", "xiang", "zenmeban", "睡不着", "tou teng", "touteng2", ""])
+@pytest.mark.parametrize("q", ["dong", "kfc", "hello", "xiang", "zenmeban", "cha", "chadong", "睡不着", "tou teng", "touteng2",
+                               ""])
 def test_what_no_tag_spells_has_no_reading(readings, q):
     """Short keys (东: dong), Latin tags, words of no tag, a bare opening or ending, hanzi, spaces and digits."""
     assert readings.read(q) is None
