@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,7 @@ class Completions:
             if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
                 raise IndexIntegrityError("the needs' pinyin readings are not a table of strings",
                                           r.name("need_readings.json"))
-            object.__setattr__(c, "stored_readings", PinyinReadings(table))
+            c = replace(c, stored_readings=PinyinReadings(table))
         return c
 
     @classmethod
