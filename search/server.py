@@ -22,6 +22,7 @@ across hosts a load balancer spreads them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from .config import Settings
@@ -49,9 +51,50 @@ def limit_malloc_arenas(n: int = 2) -> None:
             ctypes.CDLL(name).mallopt(-8, n)  # M_ARENA_MAX
 
 
+#: How long a stopping worker keeps reading connections it has already accepted before it closes the idle ones.
+ACCEPTED_GRACE_S = 0.05
+
+
+class DrainingServer(Server):
+    """uvicorn's ``Server`` that reads the requests on connections it accepted just before shutdown.
+
+    uvicorn's ``shutdown`` stops listening and, in the same event-loop step, closes every connection that has no
+    request parsed yet. A connection accepted a moment earlier whose request bytes are still unread in the socket
+    is then closed with data pending, which the kernel answers with a reset: the client of a worker that SIGHUP or
+    a restart replaces sees "connection reset by peer" (uvicorn issue #2757, the residual after its rolling restart;
+    the fix proposed in uvicorn PR #3124 yields to the loop at the same point). Here the listeners close first, the
+    loop keeps reading for ``ACCEPTED_GRACE_S``, and then uvicorn's own shutdown runs: a request that arrived in
+    that time is answered (with keep-alive off, like any request in flight); a connection that sent nothing is
+    closed as idle, as before.
+    """
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(ACCEPTED_GRACE_S)
+        await super().shutdown(sockets=sockets)
+
+
+class _Worker(UvicornWorker):  # type: ignore[misc]
+    async def _serve(self) -> None:
+        # uvicorn-worker 0.4.0's ``_serve`` with ``DrainingServer`` in place of ``Server`` (the package has no hook
+        # for the server class; the version is pinned in pyproject.toml)
+        from gunicorn.arbiter import Arbiter
+
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
 def worker_class(settings: Settings) -> type[UvicornWorker]:
-    """``UvicornWorker`` with uvicorn's settings from ``settings`` (its documented ``CONFIG_KWARGS`` hook)."""
-    return type("ZhidaWorker", (UvicornWorker,), {"CONFIG_KWARGS": {
+    """``UvicornWorker`` (serving through ``DrainingServer``) with uvicorn's settings from ``settings`` (its
+    documented ``CONFIG_KWARGS`` hook)."""
+    return type("ZhidaWorker", (_Worker,), {"CONFIG_KWARGS": {
         "loop": "auto",  # uvloop when installed
         "http": "auto",  # httptools when installed
         "limit_concurrency": settings.max_connections,

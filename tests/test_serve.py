@@ -199,3 +199,53 @@ def test_serve_refuses_a_busy_port(index50, tmp_path):
                             "--workers", "2"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert "error: cannot listen" in p.stderr and "Traceback" not in p.stderr
+
+
+async def _answer_after_shutdown(server_class: type) -> bytes:
+    """Accept a connection, write a request on it and begin the server's shutdown in the same event-loop step
+    (the request's bytes unread): what the client then receives."""
+    import asyncio
+
+    import uvicorn
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, lifespan="off", log_level="critical", timeout_graceful_shutdown=5)
+    config.load()
+    server = server_class(config)
+    server.lifespan = config.lifespan_class(config)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    await server.startup(sockets=[listener])
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    try:
+        for _ in range(500):  # until the server has accepted it
+            if server.server_state.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert server.server_state.connections
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.01)  # the bytes reach the server's socket; the loop, blocked here, has not read them
+        await server.shutdown(sockets=[listener])
+        try:
+            return client.recv(65536)
+        except ConnectionResetError:
+            return b"<reset>"
+    finally:
+        client.close()
+
+
+def test_a_stopping_worker_answers_a_request_on_a_connection_it_just_accepted():
+    """``DrainingServer``: the request written as shutdown begins gets its answer. uvicorn's own ``Server`` resets
+    that connection (uvicorn #2757); should a release stop doing so, the override can go."""
+    import asyncio
+
+    from uvicorn.server import Server
+
+    from search.server import DrainingServer
+
+    assert asyncio.run(_answer_after_shutdown(DrainingServer)).startswith(b"HTTP/1.1 200")
+    assert not asyncio.run(_answer_after_shutdown(Server)).startswith(b"HTTP/1.1 200")
