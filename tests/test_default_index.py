@@ -292,3 +292,13 @@ def test_a_verb_that_begins_a_word_is_no_command(default_searcher, q):
     assert not a.cues.verb
     r = default_searcher.search(q, 10)
     assert r.results[0].category == "工具" and sum(h.category == "工具" for h in r.results) >= 5, [h.name for h in r.results]
+
+
+@pytest.mark.parametrize("q", ["银行", "快递"])
+def test_a_head_word_opens_on_the_services_people_use(default_searcher, q):
+    """A bare kind of service: among items that fit it about equally, the popular ones lead (银行 opened on 花旗银行
+    and 富国银行, whose China retail business is gone, before popularity weighed 0.05 a point)."""
+    r = default_searcher.search(q, 10)
+    assert r.intent.label == "fuzzy", (q, r.intent)
+    pop = {it.name: it.popularity for it in default_searcher.table.items}
+    assert min(pop[h.name] for h in r.results[:3]) >= 4, [(h.name, pop[h.name]) for h in r.results[:10]]
