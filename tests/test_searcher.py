@@ -34,7 +34,11 @@ def test_fuzzy_recommendations_are_organised_by_facets(searcher50, q):
     assert sorted(i for ids in r.groups.values() for i in ids) == sorted(h.id for h in r.results)
     facets = [c for c, _ in searcher50.predict_categories(q, s.max_facets)]
     assert list(r.groups)[0] == facets[0]  # the main facet's group comes first
-    assert cats[0] == facets[0]  # the first seat goes to the most likely facet
+    # the most likely facet's best item leads the page, unless an unsure facet's one seat (a probe, placed by its
+    # item's relevance) holds a more relevant item
+    p = dict(searcher50.predict_categories(q, 1000))
+    first_main = cats.index(facets[0])
+    assert all(p[c] < s.facet_single_seat_below for c in cats[:first_main]), (cats, p)
     if len(r.results) > s.min_fuzzy_results:  # not filled up from outside the facets
         assert set(cats) <= set(facets)
     # seats follow the facets' probabilities: the main facet has the most, unless the catalog has no more of it

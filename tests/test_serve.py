@@ -236,6 +236,7 @@ async def _answer_after_shutdown(server_class: type) -> bytes:
             return b"<reset>"
     finally:
         client.close()
+        listener.close()
 
 
 def test_a_stopping_worker_answers_a_request_on_a_connection_it_just_accepted():
