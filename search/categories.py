@@ -17,7 +17,9 @@ Three estimates, blended (``Settings.category_knn_weight`` = α, ``Settings.cate
   softmax over one label does. Three such networks from different random starts are averaged (bagging), so the
   pages do not move with one network's start; the mean outputs are divided by their sum to blend.
 
-p(c | q) = (1 − β) · [(1 − α) · p_text(c | q) + α · p_knn(c | q)] + β · p_emb(c | q). The recommender uses it as a prior, to fetch extra
+p(c | q) = (1 − β) · [(1 − α) · p_text(c | q) + α · p_knn(c | q)] + β · p_emb(c | q); a need typed exactly as a judged
+training need then takes γ of its judged categories (``KnownNeeds``, ``Settings.category_known_weight`` = γ). The
+recommender uses it as a prior, to fetch extra
 candidates of the top categories, to give the main category more slots and to order the page's groups; ``/explain``
 shows it.
 """
@@ -158,6 +160,92 @@ class EmbeddingHead:
 
 
 @dataclass(frozen=True)
+class KnownNeeds:
+    """The judged categories of the training needs, by text: what a person judged for exactly this wording.
+
+    A model trained on a need can still disagree with its own label: 视频 is judged 视频 and 短视频, but its text
+    n-grams and its neighbours (视频剪辑 items) give 影像剪辑 p 0.47. It is a short head need, of the kind a search
+    box gets often. Looking the text up is how query→category mappings mined from logs are served (Aliyun
+    OpenSearch's category prediction learns from the queries' clicked categories): the recorded distribution
+    q(c | text), grade 2 counting 1 and grade 1 counting 0.5 (as in ``training_rows``), then normalised, is blended
+    into the model's estimate (``CategoryModel.predict``). A need nobody judged reads nothing here.
+
+    Keys are the compact form of the text (``normalize.compact``: no spaces or punctuation; the folds' ``query_key``),
+    a text judged twice adds both rows. Stored like a CSR matrix: row r's labels are ``labels[indptr[r]:indptr[r + 1]]``.
+    """
+
+    rows: dict[str, int]  # compact text → row
+    indptr: np.ndarray  # int64 (rows + 1)
+    labels: np.ndarray  # int32 label numbers
+    shares: np.ndarray  # float32, each row's sum 1
+
+    @classmethod
+    def build(cls, category_train: Sequence[tuple[str, dict[str, int]]], key: Callable[[str], str],
+              labels: Sequence[str]) -> KnownNeeds:
+        index = {c: i for i, c in enumerate(labels)}
+        merged: dict[str, dict[int, float]] = {}
+        for q, cats in category_train:
+            k = key(q)
+            if not k:
+                continue
+            row = merged.setdefault(k, {})
+            for c, grade in cats.items():
+                if grade > 0 and c in index:
+                    row[index[c]] = row.get(index[c], 0.0) + (1.0 if grade >= 2 else 0.5)
+        merged = {k: v for k, v in merged.items() if v}
+        indptr = np.zeros(len(merged) + 1, dtype=np.int64)
+        lab: list[int] = []
+        sh: list[float] = []
+        for r, v in enumerate(merged.values()):
+            total = sum(v.values())
+            for c in sorted(v):
+                lab.append(c)
+                sh.append(v[c] / total)
+            indptr[r + 1] = len(lab)
+        return cls({k: r for r, k in enumerate(merged)}, indptr, np.array(lab, dtype=np.int32),
+                   np.array(sh, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def shares_of(self, key: str, n_labels: int) -> np.ndarray | None:
+        """q(c | text) over ``n_labels`` labels for a compact text, or None when no training need has it."""
+        r = self.rows.get(key)
+        if r is None:
+            return None
+        out = np.zeros(n_labels)
+        a, b = int(self.indptr[r]), int(self.indptr[r + 1])
+        out[self.labels[a:b]] = self.shares[a:b]
+        return out
+
+    FILES = ("category_known_texts.json", "category_known_indptr.npy", "category_known_labels.npy",
+             "category_known_shares.npy")
+
+    def save(self, w: IndexWriter) -> None:
+        t, i, lab, sh = self.FILES
+        w.json(t, list(self.rows), "query→category model, known needs: compact texts in row order")
+        w.array(i, self.indptr, "query→category model, known needs: row offsets into labels and shares (rows + 1)")
+        w.array(lab, self.labels, "query→category model, known needs: label numbers, row after row")
+        w.array(sh, self.shares, "query→category model, known needs: each label's share of its row (rows sum to 1)")
+
+    @classmethod
+    def load(cls, r: IndexReader, n_labels: int) -> KnownNeeds | None:
+        if not r.has(cls.FILES[0]):
+            return None
+        t, i, lab, sh = cls.FILES
+        texts = r.json(t)
+        indptr, labels, shares = (np.asarray(r.array(f)) for f in (i, lab, sh))
+        ok = (isinstance(texts, list) and all(isinstance(x, str) for x in texts) and len(set(texts)) == len(texts)
+              and indptr.ndim == 1 and len(indptr) == len(texts) + 1 and indptr[0] == 0
+              and labels.shape == shares.shape == (int(indptr[-1]),) and bool(np.all(np.diff(indptr) >= 0))
+              and bool(np.all((labels >= 0) & (labels < n_labels))) and bool(np.all(np.isfinite(shares)))
+              and bool(np.all(shares >= 0)))
+        if not ok:
+            raise IndexIntegrityError("the category model's known needs do not fit together", r.name(i))
+        return cls({x: n for n, x in enumerate(texts)}, indptr, labels, shares)
+
+
+@dataclass(frozen=True)
 class CategoryModel:
     labels: tuple[str, ...]
     vectorizer: TextVectorizer
@@ -167,6 +255,7 @@ class CategoryModel:
     # d (``companion_shares``); None = no training needs (or an index built before companions)
     companions: np.ndarray | None = None
     embed: EmbeddingHead | None = None  # None = no embedding head (no training needs, or an index built before it)
+    known: KnownNeeds | None = None  # None = no training needs (or an index built before known needs)
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -190,12 +279,19 @@ class CategoryModel:
         return out
 
     def predict(self, text_features: Sequence[str], neighbour_labels: np.ndarray, sims: np.ndarray, knn_weight: float,
-                temperature: float, query_vector: np.ndarray | None = None, embed_weight: float = 0.0) -> np.ndarray:
+                temperature: float, query_vector: np.ndarray | None = None, embed_weight: float = 0.0,
+                known_key: str = "", known_weight: float = 0.0) -> np.ndarray:
+        """The blend of the module docstring; then, for a text a training need has (``known_key``, its compact form),
+        (1 − γ) · p + γ · q(c | text) with γ = ``known_weight`` (``KnownNeeds``)."""
         p = self.text_probs(text_features)
         if knn_weight > 0 and len(neighbour_labels):
             p = (1 - knn_weight) * p + knn_weight * self.knn_probs(neighbour_labels, sims, temperature)
         if embed_weight > 0 and self.embed is not None and query_vector is not None:
             p = (1 - embed_weight) * p + embed_weight * self.embed.probs(query_vector)
+        if known_weight > 0 and known_key and self.known is not None:
+            q = self.known.shares_of(known_key, len(self.labels))
+            if q is not None:
+                p = (1 - known_weight) * p + known_weight * q
         return p
 
     def companions_of(self, label: str, min_share: float, n: int) -> list[str]:
@@ -226,6 +322,8 @@ class CategoryModel:
                     "also list the column's (labels × labels)")
         if self.embed is not None:
             self.embed.save(w)
+        if self.known is not None:
+            self.known.save(w)
 
     @classmethod
     def load(cls, r: IndexReader) -> CategoryModel:
@@ -240,7 +338,7 @@ class CategoryModel:
             raise IndexIntegrityError("category companions do not match the model's labels",
                                       r.name("category_companions.npy"))
         return cls(labels, TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("category_idf.npy"))),
-                   coef, intercept, companions, EmbeddingHead.load(r, len(labels)))
+                   coef, intercept, companions, EmbeddingHead.load(r, len(labels)), KnownNeeds.load(r, len(labels)))
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], analyzer: Callable[[str], list[str]],
@@ -369,4 +467,4 @@ def embedding_rows(items: Sequence, item_vectors: np.ndarray, category_train: Se
     return x, y
 
 
-__all__ = ["CategoryModel", "EmbeddingHead", "companion_shares", "embedding_rows", "training_items", "training_rows"]
+__all__ = ["CategoryModel", "EmbeddingHead", "KnownNeeds", "companion_shares", "embedding_rows", "training_items", "training_rows"]

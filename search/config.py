@@ -142,6 +142,11 @@ class Settings:
     # 0.671 / 0.810, 0.2 0.667 / 0.825; at equal recall β 0.3 gives β 0.2's precision (0.678 / 0.811 from p 0.06,
     # 0.677 / 0.813 from 0.055)
     category_embed_weight: float = 0.2
+    # γ: share of p(category | need) a need typed exactly as a judged training need takes from its judged categories
+    # (search/categories.py, ``KnownNeeds``; 0 = the model alone). A prior choice, not tuned: the training needs can
+    # only say that more is more (their most likely category judged relevant: 0.9885 at 0, 1.0 at 0.5), and no dev
+    # need is a training need
+    category_known_weight: float = 0.5
     category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
     # a category is one of the need's facets from this probability (see companion_min_share). Chosen on the training
     # needs' two folds (as β above) to keep the category precision@10 the pages had before the embedding head (0.671)
@@ -271,6 +276,8 @@ class Settings:
             raise ConfigError("milvus_bm25_limit must be in 1..16384, milvus_shards and milvus_replicas >= 1")
         if not (0 <= self.embedding_cache_size <= 10_000_000):
             raise ConfigError("embedding_cache_size must be in 0..10000000")
+        if not (0.0 <= self.category_known_weight <= 1.0):
+            raise ConfigError(f"category_known_weight must be in 0..1, got {self.category_known_weight}")
         if not (0.0 <= self.category_embed_weight <= 1.0):
             raise ConfigError(f"category_embed_weight must be in 0..1, got {self.category_embed_weight}")
         if not (0.0 <= self.category_knn_weight <= 1.0) or self.category_knn_temperature <= 0:

@@ -25,7 +25,14 @@ import numpy as np
 from .alternatives import Alternatives
 from .backend import EmbeddedBackend
 from .bm25 import BM25Index
-from .categories import CategoryModel, EmbeddingHead, companion_shares, embedding_rows, training_rows
+from .categories import (
+    CategoryModel,
+    EmbeddingHead,
+    KnownNeeds,
+    companion_shares,
+    embedding_rows,
+    training_rows,
+)
 from .config import Settings
 from .dense import (
     DenseIndex,
@@ -40,7 +47,7 @@ from .errors import IndexIntegrityError
 from .intent import IntentModel
 from .items import ItemTable
 from .lexicon import Lexicon
-from .normalize import normalize
+from .normalize import compact, normalize
 from .store import IndexReader, IndexWriter
 from .suggest import Completions
 from .textvec import make_analyzer
@@ -158,7 +165,8 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     texts, labels, weights = training_rows(items, category_train, normalize)
     categories = CategoryModel.train(texts, labels, text_analyzer, weights)
     if category_train:
-        categories = replace(categories, companions=companion_shares(category_train, categories.labels))
+        categories = replace(categories, companions=companion_shares(category_train, categories.labels),
+                             known=KnownNeeds.build(category_train, compact, categories.labels))
         if settings.category_embed_weight > 0:  # the encoder batches a long list itself
             x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, categories.labels)
             categories = replace(categories, embed=EmbeddingHead.train(x, y))

@@ -36,7 +36,7 @@ from .index import IndexParts, build_parts, item_dense_text, item_terms, load_pa
 from .intent import IntentModel
 from .interleave import team_draft
 from .lexicon import Lexicon
-from .normalize import normalize
+from .normalize import compact_normalized, normalize
 from .page import Page, PageBuilder
 from .precise import PreciseRanker
 from .request import echo, search_k, suggest_k, validate_query
@@ -229,7 +229,19 @@ class Searcher:
         one = set(single_seat_facets(facets, self.settings.default_k, self.settings.facet_single_seat_below))
         out["facets"] = [{"category": c, "p": round(pc, 4), "seats": "one" if c in one else "shared"}
                          for c, pc in facets]
+        out["known_need"] = self._known_need(a)
         return out
+
+    def _known_need(self, a: Analysis) -> list[dict[str, Any]] | None:
+        """The judged categories of the training need the query is (``categories.KnownNeeds``), as ``/explain``
+        shows them; None when no training need is typed so, or the settings leave them out."""
+        model = self.parts.categories
+        if model.known is None or self.settings.category_known_weight <= 0:
+            return None
+        q = model.known.shares_of(compact_normalized(a.need_text), len(model.labels))
+        if q is None:
+            return None
+        return [{"category": c, "share": round(x, 4)} for c, x in model.top(q, int(np.count_nonzero(q)))]
 
     def suggest(self, q: Any, k: Any = None) -> dict[str, Any]:
         """Completions for a partial query (see ``search.suggest``): direct-hit cards, then query completions."""

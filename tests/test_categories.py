@@ -11,13 +11,14 @@ import search.categories as categories
 from search.categories import (
     CategoryModel,
     EmbeddingHead,
+    KnownNeeds,
     companion_shares,
     embedding_rows,
     training_items,
     training_rows,
 )
 from search.errors import IndexIntegrityError
-from search.normalize import normalize
+from search.normalize import compact_normalized, normalize
 from search.store import IndexReader, IndexWriter
 from search.textvec import make_analyzer
 from search.types import Item
@@ -185,6 +186,61 @@ def test_heads_are_averaged_before_the_division():
             EmbeddingHead(one.w1, one.b1, bad, one.b2)
     with pytest.raises(ValueError, match="do not fit"):
         EmbeddingHead(np.float32(1.0), one.b1, one.w2, one.b2)  # no axis at all
+
+
+def _key(q: str) -> str:
+    return compact_normalized(normalize(q))
+
+
+LABELS = ("养生保健", "外卖", "菜谱", "音乐")
+
+
+def test_known_needs_share_a_need_s_judged_categories_by_grade_and_merge_repeats():
+    train = [("睡不着", {"音乐": 2, "养生保健": 1}), ("饿 了!", {"外卖": 2}), ("饿了", {"外卖": 1, "菜谱": 1}),
+             ("空", {"没有这类": 2}), ("零分", {"菜谱": 0})]
+    k = KnownNeeds.build(train, _key, LABELS)
+    assert len(k) == 2  # a need with no known category judged relevant has no row
+    # grade 2 counts 1, grade 1 counts 0.5: 音乐 1 / 1.5, 养生保健 0.5 / 1.5
+    assert np.allclose(k.shares_of("睡不着", 4), [1 / 3, 0, 0, 2 / 3])
+    # 饿 了! and 饿了 are one text: 外卖 1 + 0.5, 菜谱 0.5, over 2
+    assert np.allclose(k.shares_of("饿了", 4), [0, 0.75, 0.25, 0])
+    assert k.shares_of("饿", 4) is None and k.shares_of("零分", 4) is None
+
+
+def test_a_known_need_takes_its_weight_of_the_judged_categories():
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    analyzer = make_analyzer(lambda t: t.split())
+    m = CategoryModel.train(texts, labels, analyzer, weights)
+    assert m.labels == LABELS
+    m = replace(m, known=KnownNeeds.build([("睡不着", {"音乐": 2})], _key, m.labels))
+    f, none = analyzer("睡不着"), np.zeros(0, dtype=np.int64)
+    p = m.predict(f, none, none, 0.25, 0.05)
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, None, 0.0, "睡不着", 0.5), 0.5 * p + 0.5 * np.eye(4)[3])
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, None, 0.0, "睡不着", 0.0), p)  # weight 0: not read
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, None, 0.0, "睡不好", 0.5), p)  # a text nobody judged
+
+
+def test_known_needs_round_trip_and_rows_that_do_not_fit_are_refused(tmp_path):
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    known = KnownNeeds.build([("睡不着", {"音乐": 2, "养生保健": 1}), ("饿了", {"外卖": 2})], _key, m.labels)
+    cases = {"with": replace(m, known=known), "without": m,
+             "bad label": replace(m, known=replace(known, labels=known.labels + 7)),
+             "bad offsets": replace(m, known=replace(known, indptr=known.indptr[:-1])),
+             "bad shares": replace(m, known=replace(known, shares=np.full_like(known.shares, np.nan)))}
+    for name, model in cases.items():
+        w = IndexWriter(tmp_path / name)
+        model.save(w)
+        w.commit({})
+    with IndexReader(tmp_path / "with") as r:
+        back = CategoryModel.load(r).known
+    assert back is not None and back.rows == known.rows
+    assert np.array_equal(back.shares_of("睡不着", 4), known.shares_of("睡不着", 4))
+    with IndexReader(tmp_path / "without") as r:
+        assert CategoryModel.load(r).known is None  # an index built before known needs loads without them
+    for name in ("bad label", "bad offsets", "bad shares"):
+        with IndexReader(tmp_path / name) as r, pytest.raises(IndexIntegrityError, match="category_known_indptr.npy"):
+            CategoryModel.load(r)
 
 
 def test_embedding_head_round_trip_and_a_head_of_the_wrong_shape_is_refused(tmp_path):

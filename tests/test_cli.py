@@ -25,6 +25,16 @@ def test_build_then_query_json_and_batch(tmp_path, capsys):
     assert main(["query", "--batch", str(batch), "--index", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and json.loads(lines[2])["query"] == "kfc"
+    # the training needs' judged categories are stored with the index and shown by /explain: 睡不着 is judged 音乐
+    # (grade 2, counting 1) and 养生保健 (grade 1, counting 0.5); spaces and punctuation aside
+    from search.config import Settings
+    from search.searcher import Searcher
+
+    s = Searcher.load(out, Settings(encoder="svd", traffic_log=False, thresholds_path=str(tmp_path / "t.json")))
+    known = s.explain("睡 不 着!")["known_need"]
+    assert [k["category"] for k in known] == ["音乐", "养生保健"]
+    assert abs(known[0]["share"] - 2 / 3) < 1e-4 and abs(known[1]["share"] - 1 / 3) < 1e-4
+    assert s.explain("星巴克会员")["known_need"] is None
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path):

@@ -126,15 +126,18 @@ def test_explain_shows_the_pages_facets_and_their_seats(default_searcher):
 
 @pytest.mark.parametrize("q", ["晚上看部片子", "孩子发烧了", "想去海边玩", "周末带娃去哪", "头疼怎么办"])
 def test_every_unsure_facet_gets_exactly_one_seat(default_searcher, q):
-    # the default page: each facet under facet_single_seat_below (after the first) is shown once, the rest share
-    # the other seats (the catalog has many items of each of these needs' likely categories)
+    # the default page: each facet under facet_single_seat_below (after the first) is shown once among the
+    # recommendations, the rest share the other seats (the catalog has many items of each of these needs' likely
+    # categories). A card on top (头痛缓解 for 头疼怎么办: the need names the service) is not one of their seats: the
+    # user named its kind of service, so it is no evidence against the facet
     s = default_searcher.settings
     r = default_searcher.search(q, 10)
     assert r.intent.label == "fuzzy", (q, r.intent)
     facets = facets_of(default_searcher, q)
-    probes = single_seat_facets(facets, 10, s.facet_single_seat_below)
-    shown = [h.category for h in r.results]
-    assert len(shown) == 10 and set(shown) <= {c for c, _ in facets}, (q, facets, shown)
+    card = r.direct_hit is not None and r.results[0].id == r.direct_hit.id
+    probes = single_seat_facets(facets, 10 - card, s.facet_single_seat_below)
+    shown = [h.category for h in r.results[card:]]
+    assert len(shown) == 10 - card and set(shown) <= {c for c, _ in facets}, (q, facets, shown)
     for c in probes:
         assert shown.count(c) == 1, (q, facets, shown)
 
@@ -302,3 +305,23 @@ def test_a_head_word_opens_on_the_services_people_use(default_searcher, q):
     assert r.intent.label == "fuzzy", (q, r.intent)
     pop = {it.name: it.popularity for it in default_searcher.table.items}
     assert min(pop[h.name] for h in r.results[:3]) >= 4, [(h.name, pop[h.name]) for h in r.results[:10]]
+
+
+def test_a_need_typed_as_a_judged_training_need_leads_with_what_was_judged(default_index, default_searcher):
+    """视频 is judged 视频 and 短视频; the model alone, misled by 视频剪辑 items, gave 影像剪辑 p 0.47 and the page
+    opened on editing apps. The known needs (search/categories.py, ``KnownNeeds``) are stored with the index, and
+    every judged training need's most likely category is then one it was judged to want."""
+    path, _ = default_index
+    assert "category_known_texts.json" in json.loads((path / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert default_searcher.predict_categories("视频", 1)[0][0] in {"视频", "短视频"}
+    r = default_searcher.search("视频", 10)
+    assert sum(h.category in {"视频", "短视频"} for h in r.results) >= 6, [h.name for h in r.results]
+    shown = default_searcher.explain("视频")["known_need"]
+    assert shown is not None and {x["category"] for x in shown} == {"视频", "短视频"}
+    assert default_searcher.explain("视频剪辑教程哪里找")["known_need"] is None
+    lines = (ROOT / "index_data/category_train.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines[::60]]
+    misses = [r["query"] for r in rows
+              if default_searcher.predict_categories(r["query"], 1)[0][0] not in
+              {c for c, g in r["categories"].items() if g > 0}]
+    assert not misses, misses

@@ -120,6 +120,7 @@ def test_explain(admin_client):
     assert e["route"]["label"] == "precise" and e["route_at"]["label"] == "fuzzy"
     assert e["top_features"] and e["name_match"]["name"] == "星巴克"
     assert isinstance(e["facets"], list) and all(f["seats"] in ("one", "shared") for f in e["facets"])
+    assert e["known_need"] is None  # this index was built without training needs (tests/test_cli.py builds one with)
     z, cal = e["logit"], e["calibration"]
     assert 1 / (1 + np.exp(-(cal["a"] * z + cal["c"]))) == pytest.approx(e["p_precise"], abs=1e-5)
     assert admin_client.get("/explain", params={"q": ""}).status_code == 422

@@ -229,6 +229,9 @@ class ExplainOut(BaseModel):
     categories: list[dict[str, Any]] = Field(..., description="the need's most likely categories with p")
     facets: list[dict[str, Any]] = Field(..., description="the facets a fuzzy page is organised by, with p and "
                                          "seats: 'shared' (in proportion) or 'one' (a single seat)")
+    known_need: list[dict[str, Any]] | None = Field(None, description="the judged categories, with their shares, of "
+                                                    "the training need typed exactly so (blended into categories), "
+                                                    "or null")
 
 
 # --- traffic: behaviour events and suggest selections (search/events.py) ----------------------------------------
