@@ -39,7 +39,7 @@ from .matching import (
     with_near,
     without_corrections,
 )
-from .normalize import compact_breaks, compact_normalized
+from .normalize import compact, compact_breaks, compact_normalized
 from .readings import PinyinReadings
 from .request import validate_query
 from .tokenize import Tokenizer, dictionary_verbs
@@ -74,6 +74,11 @@ class Analysis:
         """The text the need side (dense encoder, tag matching) reads: a query typed as pinyin means its hanzi; a
         sentence encoder and the tags see nothing in ``jiachangcaipu``."""
         return self.reading if self.reading is not None else self.normalized
+
+    @property
+    def need_key(self) -> str:
+        """``need_text`` without spaces or punctuation: the key of the judged training needs (``categories.KnownNeeds``)."""
+        return self.compact if self.reading is None else compact(self.reading)
 
     @property
     def need_words(self) -> tuple[str, ...]:

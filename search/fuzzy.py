@@ -28,7 +28,6 @@ from .config import Settings
 from .dense import QueryEncoder
 from .items import ItemTable
 from .matching import CONTAINED_REASON
-from .normalize import compact_normalized
 from .trace import Trace, mark, perf_counter
 from .types import Hit
 
@@ -291,7 +290,7 @@ class FuzzyRecommender:
         if beta > 0 and qv is None:
             qv = self.encoder(a.need_text)
         return self.categories.predict(a.need_features, codes[keep], sims[:m][keep], s.category_knn_weight,
-                                       s.category_knn_temperature, qv, beta, compact_normalized(a.need_text),
+                                       s.category_knn_temperature, qv, beta, a.need_key,
                                        s.category_known_weight)
 
     def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:

@@ -36,7 +36,7 @@ from .index import IndexParts, build_parts, item_dense_text, item_terms, load_pa
 from .intent import IntentModel
 from .interleave import team_draft
 from .lexicon import Lexicon
-from .normalize import compact_normalized, normalize
+from .normalize import normalize
 from .page import Page, PageBuilder
 from .precise import PreciseRanker
 from .request import echo, search_k, suggest_k, validate_query
@@ -238,7 +238,7 @@ class Searcher:
         model = self.parts.categories
         if model.known is None or self.settings.category_known_weight <= 0:
             return None
-        q = model.known.shares_of(compact_normalized(a.need_text), len(model.labels))
+        q = model.known.shares_of(a.need_key, len(model.labels))
         if q is None:
             return None
         return [{"category": c, "share": round(x, 4)} for c, x in model.top(q, int(np.count_nonzero(q)))]

@@ -319,6 +319,8 @@ def test_a_need_typed_as_a_judged_training_need_leads_with_what_was_judged(defau
     shown = default_searcher.explain("视频")["known_need"]
     assert shown is not None and {x["category"] for x in shown} == {"视频", "短视频"}
     assert default_searcher.explain("视频剪辑教程哪里找")["known_need"] is None
+    # a need typed in pinyin is looked up by what it reads as
+    assert default_searcher.explain("shuibuzhao")["known_need"] == default_searcher.explain("睡不着")["known_need"]
     lines = (ROOT / "index_data/category_train.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines[::60]]
     misses = [r["query"] for r in rows
