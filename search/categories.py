@@ -288,11 +288,17 @@ class CategoryModel:
             p = (1 - knn_weight) * p + knn_weight * self.knn_probs(neighbour_labels, sims, temperature)
         if embed_weight > 0 and self.embed is not None and query_vector is not None:
             p = (1 - embed_weight) * p + embed_weight * self.embed.probs(query_vector)
-        if known_weight > 0 and known_key and self.known is not None:
-            q = self.known.shares_of(known_key, len(self.labels))
+        if known_weight > 0:
+            q = self.judged(known_key)
             if q is not None:
                 p = (1 - known_weight) * p + known_weight * q
         return p
+
+    def judged(self, key: str) -> np.ndarray | None:
+        """q(c | text) of the judged training need with compact text ``key`` (``KnownNeeds``), or None."""
+        if not key or self.known is None:
+            return None
+        return self.known.shares_of(key, len(self.labels))
 
     def companions_of(self, label: str, min_share: float, n: int) -> list[str]:
         """The categories the training needs list beside ``label`` as their main category in at least ``min_share``

@@ -236,9 +236,7 @@ class Searcher:
         """The judged categories of the training need the query is (``categories.KnownNeeds``), as ``/explain``
         shows them; None when no training need is typed so, or the settings leave them out."""
         model = self.parts.categories
-        if model.known is None or self.settings.category_known_weight <= 0:
-            return None
-        q = model.known.shares_of(a.need_key, len(model.labels))
+        q = model.judged(a.need_key) if self.settings.category_known_weight > 0 else None
         if q is None:
             return None
         return [{"category": c, "share": round(x, 4)} for c, x in model.top(q, int(np.count_nonzero(q)))]
