@@ -31,6 +31,8 @@ TRAIN50 = DATA / "train50.jsonl"
 # a few judged needs over catalog50's categories: command-line builds of the 50-item catalog name it, so that they do
 # not train on the default catalog's 19,000 needs (half a minute per build)
 CATEGORY50 = DATA / "category_train50.jsonl"
+# the Makefile's BUILD_ENV for index builds (glibc's malloc keeps freed buffers for reuse; see the Makefile)
+BUILD_TUNABLES = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
 
 
 def settings_for(tmp: Path | None = None, **kw) -> Settings:
@@ -110,6 +112,7 @@ class DefaultIndexBuild:
         self.log = self.root / "build.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIDA_")}  # the defaults, as served
         env["ZHIDA_THRESHOLDS_PATH"] = str(self.root / "none.json")
+        env["GLIBC_TUNABLES"] = BUILD_TUNABLES  # as `make index` builds it: the same index, a quarter faster
         # at the lowest priority: the tests keep the CPU they ask for (servers with two workers and a client
         # measure nothing, but their reload and shutdown races widen when starved), and the build takes the rest
         with open(self.log, "wb") as log:
