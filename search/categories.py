@@ -346,6 +346,11 @@ class CategoryModel:
         return cls(labels, TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("category_idf.npy"))),
                    coef, intercept, companions, EmbeddingHead.load(r, len(labels)), KnownNeeds.load(r, len(labels)))
 
+    @staticmethod
+    def label_names(labels: Sequence[str]) -> tuple[str, ...]:
+        """The model's labels, in the order of its outputs, for training rows labelled ``labels``."""
+        return tuple(sorted(set(labels)))
+
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], analyzer: Callable[[str], list[str]],
               weights: Sequence[float] | None = None, c: float = REGULARIZATION_C, max_features: int = MAX_FEATURES,
@@ -353,7 +358,7 @@ class CategoryModel:
         """Fit on normalised ``texts`` with their category ``labels`` (sample ``weights`` optional)."""
         from sklearn.linear_model import LogisticRegression
 
-        names = tuple(sorted(set(labels)))
+        names = cls.label_names(labels)
         if len(names) < 2:
             raise ValueError("the category model needs at least two categories")
         y = np.array([names.index(x) for x in labels])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import platform
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -163,13 +164,20 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
                                    [1 if label == "precise" else 0 for _, label in train], text_analyzer)
     say("categories")
     texts, labels, weights = training_rows(items, category_train, normalize)
-    categories = CategoryModel.train(texts, labels, text_analyzer, weights)
+    names = CategoryModel.label_names(labels)
+    # the text model's solver runs in a second thread beside the embedding head's training: each is single-threaded
+    # (BLAS limited as above) and spends its time in native code, so on two cores the stage takes the longer of the
+    # two rather than their sum. Each computes what it would alone: the same arrays, bit for bit
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="category-text-model") as pool:
+        text_model = pool.submit(CategoryModel.train, texts, labels, text_analyzer, weights)
+        embed = None
+        if category_train and settings.category_embed_weight > 0:  # the encoder batches a long list itself
+            x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, names)
+            embed = EmbeddingHead.train(x, y)
+        categories = text_model.result()
     if category_train:
         categories = replace(categories, companions=companion_shares(category_train, categories.labels),
-                             known=KnownNeeds.build(category_train, compact, categories.labels))
-        if settings.category_embed_weight > 0:  # the encoder batches a long list itself
-            x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, categories.labels)
-            categories = replace(categories, embed=EmbeddingHead.train(x, y))
+                             known=KnownNeeds.build(category_train, compact, categories.labels), embed=embed)
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
         say(f"alternatives ({len(items)} items)")
