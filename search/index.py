@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import platform
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -120,6 +120,29 @@ def load_parts(r: IndexReader, settings: Settings) -> IndexParts:
     return IndexParts(table, tokenizer, bm25, lexicon, intent, encoder, dense, completions, categories, alternatives)
 
 
+class Background:
+    """``fn(*args)`` in a daemon thread; ``result()`` waits for it and returns its value or raises its exception.
+    Daemon, unlike a ``ThreadPoolExecutor``'s workers: a build interrupted by Ctrl-C stops at once instead of waiting
+    minutes for the solver to finish a model nobody will save."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._out: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=f"build-{fn.__name__}", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._out["value"] = fn(*args)
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self._out["error"] = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
+
+
 def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], settings: Settings,
                 encoder: Encoder | None = None, progress: Callable[[str], None] | None = None,
                 category_train: Sequence[tuple[str, dict[str, int]]] = ()) -> IndexParts:
@@ -168,13 +191,12 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     # the text model's solver runs in a second thread beside the embedding head's training: each is single-threaded
     # (BLAS limited as above) and spends its time in native code, so on two cores the stage takes the longer of the
     # two rather than their sum. Each computes what it would alone: the same arrays, bit for bit
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="category-text-model") as pool:
-        text_model = pool.submit(CategoryModel.train, texts, labels, text_analyzer, weights)
-        embed = None
-        if category_train and settings.category_embed_weight > 0:  # the encoder batches a long list itself
-            x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, names)
-            embed = EmbeddingHead.train(x, y)
-        categories = text_model.result()
+    text_model = Background(CategoryModel.train, texts, labels, text_analyzer, weights)
+    embed = None
+    if category_train and settings.category_embed_weight > 0:  # the encoder batches a long list itself
+        x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, names)
+        embed = EmbeddingHead.train(x, y)
+    categories = text_model.result()
     if category_train:
         categories = replace(categories, companions=companion_shares(category_train, categories.labels),
                              known=KnownNeeds.build(category_train, compact, categories.labels), embed=embed)
