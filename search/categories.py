@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -208,6 +209,11 @@ class KnownNeeds:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @cached_property
+    def texts(self) -> list[str]:
+        """The compact texts in row order."""
+        return list(self.rows)
+
     def shares_of(self, key: str, n_labels: int) -> np.ndarray | None:
         """q(c | text) over ``n_labels`` labels for a compact text, or None when no training need has it."""
         r = self.rows.get(key)
@@ -246,6 +252,98 @@ class KnownNeeds:
 
 
 @dataclass(frozen=True)
+class NeedNeighbours:
+    """The judged training needs as neighbours: p_need(c | q), the categories the needs nearest to the query were
+    judged to want, each need voting its ``KnownNeeds`` row (its shares) with weight exp(cosine / τ) over the ``k``
+    nearest — the neighbour evidence of ML-kNN (Zhang & Zhou 2007, "ML-KNN: A lazy learning approach to multi-label
+    learning", Pattern Recognition 40(7)), kernel-weighted as the item vote is.
+
+    Where the item vote reads one category per neighbour (its main kind of service), a need's row carries the
+    also-categories a person judged: 心里堵得慌 lies near training needs judged 养生保健 *and* 电台 and 音乐, which
+    the text model and the items rarely put in the top five. The vectors are the ones the embedding head learns
+    from (each row's first wording, encoded as a served need is), in a FAISS inner-product index whose ids are the
+    ``KnownNeeds`` rows: exact below ``IVF_MIN_ROWS`` rows, else 8-bit IVF (``dense.build_faiss``'s "ivfsq8"),
+    so the search costs a fraction of a millisecond whatever the number of needs.
+    """
+
+    index: Any  # faiss.Index over the KnownNeeds rows, ids = row numbers
+
+    FILE = "category_need_vectors.faiss"
+    IVF_MIN_ROWS = 2_000
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray) -> NeedNeighbours:
+        """Index L2-normalised ``vectors``, one per ``KnownNeeds`` row in row order."""
+        from .dense import build_faiss, configure_search
+
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim != 2 or len(v) == 0:
+            raise ValueError("the need neighbours need one vector per known need")
+        index = build_faiss(v, "flat" if len(v) < cls.IVF_MIN_ROWS else "ivfsq8")
+        configure_search(index)
+        return cls(index)
+
+    def probs(self, vector: np.ndarray, known: KnownNeeds, n_labels: int, k: int, temperature: float) -> np.ndarray:
+        """p_need(c | q) over ``n_labels`` labels: Σ_j exp((cos_j − cos_max) / τ) · share_j(c) over the ``k`` nearest
+        needs j, divided by its sum (zeros when no need is found)."""
+        rows, sims = self.nearest(vector, k)
+        out = np.zeros(n_labels)
+        if len(rows) == 0:
+            return out
+        w = np.exp((sims - sims.max()) / temperature)
+        starts, ends = known.indptr[rows], known.indptr[rows + 1]
+        for wj, a, b in zip(w.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            out[known.labels[a:b]] += wj * known.shares[a:b]
+        total = out.sum()
+        return out / total if total > 0 else out
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (at most) ``k`` known-need rows nearest to ``vector``, best first, and their cosines (float64)."""
+        v = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        if v.shape[1] != self.index.d:
+            raise ValueError(f"query vector has {v.shape[1]} dimensions, the need neighbours expect {self.index.d}")
+        sims, rows = self.index.search(v, max(1, min(int(k), len(self))))
+        ok = rows[0] >= 0
+        return rows[0][ok], sims[0][ok].astype(np.float64)
+
+    def save(self, w: IndexWriter) -> None:
+        import faiss
+
+        w.blob(self.FILE, lambda p: faiss.write_index(self.index, p), "faiss",
+               "query→category model, need neighbours: FAISS inner-product index of the known needs' vectors (ids = "
+               "known-need rows)")
+
+    @classmethod
+    def load(cls, r: IndexReader, known: KnownNeeds | None) -> NeedNeighbours | None:
+        if not r.has(cls.FILE):
+            return None
+        import faiss
+
+        from .dense import configure_search
+
+        index = r.blob(cls.FILE, lambda fh: faiss.read_index(faiss.PyCallbackIOReader(fh.read)), "FAISS")
+        if known is None or index.ntotal != len(known):
+            raise IndexIntegrityError(f"the need neighbours hold {index.ntotal} vectors for "
+                                      f"{0 if known is None else len(known)} known needs", r.name(cls.FILE))
+        configure_search(index)
+        return cls(index)
+
+    @staticmethod
+    def texts(known: KnownNeeds, category_train: Sequence[tuple[str, dict[str, int]]], key: Callable[[str], str],
+              normalize: Callable[[str], str]) -> list[str]:
+        """Each known need's first wording in ``category_train``, normalised, in row order (what gets encoded)."""
+        first: dict[str, str] = {}
+        for q, _ in category_train:
+            k = key(q)
+            if k in known.rows and k not in first:
+                first[k] = normalize(q)
+        return [first[k] for k in known.rows]
+
+
+@dataclass(frozen=True)
 class CategoryModel:
     labels: tuple[str, ...]
     vectorizer: TextVectorizer
@@ -256,6 +354,7 @@ class CategoryModel:
     companions: np.ndarray | None = None
     embed: EmbeddingHead | None = None  # None = no embedding head (no training needs, or an index built before it)
     known: KnownNeeds | None = None  # None = no training needs (or an index built before known needs)
+    neighbours: NeedNeighbours | None = None  # None = not built (no training needs, δ 0, or an older index)
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -280,14 +379,20 @@ class CategoryModel:
 
     def predict(self, text_features: Sequence[str], neighbour_labels: np.ndarray, sims: np.ndarray, knn_weight: float,
                 temperature: float, query_vector: np.ndarray | None = None, embed_weight: float = 0.0,
-                known_key: str = "", known_weight: float = 0.0) -> np.ndarray:
-        """The blend of the module docstring; then, for a text a training need has (``known_key``, its compact form),
+                known_key: str = "", known_weight: float = 0.0, need_weight: float = 0.0, need_k: int = 20,
+                need_temperature: float = 0.1) -> np.ndarray:
+        """The blend of the module docstring; then (1 − δ) · p + δ · p_need(c | q) with δ = ``need_weight``
+        (``NeedNeighbours``); then, for a text a training need has (``known_key``, its compact form),
         (1 − γ) · p + γ · q(c | text) with γ = ``known_weight`` (``KnownNeeds``)."""
         p = self.text_probs(text_features)
         if knn_weight > 0 and len(neighbour_labels):
             p = (1 - knn_weight) * p + knn_weight * self.knn_probs(neighbour_labels, sims, temperature)
         if embed_weight > 0 and self.embed is not None and query_vector is not None:
             p = (1 - embed_weight) * p + embed_weight * self.embed.probs(query_vector)
+        if need_weight > 0 and self.neighbours is not None and self.known is not None and query_vector is not None:
+            q = self.neighbours.probs(query_vector, self.known, len(self.labels), need_k, need_temperature)
+            if q.sum() > 0:
+                p = (1 - need_weight) * p + need_weight * q
         if known_weight > 0:
             q = self.judged(known_key)
             if q is not None:
@@ -330,6 +435,8 @@ class CategoryModel:
             self.embed.save(w)
         if self.known is not None:
             self.known.save(w)
+        if self.neighbours is not None:
+            self.neighbours.save(w)
 
     @classmethod
     def load(cls, r: IndexReader) -> CategoryModel:
@@ -343,8 +450,9 @@ class CategoryModel:
         if companions is not None and companions.shape != (len(labels), len(labels)):
             raise IndexIntegrityError("category companions do not match the model's labels",
                                       r.name("category_companions.npy"))
+        known = KnownNeeds.load(r, len(labels))
         return cls(labels, TextVectorizer({t: i for i, t in enumerate(vocab)}, np.asarray(r.array("category_idf.npy"))),
-                   coef, intercept, companions, EmbeddingHead.load(r, len(labels)), KnownNeeds.load(r, len(labels)))
+                   coef, intercept, companions, EmbeddingHead.load(r, len(labels)), known, NeedNeighbours.load(r, known))
 
     @staticmethod
     def label_names(labels: Sequence[str]) -> tuple[str, ...]:
@@ -478,4 +586,4 @@ def embedding_rows(items: Sequence, item_vectors: np.ndarray, category_train: Se
     return x, y
 
 
-__all__ = ["CategoryModel", "EmbeddingHead", "KnownNeeds", "companion_shares", "embedding_rows", "training_items", "training_rows"]
+__all__ = ["CategoryModel", "EmbeddingHead", "KnownNeeds", "NeedNeighbours", "companion_shares", "embedding_rows", "training_items", "training_rows"]

@@ -147,6 +147,16 @@ class Settings:
     # only say that more is more (their most likely category judged relevant: 0.9885 at 0, 1.0 at 0.5), and no dev
     # need is a training need
     category_known_weight: float = 0.5
+    # δ: weight of the nearest judged training needs' categories (search/categories.py, ``NeedNeighbours``; 0 = not
+    # built, not used), k needs voting with weight exp(cosine / τ). On the training needs' two folds (each fold's
+    # index built without it, all its held-out needs served; dev unused), category precision@10 / facet recall@10 of
+    # the served pages: δ 0 0.658 / 0.810; δ 0.1, k 20, τ 0.1 0.658 / 0.817; δ 0.15, k 30, τ 0.1 0.657 / 0.820;
+    # δ 0.2, k 30, τ 0.2 0.654 / 0.820; δ 0.15, k 10, τ 0.05 0.652 / 0.823; δ 0.3 (k 10 / 20) 0.630 / 0.821, 0.644 /
+    # 0.826. The facet floor moves along the old curve (from p 0.045 / 0.06: 0.641 / 0.826, 0.672 / 0.795); δ 0.1
+    # keeps the precision and takes the recall (CHANGELOG)
+    category_need_weight: float = 0.1
+    category_need_neighbours: int = 20
+    category_need_temperature: float = 0.1
     category_weight: float = 0.4  # re-rank prior: relevance += weight · p(item's category | need)
     # a category is one of the need's facets from this probability (see companion_min_share). Chosen on the training
     # needs' two folds (as β above) to keep the category precision@10 the pages had before the embedding head (0.671)
@@ -278,6 +288,10 @@ class Settings:
             raise ConfigError("embedding_cache_size must be in 0..10000000")
         if not (0.0 <= self.category_known_weight <= 1.0):
             raise ConfigError(f"category_known_weight must be in 0..1, got {self.category_known_weight}")
+        if not (0.0 <= self.category_need_weight <= 1.0) or not (1 <= self.category_need_neighbours <= 1000) \
+                or not self.category_need_temperature > 0:
+            raise ConfigError("category_need_weight must be in 0..1, category_need_neighbours in 1..1000 and "
+                              "category_need_temperature > 0")
         if not (0.0 <= self.category_embed_weight <= 1.0):
             raise ConfigError(f"category_embed_weight must be in 0..1, got {self.category_embed_weight}")
         if not (0.0 <= self.category_knn_weight <= 1.0) or self.category_knn_temperature <= 0:

@@ -287,11 +287,13 @@ class FuzzyRecommender:
         codes[ok] = per_doc[near[ok]]
         keep = codes >= 0
         beta = s.category_embed_weight if self.categories.embed is not None else 0.0
-        if beta > 0 and qv is None:
+        delta = s.category_need_weight if self.categories.neighbours is not None else 0.0
+        if (beta > 0 or delta > 0) and qv is None:
             qv = self.encoder(a.need_text)
         return self.categories.predict(a.need_features, codes[keep], sims[:m][keep], s.category_knn_weight,
                                        s.category_knn_temperature, qv, beta, a.need_key,
-                                       s.category_known_weight)
+                                       s.category_known_weight, delta, s.category_need_neighbours,
+                                       s.category_need_temperature)
 
     def facets_of(self, p: np.ndarray | None) -> list[tuple[str, float]]:
         if p is None or self.categories is None:

@@ -30,6 +30,7 @@ from .categories import (
     CategoryModel,
     EmbeddingHead,
     KnownNeeds,
+    NeedNeighbours,
     companion_shares,
     embedding_rows,
     training_rows,
@@ -192,14 +193,30 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     # (BLAS limited as above) and spends its time in native code, so on two cores the stage takes the longer of the
     # two rather than their sum. Each computes what it would alone: the same arrays, bit for bit
     text_model = Background(CategoryModel.train, texts, labels, text_analyzer, weights)
-    embed = None
-    if category_train and settings.category_embed_weight > 0:  # the encoder batches a long list itself
-        x, y = embedding_rows(items, vectors, category_train, encoder.encode, normalize, names)
-        embed = EmbeddingHead.train(x, y)
+    embed, known, neighbours = None, None, None
+    if category_train:
+        known = KnownNeeds.build(category_train, compact, names)
+        # the training needs' vectors, encoded once (the encoder batches a long list itself) for the head and the
+        # need neighbours
+        encoded: dict[str, np.ndarray] = {}
+
+        def need_vectors(batch: list[str]) -> np.ndarray:
+            todo = list(dict.fromkeys(t for t in batch if t not in encoded))
+            if todo:
+                encoded.update(zip(todo, encoder.encode(todo), strict=True))
+            return np.vstack([encoded[t] for t in batch]) if batch else np.zeros((0, vectors.shape[1]), np.float32)
+
+        need_vectors(list(dict.fromkeys(t for t in (normalize(q) for q, _ in category_train) if t)))
+        if settings.category_embed_weight > 0:
+            x, y = embedding_rows(items, vectors, category_train, need_vectors, normalize, names)
+            embed = EmbeddingHead.train(x, y)
+        if settings.category_need_weight > 0 and len(known):
+            neighbours = NeedNeighbours.build(need_vectors(NeedNeighbours.texts(known, category_train, compact,
+                                                                                normalize)))
     categories = text_model.result()
     if category_train:
         categories = replace(categories, companions=companion_shares(category_train, categories.labels),
-                             known=KnownNeeds.build(category_train, compact, categories.labels), embed=embed)
+                             known=known, embed=embed, neighbours=neighbours)
     alternatives = None
     if len(items) <= settings.alternatives_max_items:
         say(f"alternatives ({len(items)} items)")

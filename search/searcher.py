@@ -230,7 +230,18 @@ class Searcher:
         out["facets"] = [{"category": c, "p": round(pc, 4), "seats": "one" if c in one else "shared"}
                          for c, pc in facets]
         out["known_need"] = self._known_need(a)
+        out["similar_needs"] = self._similar_needs(a)
         return out
+
+    def _similar_needs(self, a: Analysis, n: int = 5) -> list[dict[str, Any]] | None:
+        """The judged training needs nearest to the query (``categories.NeedNeighbours``), as ``/explain`` shows
+        them; None when the index has none or the settings leave them out."""
+        model = self.parts.categories
+        if model is None or model.neighbours is None or model.known is None or self.settings.category_need_weight <= 0:
+            return None
+        rows, sims = model.neighbours.nearest(self.query_encoder(a.need_text), n)
+        texts = model.known.texts
+        return [{"need": texts[r], "cosine": round(c, 4)} for r, c in zip(rows.tolist(), sims.tolist(), strict=True)]
 
     def _known_need(self, a: Analysis) -> list[dict[str, Any]] | None:
         """The judged categories of the training need the query is (``categories.KnownNeeds``), as ``/explain``

@@ -12,6 +12,7 @@ from search.categories import (
     CategoryModel,
     EmbeddingHead,
     KnownNeeds,
+    NeedNeighbours,
     companion_shares,
     embedding_rows,
     training_items,
@@ -240,6 +241,89 @@ def test_known_needs_round_trip_and_rows_that_do_not_fit_are_refused(tmp_path):
         assert CategoryModel.load(r).known is None  # an index built before known needs loads without them
     for name in ("bad label", "bad offsets", "bad shares"):
         with IndexReader(tmp_path / name) as r, pytest.raises(IndexIntegrityError, match="category_known_indptr.npy"):
+            CategoryModel.load(r)
+
+
+# three judged needs on a plane: 睡不着 (1, 0), 心里堵 (0.8, 0.6), 饿了 (0, 1)
+NEED_TRAIN = [("睡不着", {"音乐": 2}), ("心里 堵!", {"养生保健": 2, "音乐": 2}), ("饿了", {"外卖": 2}),
+              ("心里堵", {"养生保健": 1})]
+NEED_VECTORS = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], np.float32)
+
+
+def _neighbours() -> tuple[KnownNeeds, NeedNeighbours]:
+    known = KnownNeeds.build(NEED_TRAIN, _key, LABELS)
+    return known, NeedNeighbours.build(NEED_VECTORS)
+
+
+def test_need_neighbours_vote_their_judged_shares_by_a_cosine_kernel():
+    known, nn = _neighbours()
+    # the query (1, 0): 睡不着 at cosine 1 and 心里堵 at 0.8 are the 2 nearest; weights exp(0) = 1 and
+    # exp(−0.2 / 0.1) = e^−2; 心里堵's row: 养生保健 1.5, 音乐 1 → shares 0.6 / 0.4
+    w = np.exp(-2.0)
+    want = np.array([0.6 * w, 0.0, 0.0, 1.0 + 0.4 * w]) / (1.0 + w)
+    assert np.allclose(nn.probs(np.array([1.0, 0.0]), known, 4, 2, 0.1), want)
+    rows, sims = nn.nearest(np.array([0.0, 1.0]), 5)  # k beyond the rows: all of them, best first
+    assert [known.texts[r] for r in rows] == ["饿了", "心里堵", "睡不着"] and np.allclose(sims, [1.0, 0.6, 0.0])
+    # a wide kernel: the three votes nearly equal, so 饿了's 外卖 takes about a third
+    assert nn.probs(np.array([1.0, 0.0]), known, 4, 3, 100.0)[1] == pytest.approx(1 / 3, abs=0.01)
+    with pytest.raises(ValueError, match="3 dimensions"):
+        nn.probs(np.ones(3), known, 4, 2, 0.1)
+
+
+def test_need_neighbours_encode_each_known_need_s_first_wording():
+    known = KnownNeeds.build(NEED_TRAIN, _key, LABELS)
+    assert NeedNeighbours.texts(known, NEED_TRAIN, _key, normalize) == ["睡不着", normalize("心里 堵!"), "饿了"]
+
+
+def test_need_neighbours_take_their_weight_of_the_blend():
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    analyzer = make_analyzer(lambda t: t.split())
+    known, nn = _neighbours()
+    m = replace(CategoryModel.train(texts, labels, analyzer, weights), known=known, neighbours=nn)
+    f, none, qv = analyzer("难受"), np.zeros(0, dtype=np.int64), np.array([0.0, 1.0], np.float32)
+    p = m.predict(f, none, none, 0.25, 0.05)
+    q = nn.probs(qv, known, 4, 2, 0.1)
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, qv, 0.0, "", 0.0, 0.3, 2, 0.1), 0.7 * p + 0.3 * q)
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, qv, 0.0, "", 0.0, 0.0, 2, 0.1), p)  # δ 0: not read
+    assert np.allclose(m.predict(f, none, none, 0.25, 0.05, None, 0.0, "", 0.0, 0.3, 2, 0.1), p)  # no vector
+    # a need typed as a judged one: its judged categories are blended last, over the neighbours' blend
+    judged = known.shares_of("饿了", 4)
+    got = m.predict(f, none, none, 0.25, 0.05, qv, 0.0, "饿了", 0.5, 0.3, 2, 0.1)
+    assert np.allclose(got, 0.5 * (0.7 * p + 0.3 * q) + 0.5 * judged)
+
+
+def test_need_neighbours_over_many_needs_use_an_ivf_index_and_find_a_need_s_own_wording():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(NeedNeighbours.IVF_MIN_ROWS, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    nn = NeedNeighbours.build(v)
+    assert "IVF" in type(nn.index).__name__ and len(nn) == len(v)
+    for r in (0, 777, len(v) - 1):
+        rows, sims = nn.nearest(v[r], 3)
+        assert rows[0] == r and sims[0] == pytest.approx(1.0, abs=0.02)
+    assert "IVF" not in type(NeedNeighbours.build(v[:10]).index).__name__  # a few needs: searched exactly
+
+
+def test_need_neighbours_round_trip_and_a_count_that_does_not_match_the_known_needs_is_refused(tmp_path):
+    texts, labels, weights = training_rows(ITEMS, [], normalize)
+    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    known, nn = _neighbours()
+    cases = {"with": replace(m, known=known, neighbours=nn), "without": replace(m, known=known),
+             "fewer needs": replace(m, known=KnownNeeds.build(NEED_TRAIN[:1], _key, LABELS), neighbours=nn),
+             "no known needs": replace(m, neighbours=nn)}
+    for name, model in cases.items():
+        w = IndexWriter(tmp_path / name)
+        model.save(w)
+        w.commit({})
+    with IndexReader(tmp_path / "with") as r:
+        back = CategoryModel.load(r)
+    assert back.neighbours is not None
+    qv = np.array([0.6, 0.8], np.float32)
+    assert np.array_equal(back.neighbours.probs(qv, back.known, 4, 2, 0.1), nn.probs(qv, known, 4, 2, 0.1))
+    with IndexReader(tmp_path / "without") as r:
+        assert CategoryModel.load(r).neighbours is None  # an index built without them loads without them
+    for name in ("fewer needs", "no known needs"):
+        with IndexReader(tmp_path / name) as r, pytest.raises(IndexIntegrityError, match=NeedNeighbours.FILE):
             CategoryModel.load(r)
 
 

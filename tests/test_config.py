@@ -18,7 +18,9 @@ def test_search_threads_auto_depends_on_worker_processes():
                                          ("max_companions", -1), ("max_companions", 11),
                                          ("tag_extra_candidates", -1), ("tag_candidate_min_strength", 0.0),
                                          ("tag_candidate_min_strength", 1.5), ("facet_probe_min_relevance", -0.1),
-                                         ("facet_probe_min_relevance", 1.5)])
+                                         ("facet_probe_min_relevance", 1.5), ("category_need_weight", -0.1),
+                                         ("category_need_weight", 1.1), ("category_need_neighbours", 0),
+                                         ("category_need_neighbours", 1001), ("category_need_temperature", 0.0)])
 def test_out_of_range_values_rejected(field, value):
     with pytest.raises(ConfigError):
         Settings(**{field: value})

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import settings_for
 
 from search.config import Thresholds
 from search.errors import InvalidQueryError
@@ -369,3 +370,35 @@ def test_a_discontinued_service_is_found_by_name_but_never_recommended(searcher5
             r = s.search(name, 10)
             assert r.direct_hit is not None and r.direct_hit.name == name
             assert not (gone - {name}) & {h.name for h in r.results[1:]}
+
+
+NEED_TRAIN = [("失眠睡不着", {"音乐": 2, "养生保健": 1}), ("晚上睡不好", {"养生保健": 2, "音乐": 1}),
+              ("肚子饿了", {"外卖": 2, "餐饮店": 1}), ("想吃点东西", {"餐饮店": 2, "外卖": 2}),
+              ("孩子发烧了", {"问诊挂号": 2, "医疗服务": 1})]
+
+
+def test_the_nearest_judged_needs_are_stored_blended_and_shown(items50, train50, tmp_path):
+    """The index keeps the judged training needs' vectors (``categories.NeedNeighbours``): a need near them takes
+    δ of their categories, ``/explain`` lists them, and the index loads them back; δ 0 builds none."""
+    from search.categories import NeedNeighbours
+
+    s = Searcher.build(items50, train50, settings_for(), category_train=NEED_TRAIN)
+    assert s.parts.categories.neighbours is not None and len(s.parts.categories.neighbours) == len(NEED_TRAIN)
+    shown = s.explain("晚上失眠睡不着")["similar_needs"]
+    assert len(shown) == 5 and shown[0]["need"] in {"失眠睡不着", "晚上睡不好"}
+    assert [x["cosine"] for x in shown] == sorted((x["cosine"] for x in shown), reverse=True)
+    s.save(tmp_path / "index")
+    manifest = (tmp_path / "index" / "manifest.json").read_text(encoding="utf-8")
+    assert NeedNeighbours.FILE in manifest
+    back = Searcher.load(tmp_path / "index", settings_for())
+    assert back.explain("晚上失眠睡不着")["similar_needs"] == shown
+    a = back.analyzer.analyze("晚上失眠睡不着")
+    with_needs = back._category_probs(a)
+    without = Searcher.load(tmp_path / "index", settings_for(category_need_weight=0.0))
+    assert without.explain("晚上失眠睡不着")["similar_needs"] is None
+    p = without._category_probs(without.analyzer.analyze("晚上失眠睡不着"))
+    assert not np.allclose(p, with_needs)  # δ 0.1 of the neighbours' 音乐 / 养生保健 moved the estimate
+    i = s.parts.categories.index
+    assert with_needs[i["音乐"]] + with_needs[i["养生保健"]] > p[i["音乐"]] + p[i["养生保健"]]
+    none = Searcher.build(items50, train50, settings_for(category_need_weight=0.0), category_train=NEED_TRAIN)
+    assert none.parts.categories.neighbours is None and none.parts.categories.known is not None

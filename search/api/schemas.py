@@ -232,6 +232,9 @@ class ExplainOut(BaseModel):
     known_need: list[dict[str, Any]] | None = Field(None, description="the judged categories, with their shares, of "
                                                     "the training need typed exactly so (blended into categories), "
                                                     "or null")
+    similar_needs: list[dict[str, Any]] | None = Field(None, description="the judged training needs nearest to the "
+                                                       "query (need and cosine), whose categories are blended into "
+                                                       "categories, or null when the index has none")
 
 
 # --- traffic: behaviour events and suggest selections (search/events.py) ----------------------------------------
