@@ -17,8 +17,11 @@ Three estimates, blended (``Settings.category_knn_weight`` = α, ``Settings.cate
   softmax over one label does. Three such networks from different random starts are averaged (bagging), so the
   pages do not move with one network's start; the mean outputs are divided by their sum to blend.
 
-p(c | q) = (1 − β) · [(1 − α) · p_text(c | q) + α · p_knn(c | q)] + β · p_emb(c | q); a need typed exactly as a judged
-training need then takes γ of its judged categories (``KnownNeeds``, ``Settings.category_known_weight`` = γ). The
+p(c | q) = (1 − β) · [(1 − α) · p_text(c | q) + α · p_knn(c | q)] + β · p_emb(c | q); then the judged training needs
+nearest to the query by sentence vector vote their judged categories, δ of the estimate (``NeedNeighbours``,
+``Settings.category_need_weight`` = δ: where an item carries one category, a judged need carries its
+also-categories too); a need typed exactly as a judged training need then takes γ of its judged categories
+(``KnownNeeds``, ``Settings.category_known_weight`` = γ). The
 recommender uses it as a prior, to fetch extra
 candidates of the top categories, to give the main category more slots and to order the page's groups; ``/explain``
 shows it.
