@@ -292,16 +292,16 @@ def test_need_neighbours_take_their_weight_of_the_blend():
     assert np.allclose(got, 0.5 * (0.7 * p + 0.3 * q) + 0.5 * judged)
 
 
-def test_need_neighbours_over_many_needs_use_an_ivf_index_and_find_a_need_s_own_wording():
+def test_need_neighbours_over_many_needs_use_a_graph_and_find_a_need_s_own_wording():
     rng = np.random.default_rng(0)
-    v = rng.normal(size=(NeedNeighbours.IVF_MIN_ROWS, 16)).astype(np.float32)
+    v = rng.normal(size=(NeedNeighbours.GRAPH_MIN_ROWS, 16)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     nn = NeedNeighbours.build(v)
-    assert "IVF" in type(nn.index).__name__ and len(nn) == len(v)
+    assert "HNSW" in type(nn.index).__name__ and len(nn) == len(v) and nn.index.hnsw.efSearch == NeedNeighbours.EF_SEARCH
     for r in (0, 777, len(v) - 1):
         rows, sims = nn.nearest(v[r], 3)
         assert rows[0] == r and sims[0] == pytest.approx(1.0, abs=0.02)
-    assert "IVF" not in type(NeedNeighbours.build(v[:10]).index).__name__  # a few needs: searched exactly
+    assert "HNSW" not in type(NeedNeighbours.build(v[:10]).index).__name__  # a few needs: searched exactly
 
 
 def test_need_neighbours_round_trip_and_a_count_that_does_not_match_the_known_needs_is_refused(tmp_path):
