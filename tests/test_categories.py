@@ -89,16 +89,25 @@ def test_companions_of_keeps_the_share_floor_and_the_order():
     assert m.companions_of("菜谱", 0.1, 3) == []  # a main category of no need
 
 
-def test_companions_round_trip_and_a_table_of_the_wrong_shape_is_refused(tmp_path):
+def _trained() -> CategoryModel:
     texts, labels, weights = training_rows(ITEMS, [], normalize)
-    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
-    train = [("饿了", {"外卖": 2, "菜谱": 1})] * 3
-    cases = {"with": replace(m, companions=companion_shares(train, m.labels, min_support=1)), "without": m,
-             "bad": replace(m, companions=np.zeros((len(m.labels), len(m.labels) + 1), dtype=np.float32))}
+    return CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+
+
+def _save_all(tmp_path, cases: dict[str, CategoryModel]) -> None:
+    """Each model saved as an index folder named by its case."""
     for name, model in cases.items():
         w = IndexWriter(tmp_path / name)
         model.save(w)
         w.commit({})
+
+
+def test_companions_round_trip_and_a_table_of_the_wrong_shape_is_refused(tmp_path):
+    m = _trained()
+    train = [("饿了", {"外卖": 2, "菜谱": 1})] * 3
+    cases = {"with": replace(m, companions=companion_shares(train, m.labels, min_support=1)), "without": m,
+             "bad": replace(m, companions=np.zeros((len(m.labels), len(m.labels) + 1), dtype=np.float32))}
+    _save_all(tmp_path, cases)
     with IndexReader(tmp_path / "with") as r:
         back = CategoryModel.load(r)
     assert np.array_equal(back.companions, cases["with"].companions) and back.companions_of("外卖", 0.5, 2) == ["菜谱"]
@@ -305,16 +314,11 @@ def test_need_neighbours_over_many_needs_use_a_graph_and_find_a_need_s_own_wordi
 
 
 def test_need_neighbours_round_trip_and_a_count_that_does_not_match_the_known_needs_is_refused(tmp_path):
-    texts, labels, weights = training_rows(ITEMS, [], normalize)
-    m = CategoryModel.train(texts, labels, make_analyzer(lambda t: t.split()), weights)
+    m = _trained()
     known, nn = _neighbours()
-    cases = {"with": replace(m, known=known, neighbours=nn), "without": replace(m, known=known),
-             "fewer needs": replace(m, known=KnownNeeds.build(NEED_TRAIN[:1], _key, LABELS), neighbours=nn),
-             "no known needs": replace(m, neighbours=nn)}
-    for name, model in cases.items():
-        w = IndexWriter(tmp_path / name)
-        model.save(w)
-        w.commit({})
+    _save_all(tmp_path, {"with": replace(m, known=known, neighbours=nn), "without": replace(m, known=known),
+                         "fewer needs": replace(m, known=KnownNeeds.build(NEED_TRAIN[:1], _key, LABELS), neighbours=nn),
+                         "no known needs": replace(m, neighbours=nn)})
     with IndexReader(tmp_path / "with") as r:
         back = CategoryModel.load(r)
     assert back.neighbours is not None
