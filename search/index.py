@@ -206,7 +206,8 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
                 encoded.update(zip(todo, encoder.encode(todo), strict=True))
             return np.vstack([encoded[t] for t in batch]) if batch else np.zeros((0, vectors.shape[1]), np.float32)
 
-        need_vectors(list(dict.fromkeys(t for t in (normalize(q) for q, _ in category_train) if t)))
+        if settings.category_embed_weight > 0 or settings.category_need_weight > 0:  # one batch for both
+            need_vectors(list(dict.fromkeys(t for t in (normalize(q) for q, _ in category_train) if t)))
         if settings.category_embed_weight > 0:
             x, y = embedding_rows(items, vectors, category_train, need_vectors, normalize, names)
             embed = EmbeddingHead.train(x, y)
