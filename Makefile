@@ -77,7 +77,7 @@ eval: index ## offline relevance evaluation on the dev and hard dev sets, the he
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/pinyin.jsonl --relevance categories --out eval/out/pinyin
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/typos.jsonl --relevance categories --out eval/out/typos
 
-eval-folds: $(STAMP) ## the page on held-out training needs: two contiguous folds, an index built for each (about 10 min on 2 cores)
+eval-folds: $(STAMP) ## the page on held-out training needs: two contiguous folds, an index built for each (about 11 min on 2 cores)
 	$(BUILD_ENV) $(PY) -m eval folds --folds 2 --out eval/out/folds
 
 eval-external: index ## external benchmarks from ../shared/data (skips cleanly when absent)
