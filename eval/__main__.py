@@ -1,4 +1,4 @@
-"""``python -m eval {run,external,folds,compare,tune,mine,simulate,agreement,loop}`` — see eval/README.md."""
+"""``python -m eval {run,external,folds,compare,tune,mine,simulate,agreement,loop,titles}`` — see eval/README.md."""
 
 from __future__ import annotations
 
@@ -119,9 +119,10 @@ def _training_sets(settings: Settings, taxonomy: Sequence[str], need_categories:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from search.catalog import load_catalog, load_taxonomy
+    from search.catalog import load_catalog, load_taxonomy, query_key
 
     from .folds import fold_eval, markdown
+    from .titles import title_rows
 
     if args.limit is not None and args.limit < 1:
         raise ZhidaError("--limit must be at least 1")
@@ -129,9 +130,13 @@ def cmd_folds(args: argparse.Namespace) -> int:
     tax = load_taxonomy(settings.taxonomy_path)
     items = load_catalog(settings.catalog_path, settings.taxonomy_path)
     train, cat_train = _training_sets(settings, tax, need_categories=True)
+    titles = title_rows(settings.category_train_path)  # knowledge: never held out, withheld from a fold naming it
+    needs = [r for r in cat_train if query_key(r[0]) not in titles]
+    always = [r for r in cat_train if query_key(r[0]) in titles]
     try:
-        rep = fold_eval(items, train, cat_train, settings, args.folds, args.limit,
-                        progress=lambda m: print(m, file=sys.stderr))
+        rep = fold_eval(items, train, needs, settings, args.folds, args.limit,
+                        progress=lambda m: print(m, file=sys.stderr), always=always,
+                        subjects=[titles[query_key(q)] for q, _ in always])
     except ValueError as exc:
         raise ZhidaError(str(exc)) from exc
     out = Path(args.out)
@@ -195,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loop_arguments(lp)
     lp.set_defaults(func=cmd_loop)
+    ti = sub.add_parser("titles", help="write the content titles' training needs into the category training file")
+    from .titles import add_arguments as titles_arguments
+    from .titles import cmd_titles
+
+    titles_arguments(ti)
+    ti.set_defaults(func=cmd_titles)
     t = sub.add_parser("tune", help="sweep the routing thresholds and recommend a pair")
     from .tuning import add_arguments
 

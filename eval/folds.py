@@ -39,15 +39,26 @@ def contiguous_folds(n: int, k: int) -> list[range]:
 
 def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
               category_train: Sequence[tuple[str, dict[str, int]]], settings: Settings, k: int = 2,
-              limit: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              limit: int | None = None, progress: Callable[[str], None] | None = None,
+              always: Sequence[tuple[str, dict[str, int]]] = (), subjects: Sequence[str] | None = None
+              ) -> dict[str, Any]:
     """Per fold and pooled over the folds: need figures of the served page with 95 % bootstrap intervals, and the
     category model's top-1 / top-3 and recall@n on the held-out needs. ``limit`` scores at most that many needs per
-    fold (evenly spaced through the block), for a quicker run."""
+    fold (evenly spaced through the block), for a quicker run. ``always``: rows in every fold's training and never
+    held out — knowledge rather than needs (the content titles of ``eval.titles``), so the blocks stay those of the
+    needs — except in a fold that holds out a need about the same thing: ``subjects`` names what each row is about
+    (its title; by default the row's text), and a fold leaves out the rows whose subject occurs in one of its
+    held-out needs (琅琊榜全集 while 琅琊榜演员表 is held out), so a fold still holds out needs unlike any trained."""
     category_of = {it.id: it.category for it in items}
     size = category_sizes(items)
     folds, pooled, skipped = [], {m: [] for m in ("category_precision@10", "facet_recall@10")}, 0
+    subj = [query_key(x) for x in (subjects if subjects is not None else (q for q, _ in always))]
+    if len(subj) != len(always):
+        raise ValueError("one subject per row trained always")
     for i, block in enumerate(contiguous_folds(len(category_train), k)):
-        train = [r for j, r in enumerate(category_train) if j not in block]
+        held_keys = [query_key(category_train[j][0]) for j in block]
+        kept = [r for r, x in zip(always, subj, strict=True) if not any(x in k for k in held_keys)]
+        train = [r for j, r in enumerate(category_train) if j not in block] + kept
         known = {query_key(q) for q, _ in train}
         held = [j for j in block if query_key(category_train[j][0]) not in known]
         skipped += len(block) - len(held)
@@ -61,13 +72,15 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
             progress(f"fold {i + 1}/{k}: serving {len(needs)} held-out needs")
         run = run_systems(s, needs, depth=PAGE_K, systems=("router",)).runs["router"]
         per = M.need_scores(run, needs, category_of, size)
-        row: dict[str, Any] = {"rows": f"{block.start}-{block.stop - 1}", "needs": len(needs)}
+        row: dict[str, Any] = {"rows": f"{block.start}-{block.stop - 1}", "needs": len(needs),
+                               "always_trained": len(kept)}
         for m in pooled:
             pooled[m] += per[m]
             row[m] = M.mean(per[m])
         row["category_model"] = category_model_report(s, needs)
         folds.append(row)
-    out: dict[str, Any] = {"kind": "zhida-fold-report", "folds": folds, "k": k, "skipped_duplicates": skipped}
+    out: dict[str, Any] = {"kind": "zhida-fold-report", "folds": folds, "k": k, "skipped_duplicates": skipped,
+                           "always_trained": len(always)}
     for m, v in pooled.items():
         out[m] = M.mean_interval(v)
     return out
@@ -84,7 +97,9 @@ def markdown(r: dict[str, Any]) -> str:
     p, fr = r["category_precision@10"], r["facet_recall@10"]
     lines += ["", f"all folds: category precision@10 {p['mean']:.3f} [{p['low']:.3f}, {p['high']:.3f}] (n={p['n']}) · "
                   f"facet recall@10 {fr['mean']:.3f} [{fr['low']:.3f}, {fr['high']:.3f}] (n={fr['n']}); 95 % bootstrap "
-                  f"intervals; {r['skipped_duplicates']} held-out rows skipped as training rows of their fold"]
+                  f"intervals; {r['skipped_duplicates']} held-out rows skipped as training rows of their fold"
+                  + (f"; of {r['always_trained']} content-title rows, each fold trained those about nothing it held out "
+                     f"({', '.join(str(f.get('always_trained')) for f in r['folds'])})" if r.get("always_trained") else "")]
     return "\n".join(lines)
 
 

@@ -58,6 +58,27 @@ def test_fold_eval_scores_held_out_needs_only(items50, train50, monkeypatch):
     assert "all folds" in F.markdown(rep)
 
 
+def test_rows_trained_always_are_never_scored_and_withheld_from_a_fold_naming_them(items50, train50, monkeypatch):
+    trained_on = []
+    build = Searcher.build
+
+    def spy(items, train, settings=None, encoder=None, progress=None, category_train=()):
+        trained_on.append({query_key(q) for q, _ in category_train})
+        return build(items, train, settings, encoder, progress, category_train)
+
+    monkeypatch.setattr(Searcher, "build", spy)
+    always = [("琅琊榜全集", {"视频": 2}), ("听点歌吧", {"音乐": 2})]
+    rep = F.fold_eval(items50, train50, CATEGORY_TRAIN, settings_for(), k=2, always=always, subjects=["琅琊榜", "听点歌"])
+    assert [f["needs"] for f in rep["folds"]] == [5, 5]  # the same blocks of needs as without them
+    # the first fold holds out 想听点歌, which names the second row's subject: that row sits the fold out
+    assert query_key("琅琊榜全集") in trained_on[0] and query_key("听点歌吧") not in trained_on[0]
+    assert {query_key("琅琊榜全集"), query_key("听点歌吧")} <= trained_on[1]
+    assert [f["always_trained"] for f in rep["folds"]] == [1, 2]
+    assert rep["always_trained"] == 2 and "(1, 2)" in F.markdown(rep)
+    with pytest.raises(ValueError, match="subject"):
+        F.fold_eval(items50, train50, CATEGORY_TRAIN, settings_for(), k=2, always=always, subjects=["琅琊榜"])
+
+
 def test_fold_eval_limit_spreads_over_the_block(items50, train50):
     rep = F.fold_eval(items50, train50, CATEGORY_TRAIN, settings_for(), k=2, limit=2)
     assert [f["needs"] for f in rep["folds"]] == [2, 2]
