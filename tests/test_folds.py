@@ -36,15 +36,21 @@ CATEGORY_TRAIN = [
 ]
 
 
-def test_fold_eval_scores_held_out_needs_only(items50, train50, monkeypatch):
-    trained_on = []
+@pytest.fixture
+def trained_on(monkeypatch):
+    """The category training needs of every index a fold builds, in build order."""
+    seen: list[set[str]] = []
     build = Searcher.build
 
     def spy(items, train, settings=None, encoder=None, progress=None, category_train=()):
-        trained_on.append({query_key(q) for q, _ in category_train})
+        seen.append({query_key(q) for q, _ in category_train})
         return build(items, train, settings, encoder, progress, category_train)
 
     monkeypatch.setattr(Searcher, "build", spy)
+    return seen
+
+
+def test_fold_eval_scores_held_out_needs_only(items50, train50, trained_on):
     rep = F.fold_eval(items50, train50, CATEGORY_TRAIN, settings_for(), k=2)
     assert len(trained_on) == 2 and len(rep["folds"]) == 2
     assert rep["skipped_duplicates"] == 2  # each 想吃火锅 is a training row of the other's fold
@@ -58,15 +64,7 @@ def test_fold_eval_scores_held_out_needs_only(items50, train50, monkeypatch):
     assert "all folds" in F.markdown(rep)
 
 
-def test_rows_trained_always_are_never_scored_and_withheld_from_a_fold_naming_them(items50, train50, monkeypatch):
-    trained_on = []
-    build = Searcher.build
-
-    def spy(items, train, settings=None, encoder=None, progress=None, category_train=()):
-        trained_on.append({query_key(q) for q, _ in category_train})
-        return build(items, train, settings, encoder, progress, category_train)
-
-    monkeypatch.setattr(Searcher, "build", spy)
+def test_rows_trained_always_are_never_scored_and_withheld_from_a_fold_naming_them(items50, train50, trained_on):
     always = [("琅琊榜全集", {"视频": 2}), ("听点歌吧", {"音乐": 2})]
     rep = F.fold_eval(items50, train50, CATEGORY_TRAIN, settings_for(), k=2, always=always, subjects=["琅琊榜", "听点歌"])
     assert [f["needs"] for f in rep["folds"]] == [5, 5]  # the same blocks of needs as without them
