@@ -57,7 +57,7 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
         raise ValueError("one subject per row trained always")
     for i, block in enumerate(contiguous_folds(len(category_train), k)):
         held_keys = [query_key(category_train[j][0]) for j in block]
-        kept = [r for r, x in zip(always, subj, strict=True) if not any(x in k for k in held_keys)]
+        kept = [r for r, x in zip(always, subj, strict=True) if not any(x in h for h in held_keys)]
         train = [r for j, r in enumerate(category_train) if j not in block] + kept
         known = {query_key(q) for q, _ in train}
         held = [j for j in block if query_key(category_train[j][0]) not in known]
