@@ -97,7 +97,8 @@ def load_kinds(path: str | Path, taxonomy: Iterable[str]) -> list[Kind]:
         if not phr or phr[0].text != "{}":
             raise ZhidaError(f"{where}: the first phrasing must be the bare title, '{{}}'")
         phrased_only = k.get("phrased_only", [])
-        if not isinstance(phrased_only, list) or not set(phrased_only) <= set(titles):
+        if (not isinstance(phrased_only, list) or not all(isinstance(t, str) for t in phrased_only)
+                or not set(phrased_only) <= set(titles)):
             raise ZhidaError(f"{where}: phrased_only must list some of the kind's titles")
         if phrased_only and len(phr) < 2:
             raise ZhidaError(f"{where}: phrased_only titles need a phrasing besides the bare title")
@@ -114,6 +115,7 @@ def title_needs(kinds: Sequence[Kind], seed: int, names: set[str], held_out: Seq
     ``held_out``: query keys of the evaluation queries; ``trained``: query keys of the training needs already judged
     by hand."""
     rng = random.Random(seed)
+    trained, held_exact = set(trained), set(held_out)  # the caller's set stays as it was
     rows: list[dict[str, Any]] = []
     left: dict[str, list[str]] = {"catalog name": [], "in an evaluation query": [], "already a training need": []}
     first: dict[str, tuple[Kind, str]] = {}
@@ -139,7 +141,7 @@ def title_needs(kinds: Sequence[Kind], seed: int, names: set[str], held_out: Seq
                 continue
             q = p.text.format(title)
             qk = query_key(q)
-            if qk in trained or qk in held_out:
+            if qk in trained or qk in held_exact:
                 left["already a training need"].append(q)
                 continue
             trained.add(qk)

@@ -48,8 +48,10 @@ def test_each_title_gives_its_bare_form_and_one_phrasing(tmp_path):
 
 def test_catalog_names_evaluation_queries_and_judged_needs_are_left_alone(tmp_path):
     kinds = T.load_kinds(_source(tmp_path, KINDS), TAX)
+    trained = {query_key("登高")}
     rows, left = T.title_needs(kinds, 1, names={query_key("陈奕迅")}, held_out=[query_key("我想看隐秘的角落")],
-                               trained={query_key("登高")})
+                               trained=trained)
+    assert trained == {query_key("登高")}  # not the rows it wrote
     qs = {r["query"] for r in rows}
     assert left["catalog name"] == ["陈奕迅"] and not any(q.startswith("陈奕迅") for q in qs)
     assert left["in an evaluation query"] == ["隐秘的角落"] and not any(q.startswith("隐秘的角落") for q in qs)
@@ -65,6 +67,8 @@ def test_catalog_names_evaluation_queries_and_judged_needs_are_left_alone(tmp_pa
     ({"x": {"categories": {"视频": 2}, "phrasings": ["{}"], "titles": ["琅琊榜"], "phrased_only": ["琅琊榜"]}},
      "phrasing besides"),
     ({"x": {"categories": {"视频": 2}, "phrasings": ["{}", "{}全集"], "titles": ["琅琊榜"], "phrased_only": ["三体"]}},
+     "phrased_only"),
+    ({"x": {"categories": {"视频": 2}, "phrasings": ["{}", "{}全集"], "titles": ["琅琊榜"], "phrased_only": [{"a": 1}]}},
      "phrased_only"),
     ({}, "non-empty"),
 ])
