@@ -1,4 +1,4 @@
-"""Content titles as training needs: the works and people users search for by name.
+"""Content titles and occasions as training needs: the works, people and days users search for by name.
 
 A search box gets titles of works and names of people — 琅琊榜, 七里香, 陈奕迅, 登高, 桃花源记 — that name no app or
 service: the user wants the kind of service that carries the work (a video app for a drama, a music app and karaoke
@@ -18,11 +18,18 @@ judged training needs of ``index_data/category_train.jsonl``:
   evaluation query (``eval/queries/titles.jsonl`` and the other frozen sets are never trained on), and a row when a
   training need already has its text (the hand-judged row stays).
 
-The rows carry ``"source": "content_titles"`` and the ``title`` they are about (the k-fold evaluation withholds a
+Occasions (``eval/queries/handwritten/occasions.json``: festivals, public holidays, solar terms, shopping festivals)
+are the same kind of knowledge: 立夏 or 国庆节 names no service, and the page it wants (the date, what to eat, where to
+go, what to give) cannot be read off its characters. Their kinds give several phrasings per occasion
+(``phrasings_per_title``), since there are tens of occasions, not a thousand titles.
+
+The rows carry the source file's ``"source"`` (``content_titles``, ``occasions``) and the ``title`` they are about (the k-fold evaluation withholds a
 title's rows from a fold that holds out a need naming it); a rerun replaces exactly those rows, so the file's other rows (and
-their order, which the k-fold evaluation's blocks follow) are untouched and the new rows come last.
+their order, which the k-fold evaluation's blocks follow) are untouched and the new rows come last. Rows without a
+``source`` are the needs judged by hand.
 
     python -m eval titles [--source eval/queries/handwritten/content_titles.json] [--seed 11]
+    python -m eval titles --source eval/queries/handwritten/occasions.json
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ from search.catalog import query_key
 from search.errors import ZhidaError
 
 SOURCE = Path("eval/queries/handwritten/content_titles.json")
-ROW_SOURCE = "content_titles"
+SOURCES = (SOURCE, Path("eval/queries/handwritten/occasions.json"))  # every list the training file holds rows of
+ROW_SOURCE = "content_titles"  # a source file that names none
 SEED = 11  # picks each title's phrasing
 # every evaluation set: none of their queries is trained on, and no title that occurs in one is listed
-EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "pinyin", "typos", "heads"))
+EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "occasions", "pinyin", "typos",
+                                                                  "heads"))
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Kind:
     phrasings: tuple[Phrasing, ...]
     titles: tuple[str, ...]
     phrased_only: frozenset[str] = frozenset()  # titles that alone mean something else (清明, 三峡): no bare row
+    per_title: int = 1  # phrasings besides the bare form, drawn per title without repeats
 
 
 def _grades(obj: Any, where: str, taxonomy: set[str]) -> dict[str, int]:
@@ -68,14 +78,28 @@ def _grades(obj: Any, where: str, taxonomy: set[str]) -> dict[str, int]:
     return dict(obj)
 
 
-def load_kinds(path: str | Path, taxonomy: Iterable[str]) -> list[Kind]:
-    """The source file: ``{"kinds": {name: {"categories": {label: 1|2}, "phrasings": [str | {"text", "categories"}],
-    "titles": [str], "phrased_only": [str]}}}``. Raises ``ZhidaError`` naming what is wrong."""
-    tax = set(taxonomy)
+def _read(path: str | Path) -> Any:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ZhidaError(f"{path}: cannot read the content titles ({e})") from e
+        raise ZhidaError(f"{path}: cannot read the titles ({e})") from e
+
+
+def row_source(path: str | Path) -> str:
+    """The ``source`` the file's rows carry in the training file (``ROW_SOURCE`` when the file names none)."""
+    data = _read(path)
+    name = data.get("source", ROW_SOURCE) if isinstance(data, dict) else ROW_SOURCE
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ZhidaError(f"{path}: 'source' must be a name such as 'occasions', got {name!r}")
+    return name
+
+
+def load_kinds(path: str | Path, taxonomy: Iterable[str]) -> list[Kind]:
+    """The source file: ``{"source": name, "kinds": {name: {"categories": {label: 1|2}, "phrasings": [str | {"text",
+    "categories"}], "titles": [str], "phrased_only": [str], "phrasings_per_title": n}}}``. Raises ``ZhidaError``
+    naming what is wrong."""
+    tax = set(taxonomy)
+    data = _read(path)
     kinds = data.get("kinds") if isinstance(data, dict) else None
     if not isinstance(kinds, dict) or not kinds:
         raise ZhidaError(f"{path}: needs a non-empty 'kinds' object")
@@ -102,18 +126,22 @@ def load_kinds(path: str | Path, taxonomy: Iterable[str]) -> list[Kind]:
             raise ZhidaError(f"{where}: phrased_only must list some of the kind's titles")
         if phrased_only and len(phr) < 2:
             raise ZhidaError(f"{where}: phrased_only titles need a phrasing besides the bare title")
-        out.append(Kind(name, cats, tuple(phr), tuple(titles), frozenset(phrased_only)))
+        per_title = k.get("phrasings_per_title", 1)
+        if not (isinstance(per_title, int) and not isinstance(per_title, bool) and 1 <= per_title <= max(1, len(phr) - 1)):
+            raise ZhidaError(f"{where}: phrasings_per_title must be from 1 to the number of phrasings besides the bare title")
+        out.append(Kind(name, cats, tuple(phr), tuple(titles), frozenset(phrased_only), per_title))
     return out
 
 
 def title_needs(kinds: Sequence[Kind], seed: int, names: set[str], held_out: Sequence[str],
-                trained: set[str]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Training rows for the titles (bare form and one seeded phrasing each) and what was left out, by reason.
+                trained: set[str], source: str = ROW_SOURCE) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Training rows for the titles (bare form and the kind's number of seeded phrasings each, tagged ``source``) and
+    what was left out, by reason.
 
     A title listed under several kinds (盗墓笔记: a drama and a novel) is one title of its first kind whose rows also
     judge the other kinds' categories, at grade 1. ``names``: query keys of the catalog's entity names and aliases;
-    ``held_out``: query keys of the evaluation queries; ``trained``: query keys of the training needs already judged
-    by hand."""
+    ``held_out``: query keys of the evaluation queries; ``trained``: query keys of the training file's other rows (the
+    needs judged by hand and the other lists' rows)."""
     rng = random.Random(seed)
     trained, held_exact = set(trained), set(held_out)  # the caller's set stays as it was
     rows: list[dict[str, Any]] = []
@@ -135,10 +163,14 @@ def title_needs(kinds: Sequence[Kind], seed: int, names: set[str], held_out: Seq
         if any(key in h for h in held_out):
             left["in an evaluation query"].append(title)
             continue
-        extra = kind.phrasings[1 + rng.randrange(len(kind.phrasings) - 1)] if len(kind.phrasings) > 1 else None
-        for p in ((extra,) if title in kind.phrased_only else (kind.phrasings[0], extra)):
-            if p is None:
-                continue
+        n = len(kind.phrasings) - 1
+        if n == 0:
+            extra: list[Phrasing] = []
+        elif kind.per_title == 1:  # one draw per title (the content titles' rows depend on this sequence)
+            extra = [kind.phrasings[1 + rng.randrange(n)]]
+        else:
+            extra = [kind.phrasings[1 + i] for i in sorted(rng.sample(range(n), kind.per_title))]
+        for p in (extra if title in kind.phrased_only else [kind.phrasings[0], *extra]):
             q = p.text.format(title)
             qk = query_key(q)
             if qk in trained or qk in held_exact:
@@ -148,7 +180,7 @@ def title_needs(kinds: Sequence[Kind], seed: int, names: set[str], held_out: Seq
             cats = dict(p.categories or kind.categories)
             for c, g in also.get(key, {}).items():
                 cats.setdefault(c, g)
-            rows.append({"query": q, "categories": cats, "source": ROW_SOURCE, "title": title})
+            rows.append({"query": q, "categories": cats, "source": source, "title": title})
     return rows, left
 
 
@@ -181,24 +213,25 @@ def entity_names(items: Iterable[Any]) -> set[str]:
 
 
 def title_rows(path: str | Path) -> dict[str, str]:
-    """The category training file's ``content_titles`` rows: query key → the title the row is about (none when the
-    file is missing)."""
+    """The category training file's rows written from a list (those with a ``source``: content titles, occasions):
+    query key → the title the row is about (none when the file is missing)."""
     if not Path(path).exists():
         return {}
-    return {query_key(o["query"]): str(o.get("title") or o["query"]) for _, o in _rows(path)
-            if o.get("source") == ROW_SOURCE}
+    return {query_key(o["query"]): str(o.get("title") or o["query"]) for _, o in _rows(path) if o.get("source")}
 
 
-def hand_judged(path: str | Path) -> set[str]:
-    """Query keys of the category training file's other rows (the needs judged by hand)."""
-    return {query_key(o["query"]) for _, o in _rows(path) if o.get("source") != ROW_SOURCE}
+def hand_judged(path: str | Path, besides: str | None = None) -> set[str]:
+    """Query keys of the category training file's needs judged by hand (rows without a ``source``), and with
+    ``besides`` also of every list's rows but that source's."""
+    return {query_key(o["query"]) for _, o in _rows(path)
+            if not o.get("source") or (besides is not None and o.get("source") != besides)}
 
 
-def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """Replace the ``content_titles`` rows of the category training file by ``rows`` (appended after the others),
-    atomically. Returns (rows kept, rows written)."""
+def write_rows(path: str | Path, rows: Sequence[dict[str, Any]], source: str = ROW_SOURCE) -> tuple[int, int]:
+    """Replace the category training file's rows of ``source`` by ``rows`` (appended after the others), atomically.
+    Returns (rows kept, rows written)."""
     p = Path(path)
-    kept = [line for line, o in _rows(p) if o.get("source") != ROW_SOURCE]
+    kept = [line for line, o in _rows(p) if o.get("source") != source]
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in kept) + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                    encoding="utf-8")
@@ -218,11 +251,12 @@ def cmd_titles(args: argparse.Namespace) -> int:
     from search.catalog import load_catalog, load_taxonomy
 
     kinds = load_kinds(args.source, load_taxonomy(args.taxonomy))
+    source = row_source(args.source)
     names = entity_names(load_catalog(args.catalog, args.taxonomy))
-    rows, left = title_needs(kinds, args.seed, names, evaluation_keys(), hand_judged(args.category_train))
-    kept, wrote = write_rows(args.category_train, rows)
-    print(f"{sum(len(k.titles) for k in kinds)} titles in {len(kinds)} kinds → {wrote} training needs "
-          f"(after {kept} other rows) in {args.category_train}")
+    rows, left = title_needs(kinds, args.seed, names, evaluation_keys(), hand_judged(args.category_train, source), source)
+    kept, wrote = write_rows(args.category_train, rows, source)
+    print(f"{sum(len(k.titles) for k in kinds)} titles in {len(kinds)} kinds → {wrote} training needs of source "
+          f"{source!r} (after {kept} other rows) in {args.category_train}")
     for why, what in left.items():
         if what:
             print(f"  left out, {why} ({len(what)}): {'、'.join(what[:12])}{' …' if len(what) > 12 else ''}")
@@ -230,4 +264,4 @@ def cmd_titles(args: argparse.Namespace) -> int:
 
 
 __all__ = ["Kind", "Phrasing", "add_arguments", "cmd_titles", "entity_names", "evaluation_keys", "hand_judged", "load_kinds",
-           "title_needs", "title_rows", "write_rows"]
+           "row_source", "title_needs", "title_rows", "write_rows"]
