@@ -98,8 +98,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", f"all folds: category precision@10 {p['mean']:.3f} [{p['low']:.3f}, {p['high']:.3f}] (n={p['n']}) · "
                   f"facet recall@10 {fr['mean']:.3f} [{fr['low']:.3f}, {fr['high']:.3f}] (n={fr['n']}); 95 % bootstrap "
                   f"intervals; {r['skipped_duplicates']} held-out rows skipped as training rows of their fold"
-                  + (f"; of {r['always_trained']} content-title rows, each fold trained those about nothing it held out "
-                     f"({', '.join(str(f.get('always_trained')) for f in r['folds'])})" if r.get("always_trained") else "")]
+                  + (f"; of {r['always_trained']} rows from the lists (content titles, occasions), each fold trained "
+                     f"those about nothing it held out ({', '.join(str(f.get('always_trained')) for f in r['folds'])})"
+                     if r.get("always_trained") else "")]
     return "\n".join(lines)
 
 
