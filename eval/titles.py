@@ -23,10 +23,10 @@ are the same kind of knowledge: 立夏 or 国庆节 names no service, and the pa
 go, what to give) cannot be read off its characters. Their kinds give several phrasings per occasion
 (``phrasings_per_title``), since there are tens of occasions, not a thousand titles.
 
-The rows carry the source file's ``"source"`` (``content_titles``, ``occasions``) and the ``title`` they are about (the k-fold evaluation withholds a
-title's rows from a fold that holds out a need naming it); a rerun replaces exactly those rows, so the file's other rows (and
-their order, which the k-fold evaluation's blocks follow) are untouched and the new rows come last. Rows without a
-``source`` are the needs judged by hand.
+The rows carry the source file's ``"source"`` (``content_titles``, ``occasions``) and the ``title`` they are about
+(the k-fold evaluation withholds a title's rows from a fold that holds out a need naming it); a rerun replaces exactly
+that source's rows, so the file's other rows (and their order, which the k-fold evaluation's blocks follow) are
+untouched and the new rows come last. Rows without a ``source`` are the needs judged by hand.
 
     python -m eval titles [--source eval/queries/handwritten/content_titles.json] [--seed 11]
     python -m eval titles --source eval/queries/handwritten/occasions.json
