@@ -45,7 +45,7 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
     """Per fold and pooled over the folds: need figures of the served page with 95 % bootstrap intervals, and the
     category model's top-1 / top-3 and recall@n on the held-out needs. ``limit`` scores at most that many needs per
     fold (evenly spaced through the block), for a quicker run. ``always``: rows in every fold's training and never
-    held out — knowledge rather than needs (the content titles of ``eval.titles``), so the blocks stay those of the
+    held out — knowledge rather than needs (the content titles and occasions of ``eval.titles``), so the blocks stay those of the
     needs — except in a fold that holds out a need about the same thing: ``subjects`` names what each row is about
     (its title; by default the row's text), and a fold leaves out the rows whose subject occurs in one of its
     held-out needs (琅琊榜全集 while 琅琊榜演员表 is held out), so a fold still holds out needs unlike any trained."""
