@@ -33,6 +33,7 @@ from .matching import (
     PINYIN_REASON,
     PREFIX_REASON,
     NameMatch,
+    WordSpans,
     has_correction,
     match_names,
     near_names,
@@ -42,7 +43,7 @@ from .matching import (
 from .normalize import compact, compact_breaks, compact_normalized
 from .readings import PinyinReadings
 from .request import validate_query
-from .tokenize import Tokenizer, dictionary_verbs
+from .tokenize import Tokenizer, dictionary_organisations, dictionary_verbs
 from .trace import Trace, mark, perf_counter
 from .types import NAMED_TYPES
 
@@ -110,6 +111,7 @@ class QueryAnalyzer:
         self.text_analyzer = text_analyzer
         self.intent = intent  # None while the intent model itself is being trained
         self.verbs = dictionary_verbs()  # read here, at load, rather than by the first query that needs it
+        self.organisations = dictionary_organisations()
         # needs as users type them (the suggest completions: fuzzy training queries and tags) by their pinyin, read
         # where the catalog's tags and categories spell nothing (``Completions.readings``: liugou → 遛狗)
         self.needs = needs
@@ -128,11 +130,12 @@ class QueryAnalyzer:
         words = self.tokenizer.words(norm)
         t = mark(trace, "tokenize", t)
         breaks = compact_breaks(norm)
-        match = self.match(cq, breaks)
+        spans = WordSpans.of(cq, words)
+        match = self.match(cq, breaks, spans)
         cues = split_command(cq, self.is_name, self.names_in(cq, match), words)
         if cues.wrapped and not _names_entity(match):  # the name inside the command: 帮我打开qq → qq
             off = cq.find(cues.core)
-            inner = self.match(cues.core, frozenset(b - off for b in breaks if 0 < b - off < len(cues.core)))
+            inner = self.match(cues.core, frozenset(b - off for b in breaks if 0 < b - off < len(cues.core)), spans, off)
             if inner.strong:
                 match = inner
         name = cues.core if cues.wrapped else cq
@@ -184,10 +187,17 @@ class QueryAnalyzer:
             return None
         return table.pinyin_readings().read(cq) or (self.needs().read(cq) if self.needs is not None else None)
 
-    def match(self, cq: str, breaks: frozenset[int] = frozenset()) -> NameMatch:
+    def match(self, cq: str, breaks: frozenset[int] = frozenset(), spans: WordSpans | None = None,
+              offset: int = 0) -> NameMatch:
+        """Name signals for compact text ``cq``; ``spans``: the words of the query ``cq`` starts at ``offset`` of (a
+        name inside another of its words is not contained, ``WordSpans``)."""
         s = self.settings
+        inside = None
+        if spans is not None:
+            def inside(start: int, length: int) -> bool:
+                return spans.inside_other_word(start + offset, length, self._is_word_name, self.organisations)
         m = match_names(self.lexicon, cq, exact_boost=s.exact_boost, prefix_boost=s.prefix_boost,
-                        contains_boost=s.contains_boost, generic=self.table.is_generic, breaks=breaks)
+                        contains_boost=s.contains_boost, generic=self.table.is_generic, breaks=breaks, inside_word=inside)
         return self.table.with_added(m, cq, s.exact_boost) if self.table.added_names else m
 
     def _known_phrase(self, name: str, terms: Sequence[str], docs: np.ndarray, scores: np.ndarray) -> bool:
@@ -244,6 +254,10 @@ class QueryAnalyzer:
                     and (types is None or table.items[d].type in types):
                 out += [c for _, c in table.compact_names_of(d) if len(c) >= 2 and c in cq]
         return out
+
+    def _is_word_name(self, w: str) -> bool:
+        """Whether compact word ``w`` is a name or alias of the catalog, as built or added since."""
+        return self.is_name(w) or w in self.table.added_names
 
     def is_name(self, cq: str) -> bool:
         """Whether ``cq`` is exactly a name, alias or pinyin key in the lexicon."""

@@ -7,7 +7,8 @@ classifier (as catalog-aware features). Kinds of match, strongest first:
   some item's name or alias as typed is not read as a generic item's initials (ETC: ETC办理, not 儿童餐's etc);
 - homophone: a toneless pinyin reading of the query equals a name's pinyin (肯得基 → kendeji → 肯德基), the
   commonest typo; every reading of a polyphonic character is tried (行 → hang / xing);
-- contained: a name or alias occurs inside the query (星巴克会员, 附近的星巴克), scaled by coverage;
+- contained: a name or alias occurs inside the query (星巴克会员, 附近的星巴克), scaled by coverage — as words of the
+  query, not inside another word (``WordSpans``: 小米 is not in 小米粥, 三星 not in 三星堆, 多芬 not in 贝多芬);
 - prefix: the query is the start of a key (网易云 → 网易云音乐), scaled by coverage;
 - near (``near_names``, after BM25): a name of three or more characters one edit away from the query (星巴客).
 
@@ -17,8 +18,9 @@ Matches on generic items (services many providers offer, content: 密室逃脱, 
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -66,6 +68,65 @@ class NameMatch:
         return item, boost, reason
 
 
+# what follows a name in a word that still names its owner (微软公司, 联想集团, 淘宝网, 华为技术, 东风汽车公司): the
+# words of a company's designation, which jieba's dictionary joins to the name
+COMPANY_SUFFIXES = ("公司", "集团", "网", "社", "技术", "科技", "通信", "汽车", "电子", "控股")
+
+
+@dataclass(frozen=True)
+class WordSpans:
+    """Where the words of a query's segmentation start and end in its compact form, so that a name found inside the
+    query counts only as words of it: a name is a word (or run of words) the user typed, not characters of another
+    word. jieba's main dictionary joins 小米粥 (millet porridge), 三星堆 (a museum site), 贝多芬 (Beethoven), 喜马拉雅山 and
+    全家福 into one word each, and the catalog's 小米, 三星, 多芬 (a shampoo), 喜马拉雅 (an audio app) and 全家 (a
+    convenience store) inside them are coincidences of characters; so are names that straddle two words (一个 in
+    一/个人, 松下 in 放松/下, 物美 in 宠物/美容). Latin names already match as whole Latin words (``Lexicon.contained``).
+
+    The segmenter keeps the catalog's own names and aliases whole, so a name inside one of those (电信 in 中国电信)
+    lies inside a name and stays matched, as does a name inside a word that names its company: one the dictionary tags
+    as an organisation (微软公司, 中国移动通信) or the name followed by a company designation (淘宝网, 华为技术,
+    ``COMPANY_SUFFIXES``)."""
+
+    bounds: tuple[int, ...]  # word boundaries, ascending: 0, the end of the first word, …, len(compact query)
+    words: tuple[str, ...]  # the compact words
+
+    @classmethod
+    def of(cls, cq: str, words: Iterable[str]) -> WordSpans | None:
+        """The spans of ``words`` (the segmentation of the query whose compact form is ``cq``); None when the compact
+        words do not spell ``cq`` exactly (then no name is judged against them)."""
+        bounds, out, pos = [0], [], 0
+        for w in words:
+            c = compact_normalized(w)
+            if not c:
+                continue
+            if not cq.startswith(c, pos):
+                return None
+            pos += len(c)
+            bounds.append(pos)
+            out.append(c)
+        return cls(tuple(bounds), tuple(out)) if pos == len(cq) else None
+
+    def inside_other_word(self, start: int, length: int, is_name: Callable[[str], bool],
+                          organisations: Collection[str] = frozenset()) -> bool:
+        """Whether the name at ``start`` (``length`` characters) lies inside another word or across words, rather than
+        being words of the query (see the class docstring; ``is_name``: whether a word is a catalog name or alias)."""
+        end, b = start + length, self.bounds
+        first = bisect.bisect_right(b, start) - 1  # the word the name starts in
+        last = bisect.bisect_left(b, end) - 1  # the word it ends in
+        if b[first] == start and b[last + 1] == end:
+            return False  # whole words
+        over = self.words[first:last + 1]
+        if any(len(w) >= 2 and is_name(w) for w in over):
+            return False  # inside a name the catalog has
+        if len(over) == 1:
+            w = over[0]
+            if w in organisations:
+                return False
+            if b[first] == start and w[length:].endswith(COMPANY_SUFFIXES):
+                return False
+        return True
+
+
 def match_names(
     lexicon: Lexicon,
     q: str,
@@ -76,6 +137,7 @@ def match_names(
     prefix_limit: int = 50,
     generic: np.ndarray | None = None,
     breaks: frozenset[int] = frozenset(),
+    inside_word: Callable[[int, int], bool] | None = None,
 ) -> NameMatch:
     """Signals for the compact query ``q`` (see module docstring).
 
@@ -83,6 +145,8 @@ def match_names(
     one is weaker evidence of a precise intent; their exact and contained matches feed the separate
     ``generic_exact`` / ``generic_contained`` features instead of the name features (the boosts are the same).
     ``breaks``: where the query had a space before compacting (``Lexicon.contained`` matches Latin words whole).
+    ``inside_word(start, length)``: whether a name found there lies inside another word of the query; such a name is
+    not contained (``WordSpans.inside_other_word``).
     """
     boosts: dict[int, tuple[float, str]] = {}
     f = dict.fromkeys(NAME_FEATURES, 0.0)
@@ -129,7 +193,7 @@ def match_names(
 
     n = len(q)
     for item, kind, start, ln in lexicon.contained(q, breaks=breaks):
-        if ln == n:
+        if ln == n or (inside_word is not None and inside_word(start, ln)):
             continue
         cover = ln / n
         boost = contains_boost * cover * KIND_WEIGHT[kind] * (1.1 if start == 0 else 1.0)

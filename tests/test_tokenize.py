@@ -78,6 +78,15 @@ def test_dictionary_verbs_come_from_jiebas_tags():
     assert dictionary_verbs() is verbs  # read once per process
 
 
+def test_dictionary_organisations_come_from_jiebas_tags():
+    from search.tokenize import dictionary_organisations, dictionary_verbs
+
+    orgs = dictionary_organisations()
+    assert {"微软公司", "联想集团", "中国移动通信"} <= orgs  # tagged nt in jieba's dictionary
+    assert not {"小米粥", "京东方", "贝多芬", "投诉"} & orgs  # a noun, a proper noun (nz), a name (nr), a verb
+    assert not orgs & dictionary_verbs()
+
+
 def test_english_stop_words_of_a_phrase_are_not_terms():
     t = Tokenizer(["microsoft to do"])
     assert t.terms("train tickets to beijing") == ("train", "tickets", "beijing")
