@@ -44,7 +44,7 @@ query: index ## answer one query from the default index: make query Q=睡不着
 	$(PY) -m search query "$(Q)" --index $(INDEX)
 
 validate: $(STAMP) ## validate the catalog and the query sets (coverage check when ../shared exists)
-	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --category-train index_data/category_train.jsonl --dev eval/queries/dev.jsonl eval/queries/hard_dev.jsonl eval/queries/titles.jsonl eval/queries/occasions.jsonl eval/queries/inside_words.jsonl eval/queries/pinyin.jsonl eval/queries/typos.jsonl eval/queries/heads.jsonl --shared $(SHARED) --min-per-label 10
+	$(PY) -m search validate index_data/catalog.jsonl --train index_data/intent_train.jsonl --category-train index_data/category_train.jsonl --dev eval/queries/dev.jsonl eval/queries/hard_dev.jsonl eval/queries/titles.jsonl eval/queries/occasions.jsonl eval/queries/inside_words.jsonl eval/queries/places.jsonl eval/queries/pinyin.jsonl eval/queries/typos.jsonl eval/queries/heads.jsonl --shared $(SHARED) --min-per-label 10
 
 # The console's browser tests drive Debian's Chromium (Playwright's own browser download is not used); a CJK font
 # makes its Chinese legible. Installed when missing and possible (root with apt-get); otherwise those tests skip.
@@ -71,11 +71,12 @@ test-all: $(STAMP) browser-deps nginx ## run every test, the slow ones included 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check search eval tests bench
 
-eval: index ## offline relevance evaluation on the dev and hard dev sets, the head words, and the held-out content titles and poems, occasions, names inside other words, pinyin needs and needs with homophone slips (reports in eval/out/)
+eval: index ## offline relevance evaluation on the dev and hard dev sets, the head words, and the held-out content titles and poems, occasions, names inside other words, places, pinyin needs and needs with homophone slips (reports in eval/out/)
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/dev.jsonl eval/queries/hard_dev.jsonl eval/queries/heads.jsonl --out eval/out
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/titles.jsonl --relevance categories --out eval/out/titles
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/occasions.jsonl --relevance categories --out eval/out/occasions
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/inside_words.jsonl --relevance categories --out eval/out/inside_words
+	$(PY) -m eval run --index $(INDEX) --queries eval/queries/places.jsonl --relevance categories --out eval/out/places
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/pinyin.jsonl --relevance categories --out eval/out/pinyin
 	$(PY) -m eval run --index $(INDEX) --queries eval/queries/typos.jsonl --relevance categories --out eval/out/typos
 

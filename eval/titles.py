@@ -50,7 +50,7 @@ SOURCES = (SOURCE, Path("eval/queries/handwritten/occasions.json"))  # every lis
 ROW_SOURCE = "content_titles"  # a source file that names none
 SEED = 11  # picks each title's phrasing
 # every evaluation set: none of their queries is trained on, and no title that occurs in one is listed
-EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "occasions", "inside_words", "pinyin", "typos",
+EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "occasions", "inside_words", "places", "pinyin", "typos",
                                                                   "heads"))
 
 

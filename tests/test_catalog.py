@@ -121,7 +121,7 @@ def test_repository_data_validates(capsys):
     rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--train", str(ROOT / "index_data/intent_train.jsonl"),
                         "--category-train", str(ROOT / "index_data/category_train.jsonl"),
                         "--dev", str(ROOT / "eval/queries/dev.jsonl"), str(ROOT / "eval/queries/hard_dev.jsonl"),
-                        str(ROOT / "eval/queries/titles.jsonl"), str(ROOT / "eval/queries/occasions.jsonl"), str(ROOT / "eval/queries/inside_words.jsonl"),
+                        str(ROOT / "eval/queries/titles.jsonl"), str(ROOT / "eval/queries/occasions.jsonl"), str(ROOT / "eval/queries/inside_words.jsonl"), str(ROOT / "eval/queries/places.jsonl"),
                         str(ROOT / "eval/queries/pinyin.jsonl"),
                         str(ROOT / "eval/queries/typos.jsonl"), str(ROOT / "eval/queries/heads.jsonl"),
                         "--shared", str(shared), "--min-per-label", "10"])
