@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loop_arguments(lp)
     lp.set_defaults(func=cmd_loop)
-    ti = sub.add_parser("titles", help="write a list's training needs (content titles, occasions) into the category training file")
+    ti = sub.add_parser("titles", help="write a list's training needs (content titles, occasions, places) into the category training file")
     from .titles import add_arguments as titles_arguments
     from .titles import cmd_titles
 

@@ -45,10 +45,10 @@ def fold_eval(items: Sequence[Item], intent_train: Sequence[tuple[str, str]],
     """Per fold and pooled over the folds: need figures of the served page with 95 % bootstrap intervals, and the
     category model's top-1 / top-3 and recall@n on the held-out needs. ``limit`` scores at most that many needs per
     fold (evenly spaced through the block), for a quicker run. ``always``: rows in every fold's training and never
-    held out — knowledge rather than needs (the content titles and occasions of ``eval.titles``), so the blocks stay those of the
-    needs — except in a fold that holds out a need about the same thing: ``subjects`` names what each row is about
-    (its title; by default the row's text), and a fold leaves out the rows whose subject occurs in one of its
-    held-out needs (琅琊榜全集 while 琅琊榜演员表 is held out), so a fold still holds out needs unlike any trained."""
+    held out — knowledge rather than needs (the content titles, occasions and places of ``eval.titles``), so the
+    blocks stay those of the needs — except in a fold that holds out a need about the same thing: ``subjects`` names
+    what each row is about (its title; by default the row's text), and a fold leaves out the rows whose subject occurs
+    in one of its held-out needs (琅琊榜全集 while 琅琊榜演员表 is held out), so a fold still holds out needs unlike any trained."""
     category_of = {it.id: it.category for it in items}
     size = category_sizes(items)
     folds, pooled, skipped = [], {m: [] for m in ("category_precision@10", "facet_recall@10")}, 0
@@ -98,7 +98,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", f"all folds: category precision@10 {p['mean']:.3f} [{p['low']:.3f}, {p['high']:.3f}] (n={p['n']}) · "
                   f"facet recall@10 {fr['mean']:.3f} [{fr['low']:.3f}, {fr['high']:.3f}] (n={fr['n']}); 95 % bootstrap "
                   f"intervals; {r['skipped_duplicates']} held-out rows skipped as training rows of their fold"
-                  + (f"; of {r['always_trained']} rows from the lists (content titles, occasions), each fold trained "
+                  + (f"; of {r['always_trained']} rows from the lists (content titles, occasions, places), each fold trained "
                      f"those about nothing it held out ({', '.join(str(f.get('always_trained')) for f in r['folds'])})"
                      if r.get("always_trained") else "")]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Content titles and occasions as training needs: the works, people and days users search for by name.
+"""Content titles, occasions and places as training needs: the works, people, days and places users search for by name.
 
 A search box gets titles of works and names of people — 琅琊榜, 七里香, 陈奕迅, 登高, 桃花源记 — that name no app or
 service: the user wants the kind of service that carries the work (a video app for a drama, a music app and karaoke
@@ -23,13 +23,19 @@ are the same kind of knowledge: 立夏 or 国庆节 names no service, and the pa
 go, what to give) cannot be read off its characters. Their kinds give several phrasings per occasion
 (``phrasings_per_title``), since there are tens of occasions, not a thousand titles.
 
-The rows carry the source file's ``"source"`` (``content_titles``, ``occasions``) and the ``title`` they are about
+Places (``eval/queries/handwritten/places.json``: mountains, lakes and waterfalls, old towns, temples and historic
+sites, streets and squares, islands, grasslands and deserts) name no service either: 长白山 or 宽窄巷子 wants the
+travel pages (a guide, tickets, the way there, a room nearby), which a sentence encoder that barely knows the place
+cannot find (a place's name reads as a poem, a song or its characters' other senses).
+
+The rows carry the source file's ``"source"`` (``content_titles``, ``occasions``, ``places``) and the ``title`` they are about
 (the k-fold evaluation withholds a title's rows from a fold that holds out a need naming it); a rerun replaces exactly
 that source's rows, so the file's other rows (and their order, which the k-fold evaluation's blocks follow) are
 untouched and the new rows come last. Rows without a ``source`` are the needs judged by hand.
 
     python -m eval titles [--source eval/queries/handwritten/content_titles.json] [--seed 11]
     python -m eval titles --source eval/queries/handwritten/occasions.json
+    python -m eval titles --source eval/queries/handwritten/places.json
 """
 
 from __future__ import annotations
@@ -46,12 +52,13 @@ from search.catalog import query_key
 from search.errors import ZhidaError
 
 SOURCE = Path("eval/queries/handwritten/content_titles.json")
-SOURCES = (SOURCE, Path("eval/queries/handwritten/occasions.json"))  # every list the training file holds rows of
+# every list the training file holds rows of
+SOURCES = (SOURCE, Path("eval/queries/handwritten/occasions.json"), Path("eval/queries/handwritten/places.json"))
 ROW_SOURCE = "content_titles"  # a source file that names none
 SEED = 11  # picks each title's phrasing
 # every evaluation set: none of their queries is trained on, and no title that occurs in one is listed
-EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "occasions", "inside_words", "places", "pinyin", "typos",
-                                                                  "heads"))
+EVAL_SETS = tuple(Path("eval/queries") / f"{n}.jsonl" for n in ("dev", "hard_dev", "titles", "occasions", "inside_words",
+                                                                  "places", "pinyin", "typos", "heads"))
 
 
 @dataclass(frozen=True)
@@ -213,8 +220,8 @@ def entity_names(items: Iterable[Any]) -> set[str]:
 
 
 def title_rows(path: str | Path) -> dict[str, str]:
-    """The category training file's rows written from a list (those with a ``source``: content titles, occasions):
-    query key → the title the row is about (none when the file is missing)."""
+    """The category training file's rows written from a list (those with a ``source``: content titles, occasions,
+    places): query key → the title the row is about (none when the file is missing)."""
     if not Path(path).exists():
         return {}
     return {query_key(o["query"]): str(o.get("title") or o["query"]) for _, o in _rows(path) if o.get("source")}
