@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import CATALOG50, ROOT, TAXONOMY, write_jsonl
 
+from eval.titles import EVAL_SETS
 from search.catalog import (
     Interner,
     checked,
@@ -120,10 +121,7 @@ def test_repository_data_validates(capsys):
     shared = ROOT.parent / "shared" / "data"
     rc = validate_main(["validate", str(ROOT / "index_data/catalog.jsonl"), "--train", str(ROOT / "index_data/intent_train.jsonl"),
                         "--category-train", str(ROOT / "index_data/category_train.jsonl"),
-                        "--dev", str(ROOT / "eval/queries/dev.jsonl"), str(ROOT / "eval/queries/hard_dev.jsonl"),
-                        str(ROOT / "eval/queries/titles.jsonl"), str(ROOT / "eval/queries/occasions.jsonl"), str(ROOT / "eval/queries/inside_words.jsonl"), str(ROOT / "eval/queries/places.jsonl"),
-                        str(ROOT / "eval/queries/pinyin.jsonl"),
-                        str(ROOT / "eval/queries/typos.jsonl"), str(ROOT / "eval/queries/heads.jsonl"),
+                        "--dev", *(str(ROOT / p) for p in EVAL_SETS),  # every evaluation set
                         "--shared", str(shared), "--min-per-label", "10"])
     out = capsys.readouterr()
     assert rc == 0, out.err[-3000:]
