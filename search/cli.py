@@ -290,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--category-train", help="training needs with judged categories (JSONL; default: "
                    "settings.category_train_path, skipped when that file is missing)")
     b.add_argument("--out", help="index folder (default: settings.index_path)")
-    b.add_argument("--encoder", choices=["usem3", "svd"])
+    b.add_argument("--encoder", choices=["usem3", "distilled", "svd"])
     b.add_argument("--quiet", action="store_true")
     b.add_argument("--extra-train", help="mined intent labels (JSONL {query, intent}, from python -m eval mine) added "
                    "to the training queries; hand labels win, evaluation queries are dropped")

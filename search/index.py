@@ -37,7 +37,9 @@ from .categories import (
 )
 from .config import Settings
 from .dense import (
+    DISTILL_MAX_TEXTS,
     DenseIndex,
+    DistilledEncoder,
     Encoder,
     choose_index_type,
     configure_search,
@@ -72,6 +74,35 @@ def item_terms(tokenizer: Tokenizer, it: Item) -> list[str]:
 
 def item_dense_text(it: Item) -> str:
     return f"{it.name}。{it.category}。{it.description} {' '.join(it.tags)}"
+
+
+def distill_texts(items: Sequence[Item], queries: Sequence[str], item_sample: Sequence[int], limit: int,
+                  seed: int = 0) -> list[str]:
+    """The short texts the distilled query encoder learns from, besides the items' own texts: every training query,
+    then the sampled items' names, aliases, tags, action names and the start of their descriptions, then pairs and
+    triples of their tags joined as a user types a need (周末 + 带娃 → 周末带娃). Normalised, de-duplicated, in a
+    fixed order, at most ``limit``."""
+    import random
+
+    out: dict[str, None] = {}
+
+    def add(t: str) -> None:
+        t = normalize(t)
+        if t and len(out) < limit:
+            out[t] = None
+
+    for q in queries:
+        add(q)
+    tags: list[str] = []
+    for i in item_sample:
+        it = items[i]
+        for t in (it.name, *it.aliases, *it.tags, *(a.name for a in it.actions), it.description[:40]):
+            add(t)
+        tags.extend(it.tags)
+    rng = random.Random(seed)
+    for _ in range(min(20_000, 6 * len(item_sample)) if len(tags) >= 3 else 0):
+        add("".join(rng.sample(tags, rng.choice((2, 2, 3)))))
+    return list(out)
 
 
 @dataclass
@@ -173,6 +204,13 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
         encoder = new_encoder(settings.encoder, settings.blas_threads or None, settings.svd_dim, texts, text_analyzer)
     say(f"embeddings ({len(items)} items)")
     vectors = encoder.fit_catalog(texts)
+    if settings.encoder == "distilled" and not isinstance(encoder, DistilledEncoder):
+        say("distilled query encoder")
+        sample = sorted(np.random.default_rng(0).choice(len(items), min(len(items), DISTILL_MAX_TEXTS // 3),
+                                                        replace=False).tolist())
+        short = distill_texts(items, [q for q, _ in train] + [q for q, _ in category_train], sample,
+                              DISTILL_MAX_TEXTS - len(sample))
+        encoder = DistilledEncoder.fit(encoder, short, text_analyzer, ([texts[i] for i in sample], vectors[sample]))
     kind = choose_index_type(len(items), settings.dense_index)
     say(f"faiss ({kind})")
     dense = DenseIndex.build(vectors, kind, settings.hnsw_m)

@@ -294,7 +294,7 @@ class Searcher:
             return {"added": 0, "updated": 0}
         if len({it.id for it in items}) != len(items):
             raise InvalidQueryError("duplicate item ids in one upsert", field="items")
-        vectors = self.parts.encoder.encode([normalize(item_dense_text(it)) for it in items])
+        vectors = self.parts.encoder.encode_items([normalize(item_dense_text(it)) for it in items])
         terms = [self.item_terms(it) for it in items]
         with self._write_lock:
             n_new = sum(it.id not in self.table.doc_of for it in items)
