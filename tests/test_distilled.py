@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import settings_for
 
 from search.dense import DistilledEncoder, SVDEncoder
 from search.errors import IndexIntegrityError
@@ -15,8 +16,6 @@ from search.normalize import normalize
 from search.searcher import Searcher
 from search.textvec import make_analyzer
 from search.tokenize import Tokenizer
-
-from conftest import settings_for
 
 ANALYZER = make_analyzer(Tokenizer().words)
 
