@@ -37,6 +37,7 @@ from .categories import (
 )
 from .config import Settings
 from .dense import (
+    DISTILL_MAX_ITEMS,
     DISTILL_MAX_TEXTS,
     DenseIndex,
     DistilledEncoder,
@@ -206,7 +207,7 @@ def build_parts(items: Sequence[Item], train: Sequence[tuple[str, str]], setting
     vectors = encoder.fit_catalog(texts)
     if settings.encoder == "distilled" and not isinstance(encoder, DistilledEncoder):
         say("distilled query encoder")
-        sample = sorted(np.random.default_rng(0).choice(len(items), min(len(items), DISTILL_MAX_TEXTS // 3),
+        sample = sorted(np.random.default_rng(0).choice(len(items), min(len(items), DISTILL_MAX_ITEMS),
                                                         replace=False).tolist())
         short = distill_texts(items, [q for q, _ in train] + [q for q, _ in category_train], sample,
                               DISTILL_MAX_TEXTS - len(sample))
