@@ -312,8 +312,8 @@ class DistilledEncoder:
         return enc
 
 
-# Encoders by the name the manifest records: a new encoder is a class with ``name``, ``encode``, ``meta``, ``save``,
-# ``load``, ``fit_catalog`` and ``warm``, and one entry here.
+# Encoders by the name the manifest records: a new encoder is a class with ``name``, ``encode``, ``encode_items``,
+# ``meta``, ``save``, ``load``, ``fit_catalog`` and ``warm``, and one entry here.
 ENCODERS: dict[str, Any] = {"usem3": USEEncoder, "svd": SVDEncoder, "distilled": DistilledEncoder}
 
 
