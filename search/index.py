@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import platform
+import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -83,8 +84,6 @@ def distill_texts(items: Sequence[Item], queries: Sequence[str], item_sample: Se
     then the sampled items' names, aliases, tags, action names and the start of their descriptions, then pairs and
     triples of their tags joined as a user types a need (周末 + 带娃 → 周末带娃). Normalised, de-duplicated, in a
     fixed order, at most ``limit``."""
-    import random
-
     out: dict[str, None] = {}
 
     def add(t: str) -> None:
