@@ -498,6 +498,7 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
     # one more pass: shares of time per stage, per route, as the stages report them (search.trace)
     s.clear_caches()
     shares: dict[str, dict[str, float]] = {r: dict.fromkeys((*STAGES, "format", "other", "total"), 0.0) for r in by_route}
+    counted = dict.fromkeys(by_route, 0)  # queries of this one pass per route (the pooled figures hold ``passes``)
     for q in queries:
         trace = Trace()
         t = pc()
@@ -506,12 +507,14 @@ def latency_bench(s: Any, warm: Sequence[str], queries: Sequence[str], k: int = 
         r.to_dict()
         t2 = pc()
         acc = shares[r.intent.label]
+        counted[r.intent.label] += 1
         acc["total"] += t2 - t
         acc["format"] += t2 - t1
         for key, v in trace.seconds.items():
             acc[key] += v
         acc["other"] += (t1 - t) - sum(trace.seconds.values())
-    out["stage_shares"] = {r: ({k2: v / d["total"] for k2, v in d.items() if k2 != "total"} | {"total_ms": d["total"] * 1000})
+    out["stage_shares"] = {r: ({k2: v / d["total"] for k2, v in d.items() if k2 != "total"}
+                               | {"total_ms": d["total"] * 1000, "mean_ms": d["total"] * 1000 / counted[r]})
                            for r, d in shares.items() if d["total"] > 0}
     out["stage_note"] = ("shares of total time per route, as reported by the stages (search.trace.STAGES); format = "
                          "to_dict; other = k check, routing and response assembly. Second pass over the same queries "
@@ -1308,9 +1311,12 @@ def print_tables(results: dict[str, Any]) -> None:
             p("| route | " + " | ".join(cols) + " | mean ms |")
             p("|---" * (len(cols) + 2) + "|")
             for route, sh in lt["stage_shares"].items():
-                nn = lt["routes"][route]["n"]
-                p(f"| {route} | " + " | ".join(f"{sh.get(k, 0.0) * 100:.0f} %" for k in cols)
-                  + f" | {sh['total_ms'] / max(nn, 1):.2f} |")
+                # mean over the share pass's own queries (results written before mean_ms: the pooled count covers
+                # every measured pass, so divide by the passes too)
+                mean = sh.get("mean_ms")
+                if mean is None:
+                    mean = sh["total_ms"] * max(len(lt.get("passes") or [1]), 1) / max(lt["routes"][route]["n"], 1)
+                p(f"| {route} | " + " | ".join(f"{sh.get(k, 0.0) * 100:.0f} %" for k in cols) + f" | {mean:.2f} |")
             p("")
         sg = q.get("suggest")
         if sg:

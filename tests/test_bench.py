@@ -15,6 +15,8 @@ def test_latency_passes_are_pooled_and_each_kept(searcher50):
         for route in seen:
             assert 0 < ps[route]["p50"] <= ps[route]["p99"]
     assert set(res["stage_shares"]) <= {"precise", "fuzzy", "mixed"}
+    for route, sh in res["stage_shares"].items():  # the share pass is one pass: its mean is over a third of the queries
+        assert round(sh["total_ms"] / sh["mean_ms"]) == routes[route]["n"] // 3
 
 
 def test_pairs_answers_every_query_under_both_settings(searcher50):
