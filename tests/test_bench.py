@@ -46,3 +46,15 @@ def test_pairs_reads_settings_changes_by_their_type():
     for bad in ("tag_extra_candidates", "no_such_field=1", "tag_extra_candidates=ten"):
         with pytest.raises(SystemExit):
             parse_changes([bad])
+
+
+def test_the_100k_fuzzy_target_names_the_encoder_it_was_measured_with():
+    from bench.run import evaluate_targets
+
+    def row(p99: float, encoder: str) -> dict:
+        q = {"latency": {"routes": {"fuzzy": {"p99": p99}, "precise": {"p99": 1.0}}}, "settings": {"encoder": encoder}}
+        return next(r for r in evaluate_targets({"sizes": {"100k": {"query": q}}}) if r["target"] == "fuzzy_p99_100k")
+
+    slow, fast = row(9.5, "usem3"), row(4.9, "distilled")
+    assert slow["value"] == "9.50 ms (encoder usem3)" and slow["ok"] is False
+    assert fast["value"] == "4.90 ms (encoder distilled)" and fast["ok"] is True
