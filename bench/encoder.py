@@ -15,7 +15,6 @@ alternates from text to text. Prints p50 / p99 / mean per thread count and cache
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from search.errors import ZhidaError
 from search.searcher import Searcher
 
 from . import scale
-from .run import lat_stats
+from .run import lat_stats, save_json
 
 
 def need_texts(s: Searcher, queries: Sequence[str]) -> list[str]:
@@ -97,8 +96,7 @@ def main() -> int:
             st = run[state]
             print(f"| {run['blas_threads']} | {state} | {st['p50']:.3f} | {st['p99']:.3f} | {st['mean']:.3f} |")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+        save_json(args.out, res)
     return 0
 
 

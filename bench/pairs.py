@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from search.errors import ConfigError
 from search.searcher import Searcher
 
 from . import scale
-from .run import lat_stats
+from .run import lat_stats, save_json
 
 
 def parse_changes(pairs: list[str]) -> dict[str, Any]:
@@ -105,8 +104,7 @@ def main() -> int:
         print(f"| {group} | {g['n']} | {a_['p50']:.3f} / {a_['p99']:.3f} / {a_['mean']:.3f} | "
               f"{b_['p50']:.3f} / {b_['p99']:.3f} / {b_['mean']:.3f} | {g['diff_mean']:+.3f} / {g['diff_median']:+.3f} |")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+        save_json(args.out, res)
     return 0
 
 

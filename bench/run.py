@@ -191,6 +191,12 @@ def pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else float("nan")
 
 
+def save_json(path: Path, obj: Any) -> None:
+    """Write a run's figures as JSON (UTF-8, Chinese kept readable), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+
+
 def lat_stats(ms: Sequence[float]) -> dict[str, Any]:
     if not len(ms):
         return {"n": 0}
