@@ -1167,7 +1167,7 @@ def main_worker(args: argparse.Namespace) -> int:
         build_part = OUT / f"part-build-{args.size}.json"
         build = json.loads(build_part.read_text(encoding="utf-8")) if build_part.exists() else {}
         res = worker_query(args, build)
-    Path(args.result).write_text(json.dumps(res, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    save_json(Path(args.result), res)
     return 0
 
 
@@ -1505,7 +1505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry["query"] = run_worker("query", label, n, index, args)
         entry["query"]["n_items"] = entry["build"].get("n_items")
         results["sizes"][label] = entry
-        (OUT / "results.partial.json").write_text(json.dumps(results, ensure_ascii=False, indent=1, default=float))
+        save_json(OUT / "results.partial.json", results)
     args.derive_check = derive_flag
     if not args.no_http:
         seconds = args.http_seconds or (10.0 if args.quick else 30.0)
@@ -1548,7 +1548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["sizes"][label]["http"] = {"error": str(exc)}
     results["total_s"] = time.perf_counter() - t_start
     results["targets"] = evaluate_targets(results)
-    Path(args.out).write_text(json.dumps(results, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    save_json(Path(args.out), results)
     print_tables(results)
     say(f"wrote {args.out}")
     return 0
